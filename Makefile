@@ -1,0 +1,53 @@
+# Conveyor: `make demo` (the main job, on the local cloud) and `make test` (what CI runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+CDK_CLI := aws-cdk@2.1148.1
+
+.PHONY: venv demo up test lint typecheck unit infra e2e bench synth clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[train,local,infra,dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)  ## the whole story on the bundled dataset, on the local cloud
+	$(BIN)/conveyor demo
+
+up: $(STAMP)  ## keep a local cloud running (Ctrl-C stops it)
+	$(BIN)/conveyor up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP)  ## lint, type-check, then every test (unit, component, infra, e2e)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e
+
+bench: $(STAMP)  ## benchmarks (not part of make test)
+	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly
+
+synth: $(STAMP)  ## cdk synth with the pinned CDK CLI (offline, no Docker)
+	npx --yes $(CDK_CLI) synth --quiet
+
+clean:
+	rm -rf .conveyor cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""Lambda entry point of the prediction API (API Gateway REST proxy).
+
+Imports numpy and onnxruntime through the domain package, never pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from conveyor.errors import ArtifactError
+from conveyor.openapi import openapi_document
+from conveyor.serving import InvalidInput, RequestError, request_id_from
+
+logger = Logger(service="conveyor")
+app = APIGatewayRestResolver()
+_service: Any = None
+
+
+def _prediction_service() -> Any:
+    global _service  # noqa: PLW0603 - built once per container, on first use, not at import
+    if _service is None:
+        from conveyor.adapters.aws import DynamoTable, S3ObjectStore
+        from conveyor.config import Settings
+        from conveyor.registry import Registry
+        from conveyor.serving import ModelCache, PredictionService
+
+        settings = Settings.from_env()
+        _service = PredictionService(
+            Registry(DynamoTable(settings.registry_table)),
+            ModelCache(S3ObjectStore(), settings.artifact_bucket),
+            routing_cache_seconds=settings.routing_cache_seconds,
+            max_rows=settings.max_batch_rows,
+        )
+    return _service
+
+
+def _request_id() -> str:
+    request_id = request_id_from(dict(app.current_event.headers or {}))
+    logger.set_correlation_id(request_id)
+    return request_id
+
+
+def _json(status: int, body: dict[str, Any], request_id: str) -> Response:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers={"X-Request-Id": request_id},
+    )
+
+
+@app.post("/models/<model>/predict")
+def predict(model: str) -> Response:
+    request_id = _request_id()
+    raw = app.current_event.body or ""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, TypeError) as error:
+        raise InvalidInput(
+            "the body is not valid JSON",
+            [{"field": "body", "message": str(error.msg if hasattr(error, "msg") else error)}],
+        ) from None
+    response = _prediction_service().predict(model, body, request_id)
+    logger.info(
+        "scored", extra={"model": model, "version": response["model_version"], "rows": len(response["predictions"])}
+    )
+    return _json(200, response, request_id)
+
+
+@app.get("/models/<model>")
+def describe(model: str) -> Response:
+    return _json(200, _prediction_service().describe(model), _request_id())
+
+
+@app.get("/openapi.json")
+def openapi() -> Response:
+    return _json(200, openapi_document(), _request_id())
+
+
+@app.exception_handler(RequestError)
+def request_error(error: RequestError) -> Response:
+    logger.info("request refused", extra={"code": error.code, "status": error.status})
+    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+    return _json(error.status, body, _request_id())
+
+
+@app.exception_handler(ArtifactError)
+def artifact_error(error: ArtifactError) -> Response:
+    logger.error("artifact refused", extra={"reason": str(error)})
+    body = {"error": {"code": "model_unavailable", "message": "the model artifact failed verification", "details": []}}
+    return _json(503, body, _request_id())
+
+
+@app.not_found
+def not_found(_: NotFoundError) -> Response:
+    body = {
+        "error": {
+            "code": "not_found",
+            "message": "no such route",
+            "details": [{"field": "path", "message": app.current_event.path}],
+        }
+    }
+    return _json(404, body, _request_id())
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response:
+    logger.exception("unexpected error")
+    body = {
+        "error": {
+            "code": "internal",
+            "message": "internal error; the request id identifies it in the logs",
+            "details": [],
+        }
+    }
+    return _json(500, body, _request_id())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""The Conveyor CDK app: one stack, one construct per capability."""

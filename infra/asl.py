@@ -1,0 +1,48 @@
+"""Renders a synthesized state machine's DefinitionString to plain ASL JSON.
+
+CDK writes the definition as {"Fn::Join": ["", [parts...]]} whose parts reference other
+resources; the caller's `resolve` turns each {"Ref": X} / {"Fn::GetAtt": [X, attr]} into a
+string (a test resolver, or the local cloud's physical ids and ARNs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+Resolver = Callable[[dict[str, Any]], str]
+
+
+def render_definition(template: dict[str, Any], logical_id: str, resolve: Resolver) -> dict[str, Any]:
+    """The ASL of state machine `logical_id` in `template`, references resolved by `resolve`."""
+    resource = template["Resources"][logical_id]
+    if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+        raise ValueError(f"{logical_id} is a {resource.get('Type')}, not a state machine")
+    properties = resource["Properties"]
+    if "Definition" in properties:  # already an object (definition given inline)
+        return properties["Definition"]  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(_render(properties["DefinitionString"], resolve))
+    return result
+
+
+def _render(value: Any, resolve: Resolver) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (function, argument), = value.items()
+        if function == "Fn::Join":
+            separator, parts = argument
+            return str(separator).join(_render(part, resolve) for part in parts)
+        if function in ("Ref", "Fn::GetAtt"):
+            return resolve(value)
+    raise ValueError(f"cannot render {value!r} in a state machine definition")
+
+
+def find_state_machines(template: dict[str, Any]) -> list[str]:
+    """Logical ids of the state machines in `template`."""
+    return [
+        logical_id
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::StepFunctions::StateMachine"
+    ]

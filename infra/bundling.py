@@ -1,0 +1,85 @@
+"""Local bundling of a Lambda layer from a requirements file, without Docker.
+
+pip downloads the Lambda platform's wheels (manylinux, CPython 3.12, x86_64) whatever the
+host's Python is, so `cdk synth` works on a machine without Docker. When pip is missing or
+fails, CDK falls back to the public SAM build image (which needs Docker).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+from infra import constants as c
+
+
+def pip_install_command(requirements: Path, target: Path) -> list[str]:
+    """The pip command installing the Lambda platform's wheels of `requirements` into `target`."""
+    platforms = [arg for platform in c.LAYER_PIP_PLATFORMS for arg in ("--platform", platform)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",  # the host's .pyc would not match Lambda's interpreter
+        "-r",
+        str(requirements),
+        "-t",
+        str(target),
+        *platforms,
+        "--python-version",
+        c.PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+    ]
+
+
+@jsii.implements(cdk.ILocalBundling)
+class PipLayerBundler:
+    """Installs `requirements.txt` of the asset folder into `<output>/python` (a layer's layout).
+
+    Shared objects in `*.libs/` are kept: wheels such as numpy's link against them.
+    """
+
+    def __init__(self, source_dir: Path) -> None:
+        self._requirements = source_dir / "requirements.txt"
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # noqa: ARG002
+        if importlib.util.find_spec("pip") is None:
+            print("local bundling skipped: pip is not installed", file=sys.stderr)
+            return False
+        command = pip_install_command(self._requirements, Path(output_dir) / "python")
+        result = subprocess.run(command, check=False, capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"local bundling failed, trying Docker:\n{result.stderr}", file=sys.stderr)
+            return False
+        return True
+
+
+def requirements_layer_code(source_dir: Path) -> lambda_.Code:
+    """Layer code built from `source_dir/requirements.txt`: locally with pip, else in Docker."""
+    runtime = lambda_.Runtime.PYTHON_3_12
+    return lambda_.Code.from_asset(
+        str(source_dir),
+        # The layer is a function of the pinned requirements only: hash the source, so an
+        # unchanged requirements file reuses the bundle already in cdk.out.
+        asset_hash_type=cdk.AssetHashType.SOURCE,
+        bundling=cdk.BundlingOptions(
+            image=runtime.bundling_image,  # public.ecr.aws/sam/build-python3.12
+            command=[
+                "bash",
+                "-c",
+                "pip install --no-compile -r requirements.txt -t /asset-output/python",
+            ],
+            local=PipLayerBundler(source_dir),
+        ),
+    )

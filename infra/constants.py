@@ -1,0 +1,136 @@
+"""Every name and number of the Conveyor CDK app, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_logs as logs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+CORE_LAYER_DIR = REPO_ROOT / "layers" / "core"
+INFERENCE_LAYER_DIR = REPO_ROOT / "layers" / "inference"
+TRAINING_DOCKERFILE = "layers/training/Dockerfile"  # relative to REPO_ROOT, the image build context
+
+STACK_ID = "Conveyor"
+
+# aws-cdk feature flags the app relies on (set by build_app, so every synth path agrees).
+FEATURE_FLAGS: dict[str, object] = {
+    # Server access logs delivered through a bucket policy, not the legacy LogDeliveryWrite ACL.
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # Merge IAM statements: smaller policies, fewer repeated wildcard entries.
+    "@aws-cdk/aws-iam:minimizePolicies": True,
+}
+SERVICE_NAME = "conveyor"
+METRICS_NAMESPACE = "Conveyor"
+LOG_LEVEL = "INFO"
+
+# The local cloud maps each Lambda function to its handler folder by this tag.
+FUNCTION_TAG = "conveyor:function"
+
+# S3 layout: a drop under {model}/incoming/ starts the pipeline.
+INCOMING_KEY_WILDCARD = "*/incoming/*"
+
+# Lambda runtime shared by every function (zip and image alike).
+PYTHON_VERSION = "3.12"
+HANDLER = "handler.lambda_handler"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+# The training image is built from the repo root; only what the Dockerfile copies is sent.
+# Paths are relative to REPO_ROOT, with .dockerignore semantics.
+TRAINING_IMAGE_EXCLUDE = [
+    ".venv",
+    ".git",
+    ".ci",
+    "cdk.out",
+    "node_modules",
+    "tests",
+    "events",
+    ".conveyor",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "build",
+    "cdk.json",
+    "pyproject.toml",
+    "Makefile",
+    "README.md",
+    ".gitignore",
+    "infra",
+    "layers/inference",
+    "layers/core/python/conveyor/localcloud",
+    "layers/core/python/conveyor/cli",
+    "**/*.egg-info",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+
+# The core layer ships the domain package only: not the local cloud, not the CLI.
+CORE_LAYER_EXCLUDE = [
+    "python/conveyor/localcloud",
+    "python/conveyor/cli",
+    "python/*.egg-info",
+    "**/__pycache__",
+    "*.pyc",
+]
+
+# pip target platform of the inference layer: Lambda python3.12 runs on Amazon Linux 2023
+# (glibc 2.34), so manylinux_2_28 wheels (recent numpy publishes only those) are loadable.
+LAYER_PIP_PLATFORMS = ["manylinux2014_x86_64", "manylinux_2_28_x86_64"]
+
+
+class Fn:
+    """Function names: one per folder in functions/, also the value of FUNCTION_TAG."""
+
+    DISPATCH = "dispatch"
+    VALIDATE = "validate"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    REGISTER = "register"
+    DEPLOY = "deploy"
+    PREDICT = "predict"
+
+
+ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.PREDICT)
+IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.TRAIN, Fn.EVALUATE)
+
+# (memory MB, timeout) per function.
+FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
+    Fn.DISPATCH: (512, Duration.seconds(30)),
+    Fn.VALIDATE: (2048, Duration.minutes(5)),
+    Fn.TRAIN: (3008, Duration.minutes(15)),
+    Fn.EVALUATE: (2048, Duration.minutes(5)),
+    Fn.REGISTER: (512, Duration.minutes(1)),
+    Fn.DEPLOY: (512, Duration.minutes(1)),
+    Fn.PREDICT: (1024, Duration.seconds(30)),
+}
+TRAIN_EPHEMERAL_STORAGE_MB = 2048
+
+# Ingest: the dispatcher consumes the queue in batches and reports per-message failures.
+DISPATCH_BATCH_SIZE = 10
+# AWS recommends a visibility timeout of at least six times the consumer's timeout.
+INGEST_VISIBILITY_TIMEOUT = Duration.seconds(6 * 30)
+INGEST_MAX_RECEIVE_COUNT = 5
+QUEUE_RETENTION = Duration.days(14)
+
+PIPELINE_TIMEOUT = Duration.hours(1)
+
+# Serving.
+API_STAGE = "v1"
+API_THROTTLE_RATE = 100  # requests per second, steady state
+API_THROTTLE_BURST = 200
+ROUTING_CACHE_SECONDS = "5"
+MAX_BATCH_ROWS = "1000"
+
+# Output ids the local cloud and the CLI read.
+class Output:
+    DATA_BUCKET = "DataBucketName"
+    ARTIFACT_BUCKET = "ArtifactBucketName"
+    CAPTURE_BUCKET = "CaptureBucketName"
+    REGISTRY_TABLE = "RegistryTableName"
+    ALERTS_TOPIC = "AlertsTopicArn"
+    STATE_MACHINE = "StateMachineArn"
+    INGEST_QUEUE = "IngestQueueUrl"
+    API_URL = "ApiUrl"

@@ -1,0 +1,82 @@
+"""The training pipeline: validate, train, evaluate, register, deploy, as one state machine."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra import constants as c
+from infra import nag
+from infra.constants import Fn
+from infra.functions import FunctionFactory
+from infra.pipeline_definition import build_definition
+
+
+class Pipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        factory: FunctionFactory,
+        data_bucket: s3.IBucket,
+        artifact_bucket: s3.IBucket,
+        table: dynamodb.ITable,
+        alerts: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        validate = factory.image_function(self, Fn.VALIDATE)
+        train = factory.image_function(self, Fn.TRAIN)
+        evaluate = factory.image_function(self, Fn.EVALUATE)
+        register = factory.zip_function(self, Fn.REGISTER)
+        deploy = factory.zip_function(self, Fn.DEPLOY)
+
+        # validate moves each drop from incoming/ to accepted/ or quarantine/ with its report.
+        data_bucket.grant_read_write(validate)
+        artifact_bucket.grant_read_write(validate)
+        table.grant_read_write_data(validate)
+        for fn in (train, evaluate):
+            data_bucket.grant_read(fn)
+            artifact_bucket.grant_read_write(fn)
+            table.grant_read_data(fn)
+        artifact_bucket.grant_read_write(register)
+        table.grant_read_write_data(register)
+        table.grant_read_write_data(deploy)
+        nag.bucket_grants(
+            validate,
+            [(data_bucket, "*"), (artifact_bucket, "*")],
+            "validate moves drops incoming/ -> accepted/ or quarantine/ and writes reports.",
+        )
+        for fn in (train, evaluate):
+            nag.bucket_grants(
+                fn, [(data_bucket, "*"), (artifact_bucket, "*")], "reads accepted data, writes artifacts."
+            )
+        nag.bucket_grants(register, [(artifact_bucket, "*")], "register reads and writes model artifacts.")
+
+        self.functions: dict[str, lambda_.IFunction] = {
+            Fn.VALIDATE: validate,
+            Fn.TRAIN: train,
+            Fn.EVALUATE: evaluate,
+            Fn.REGISTER: register,
+            Fn.DEPLOY: deploy,
+        }
+        log_group = logs.LogGroup(
+            self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, self.functions, alerts)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=c.PIPELINE_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        alerts.grant_publish(self.state_machine)  # also the KMS key of the encrypted topic
+        nag.state_machine_role(self.state_machine.role, self.functions.values())

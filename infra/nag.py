@@ -1,0 +1,138 @@
+"""cdk-nag suppressions: each finding we accept, with the reason, scoped as narrowly as cdk-nag allows.
+
+IAM5 (wildcard) suppressions name the exact wildcard they accept (`applies_to`), so a new
+wildcard introduced later is still reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import IConstruct
+
+# The wildcard actions of aws-cdk's Bucket.grant_read / grant_read_write / grant_put.
+S3_GRANT_ACTIONS = (
+    "Action::s3:GetObject*",
+    "Action::s3:GetBucket*",
+    "Action::s3:List*",
+    "Action::s3:DeleteObject*",
+    "Action::s3:Abort*",
+)
+BASIC_EXECUTION_POLICY = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+API_GATEWAY_LOGS_POLICY = (
+    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The CloudFormation logical id of an L2 construct's resource, as cdk-nag prints it."""
+    stack = cdk.Stack.of(construct)
+    default_child = construct.node.default_child
+    if not isinstance(default_child, cdk.CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource")
+    return str(stack.resolve(stack.get_logical_id(default_child)))
+
+
+def objects_in(bucket: s3.IBucket, key_pattern: str = "*") -> str:
+    return f"Resource::<{logical_id(bucket)}.Arn>/{key_pattern}"
+
+
+def _suppress(construct: IConstruct, rule: str, reason: str, applies_to: Iterable[str] | None = None) -> None:
+    NagSuppressions.add_resource_suppressions(
+        construct,
+        [NagPackSuppression(id=rule, reason=reason, applies_to=list(applies_to) if applies_to else None)],
+        apply_to_children=True,
+    )
+
+
+def function_baseline(fn: lambda_.Function, *, zip_package: bool) -> None:
+    """What every Conveyor function's role and runtime accepts."""
+    role = fn.role
+    assert role is not None
+    _suppress(
+        role,
+        "AwsSolutions-IAM4",
+        "AWSLambdaBasicExecutionRole only allows writing the function's own CloudWatch logs.",
+        [BASIC_EXECUTION_POLICY],
+    )
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "Active X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource scoping.",
+        ["Resource::*"],
+    )
+    if zip_package:
+        _suppress(
+            fn,
+            "AwsSolutions-L1",
+            "Pinned to python3.12 on purpose: the layers' wheels, the training image and pyproject "
+            "target CPython 3.12; the runtime moves with them in one change.",
+        )
+
+
+def bucket_grants(grantee: iam.IGrantable, buckets: Iterable[tuple[s3.IBucket, str]], reason: str) -> None:
+    """Accept the object-level wildcards of aws-cdk's bucket grants to `grantee` (a function)."""
+    role = grantee.grant_principal
+    if not isinstance(role, iam.Role):
+        raise TypeError("bucket grants are suppressed on the grantee's role")
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        f"aws-cdk bucket grants: object actions on keys under the bucket, no other bucket. {reason}",
+        [*S3_GRANT_ACTIONS, *(objects_in(bucket, pattern) for bucket, pattern in buckets)],
+    )
+
+
+def state_machine_role(role: iam.IRole, functions: Iterable[lambda_.IFunction]) -> None:
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "LambdaInvoke grants <function>:* so the pipeline may invoke a version or alias of its own "
+        "functions; log delivery and X-Ray actions support no resource scoping (Resource::*); "
+        "kms:GenerateDataKey* on the alerts key only, to publish to the encrypted topic.",
+        [
+            *(f"Resource::<{logical_id(fn)}.Arn>:*" for fn in functions),
+            "Resource::*",
+            "Action::kms:GenerateDataKey*",
+        ],
+    )
+
+
+def rest_api(api: cdk.IResource, cloud_watch_role: IConstruct | None) -> None:
+    _suppress(
+        api,
+        "AwsSolutions-COG4",
+        "Callers are services signing with SigV4: methods use IAM authorization, not Cognito user pools.",
+    )
+    _suppress(
+        api,
+        "AwsSolutions-APIG3",
+        "No WAF for now: only IAM-authorized (signed) principals reach the API and the stage is "
+        "throttled; add a web ACL when the API is exposed to untrusted networks.",
+    )
+    if cloud_watch_role is not None:
+        _suppress(
+            cloud_watch_role,
+            "AwsSolutions-IAM4",
+            "API Gateway's account-level role for access/execution logs: the AWS managed policy is the "
+            "documented one for it.",
+            [API_GATEWAY_LOGS_POLICY],
+        )
+
+
+def cdk_singletons(stack: cdk.Stack) -> None:
+    """Functions aws-cdk adds itself (the S3 notifications custom resource)."""
+    for child in stack.node.children:
+        if child.node.id.startswith("BucketNotificationsHandler"):
+            _suppress(
+                child,
+                "AwsSolutions-IAM4",
+                "aws-cdk's bucket-notifications custom resource (turns on EventBridge delivery of the "
+                "data bucket) uses the basic execution policy for its own logs only.",
+                [BASIC_EXECUTION_POLICY],
+            )

@@ -1,0 +1,89 @@
+"""The state machine "pipeline": one definition for AWS and for the local cloud.
+
+Validate -> Data accepted? -> Train -> Evaluate -> Register -> Gates passed? -> Deploy -> Notify.
+Every Lambda task receives {"state": <the whole state>, "execution_id": ...} and writes its
+result under its own key ($.validation, $.training, ...), so later stages see earlier results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.constants import Fn
+
+
+def build_definition(
+    scope: Construct, functions: Mapping[str, lambda_.IFunction], alerts: sns.ITopic
+) -> sfn.IChainable:
+    """The chain of states; `functions` maps validate/train/evaluate/register/deploy to functions."""
+    failed = tasks.SnsPublish(
+        scope,
+        "Alert pipeline failed",
+        topic=alerts,
+        subject="Conveyor: pipeline failed",
+        message=sfn.TaskInput.from_text(sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.error"))),
+        result_path=sfn.JsonPath.DISCARD,
+    ).next(sfn.Fail(scope, "Pipeline failed", error="PipelineFailed", cause_path="$.error.Cause"))
+
+    def stage(state_name: str, function: str, result_path: str) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            scope,
+            state_name,
+            lambda_function=functions[function],
+            payload=sfn.TaskInput.from_object(
+                {
+                    "state": sfn.JsonPath.entire_payload,
+                    "execution_id": sfn.JsonPath.string_at("$$.Execution.Id"),
+                }
+            ),
+            payload_response_only=True,
+            result_path=result_path,
+            retry_on_service_exceptions=True,
+        )
+        task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    def notify(state_name: str, subject: str, message_path: str) -> tasks.SnsPublish:
+        return tasks.SnsPublish(
+            scope,
+            state_name,
+            topic=alerts,
+            subject=subject,
+            message=sfn.TaskInput.from_json_path_at(message_path),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    validate = stage("Validate", Fn.VALIDATE, "$.validation")
+    train = stage("Train", Fn.TRAIN, "$.training")
+    evaluate = stage("Evaluate", Fn.EVALUATE, "$.evaluation")
+    register = stage("Register", Fn.REGISTER, "$.registration")
+    deploy = stage("Deploy", Fn.DEPLOY, "$.deployment")
+
+    rejected = notify("Alert data rejected", "Conveyor: data rejected", "$.validation.summary").next(
+        sfn.Fail(scope, "Data rejected", error="DataRejected", cause_path="$.validation.summary")
+    )
+    serving = (
+        deploy.next(notify("Notify deployed", "Conveyor: model deployed", "$.registration.summary"))
+        .next(sfn.Succeed(scope, "Serving"))
+    )
+    candidate_rejected = notify(
+        "Notify candidate rejected", "Conveyor: candidate rejected", "$.evaluation.reason"
+    ).next(sfn.Succeed(scope, "Candidate rejected"))
+
+    gates = (
+        sfn.Choice(scope, "Gates passed?")
+        .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), serving)
+        .otherwise(candidate_rejected)
+    )
+    accepted = (
+        sfn.Choice(scope, "Data accepted?")
+        .when(sfn.Condition.string_equals("$.validation.verdict", "rejected"), rejected)
+        .otherwise(train.next(evaluate).next(register).next(gates))
+    )
+    return validate.next(accepted)

@@ -1,0 +1,86 @@
+"""The Conveyor stack: a thin composition of one construct per capability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra import constants as c
+from infra.constructs.alerts import Alerts
+from infra.constructs.buckets import access_logs_bucket
+from infra.constructs.ingest import Ingest
+from infra.constructs.pipeline import Pipeline
+from infra.constructs.registry import Registry
+from infra.constructs.serving import CaptureStore, Serving
+from infra.functions import FunctionFactory
+from infra import nag
+
+
+class ConveyorStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        access_logs = access_logs_bucket(self, "AccessLogsBucket")
+        alerts = Alerts(self, "Alerts")
+        registry = Registry(self, "Registry", access_logs=access_logs)
+        ingest = Ingest(self, "Ingest", access_logs=access_logs)
+        capture = CaptureStore(self, "Capture", access_logs=access_logs)
+
+        # Every function gets the same environment, whatever it uses of it.
+        factory = FunctionFactory(
+            self,
+            "Functions",
+            environment={
+                "DATA_BUCKET": ingest.data_bucket.bucket_name,
+                "ARTIFACT_BUCKET": registry.artifact_bucket.bucket_name,
+                "CAPTURE_BUCKET": capture.bucket.bucket_name,
+                "REGISTRY_TABLE": registry.table.table_name,
+                "ALERTS_TOPIC_ARN": alerts.topic.topic_arn,
+                "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                "LOG_LEVEL": c.LOG_LEVEL,
+            },
+        )
+        pipeline = Pipeline(
+            self,
+            "Pipeline",
+            factory=factory,
+            data_bucket=ingest.data_bucket,
+            artifact_bucket=registry.artifact_bucket,
+            table=registry.table,
+            alerts=alerts.topic,
+        )
+        ingest.add_dispatcher(factory, pipeline.state_machine)
+        serving = Serving(
+            self,
+            "Serving",
+            factory=factory,
+            artifact_bucket=registry.artifact_bucket,
+            capture_bucket=capture.bucket,
+            table=registry.table,
+        )
+
+        self.data_bucket = ingest.data_bucket
+        self.artifact_bucket = registry.artifact_bucket
+        self.capture_bucket = capture.bucket
+        self.table = registry.table
+        self.alerts_topic = alerts.topic
+        self.state_machine = pipeline.state_machine
+        self.ingest_queue = ingest.queue
+        self.api = serving.api
+
+        outputs = {
+            c.Output.DATA_BUCKET: ingest.data_bucket.bucket_name,
+            c.Output.ARTIFACT_BUCKET: registry.artifact_bucket.bucket_name,
+            c.Output.CAPTURE_BUCKET: capture.bucket.bucket_name,
+            c.Output.REGISTRY_TABLE: registry.table.table_name,
+            c.Output.ALERTS_TOPIC: alerts.topic.topic_arn,
+            c.Output.STATE_MACHINE: pipeline.state_machine.state_machine_arn,
+            c.Output.INGEST_QUEUE: ingest.queue.queue_url,
+            c.Output.API_URL: serving.api.url,
+        }
+        for output_id, value in outputs.items():
+            cdk.CfnOutput(self, output_id, value=value)
+
+        nag.cdk_singletons(self)

@@ -1,0 +1,1 @@
+"""Adapters implementing ``conveyor.ports``: boto3 (``aws``) and in-memory (``memory``)."""

@@ -1,0 +1,141 @@
+"""boto3 adapters: the only place in the domain package that talks to AWS.
+
+The same code runs on AWS and on the local cloud: there, ``AWS_ENDPOINT_URL`` points every
+client at the moto server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from conveyor.ports import ConditionFailed, ObjectRef
+
+
+def _to_dynamo(value: Any) -> Any:
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+class S3ObjectStore:
+    def __init__(self, client: Any | None = None) -> None:
+        self._s3 = client or boto3.client("s3")
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        body: bytes = self._s3.get_object(**kwargs)["Body"].read()
+        return body
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
+        response = self._s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        return ObjectRef(bucket, key, response.get("VersionId"), response.get("ETag", "").strip('"'), len(data))
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            response = self._s3.head_object(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return ObjectRef(
+            bucket, key, response.get("VersionId"), response.get("ETag", "").strip('"'), response.get("ContentLength")
+        )
+
+    def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef:
+        copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        response = self._s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source)
+        etag = response.get("CopyObjectResult", {}).get("ETag", "").strip('"')
+        return ObjectRef(bucket, key, response.get("VersionId"), etag, source.size)
+
+    def delete(self, bucket: str, key: str) -> None:
+        # On the versioned data bucket this only adds a delete marker: the bytes are kept.
+        self._s3.delete_object(Bucket=bucket, Key=key)
+
+
+class DynamoTable:
+    def __init__(self, table_name: str, resource: Any | None = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"pk": pk, "sk": sk}, ConsistentRead=True).get("Item")
+        return _from_dynamo(item) if item else None
+
+    def put(self, item: dict[str, Any], *, if_absent: bool = False, if_equals: tuple[str, Any] | None = None) -> None:
+        kwargs: dict[str, Any] = {"Item": _to_dynamo(item)}
+        if if_absent:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif if_equals is not None:
+            kwargs["ConditionExpression"] = "#a = :v"
+            kwargs["ExpressionAttributeNames"] = {"#a": if_equals[0]}
+            kwargs["ExpressionAttributeValues"] = {":v": _to_dynamo(if_equals[1])}
+        try:
+            self._table.put_item(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConditionFailed(item["pk"] + "/" + item["sk"]) from error
+            raise
+
+    def query(
+        self, pk: str, sk_prefix: str, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(pk) & Key("sk").begins_with(sk_prefix),
+            "ScanIndexForward": not newest_first,
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(items)
+            response = self._table.query(**kwargs)
+            items.extend(_from_dynamo(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response or (limit is not None and len(items) >= limit):
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class SnsNotifier:
+    def __init__(self, topic_arn: str, client: Any | None = None) -> None:
+        self._topic_arn = topic_arn
+        self._sns = client or boto3.client("sns")
+
+    def publish(self, subject: str, message: str) -> None:
+        if self._topic_arn:
+            self._sns.publish(TopicArn=self._topic_arn, Subject=subject[:100], Message=message)
+
+
+class StepFunctionsStarter:
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self._arn = state_machine_arn
+        self._sfn = client or boto3.client("stepfunctions")
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        try:
+            self._sfn.start_execution(stateMachineArn=self._arn, name=name, input=json.dumps(payload))
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return False
+            raise
+        return True

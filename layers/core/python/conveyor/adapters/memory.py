@@ -1,0 +1,95 @@
+"""In-memory adapters for unit tests and offline commands: same behaviour as the AWS ones,
+including conditional-write failures and object versions."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import threading
+from typing import Any
+
+from conveyor.ports import ConditionFailed, ObjectRef
+
+
+class MemoryObjectStore:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        self._versions = itertools.count(1)
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        versions = self.objects.get((bucket, key))
+        if not versions:
+            raise KeyError(f"s3://{bucket}/{key}")
+        if version_id is None:
+            return versions[-1][1]
+        return next(data for vid, data in versions if vid == version_id)
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
+        version_id = f"v{next(self._versions)}"
+        self.objects.setdefault((bucket, key), []).append((version_id, data))
+        return ObjectRef(bucket, key, version_id, hashlib.md5(data).hexdigest(), len(data))  # noqa: S324 - S3 ETag
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None:
+        versions = self.objects.get((bucket, key))
+        if not versions:
+            return None
+        vid, data = versions[-1] if version_id is None else next(v for v in versions if v[0] == version_id)
+        return ObjectRef(bucket, key, vid, hashlib.md5(data).hexdigest(), len(data))  # noqa: S324 - S3 ETag
+
+    def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef:
+        return self.put(bucket, key, self.get(source.bucket, source.key, source.version_id))
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.objects.pop((bucket, key), None)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+
+
+class MemoryTable:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item = self.items.get((pk, sk))
+        return copy.deepcopy(item) if item else None
+
+    def put(self, item: dict[str, Any], *, if_absent: bool = False, if_equals: tuple[str, Any] | None = None) -> None:
+        key = (item["pk"], item["sk"])
+        with self._lock:
+            current = self.items.get(key)
+            if if_absent and current is not None:
+                raise ConditionFailed(f"{key}")
+            if if_equals is not None and (current is None or current.get(if_equals[0]) != if_equals[1]):
+                raise ConditionFailed(f"{key}")
+            self.items[key] = copy.deepcopy(item)
+
+    def query(
+        self, pk: str, sk_prefix: str, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        found = sorted((k[1], v) for k, v in self.items.items() if k[0] == pk and k[1].startswith(sk_prefix))
+        if newest_first:
+            found.reverse()
+        items = [copy.deepcopy(v) for _, v in found]
+        return items[:limit] if limit is not None else items
+
+
+class MemoryNotifier:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        self.messages.append((subject, message))
+
+
+class MemoryStarter:
+    def __init__(self) -> None:
+        self.executions: dict[str, dict[str, Any]] = {}
+
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        if name in self.executions:
+            return False
+        self.executions[name] = payload
+        return True

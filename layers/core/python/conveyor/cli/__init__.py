@@ -1,0 +1,1 @@
+"""The ``conveyor`` command line (typer + rich). Not shipped to Lambda."""

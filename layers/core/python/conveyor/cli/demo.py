@@ -1,0 +1,196 @@
+"""``conveyor demo``: the whole assembly line on the bundled dataset, through public faces only
+(S3 uploads with boto3, the Step Functions API to watch, HTTP to predict)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.cli.main import drop_and_follow
+from conveyor.cli.target import Target
+from conveyor.localcloud.template import repo_root
+
+MODEL = "doctor-visits"
+FEATURES = ("age", "hhninc", "educ", "female", "married", "kids", "outwork", "self", "edlevel")
+
+
+def split_by_year(source: Path, directory: Path) -> dict[str, Path]:
+    """Write the dataset's years as the files that would arrive over time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with source.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    year = header.index("year")
+    groups = {"1984-1985": ("1984", "1985"), "1986": ("1986",), "1987": ("1987",), "1988": ("1988",)}
+    files = {}
+    for label, years in groups.items():
+        path = directory / f"german_health_{label}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(header)
+            writer.writerows(r for r in rows if r[year] in years)
+        files[label] = path
+    broken = directory / "german_health_1987_broken.csv"
+    with broken.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([h for h in header if h != "docvis"])  # the target column went missing upstream
+        for r in rows[:200]:
+            writer.writerow([("forty" if h == "age" else v) for h, v in zip(header, r, strict=True) if h != "docvis"])
+    files["broken"] = broken
+    return files
+
+
+def sample_instances(path: Path, count: int) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))[:count]
+    return [{f: (str(r[f]) if f == "edlevel" else float(r[f])) for f in FEATURES} for r in rows]
+
+
+def _start_cloud(root: Path, workdir: Path, console: Console) -> tuple[subprocess.Popen[bytes], Target, float]:
+    state = workdir / "local.json"
+    state.unlink(missing_ok=True)
+    log = (workdir / "local-cloud.log").open("wb")
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.cli.main", "up", "--state", str(state)],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    with console.status("starting the local cloud: synthesizing the CDK app, creating its resources on moto"):
+        while not state.exists():
+            if process.poll() is not None:
+                raise RuntimeError(f"the local cloud exited with {process.returncode}; see {workdir / 'local-cloud.log'}")
+            if time.monotonic() - started > 300:
+                process.terminate()
+                raise RuntimeError("the local cloud did not start within 300 s")
+            time.sleep(0.1)
+    return process, Target.load(state), time.monotonic() - started
+
+
+def _predict(target: Target, instances: list[dict[str, Any]], request_id: str) -> requests.Response:
+    return requests.post(
+        f"{target.api_url}/models/{MODEL}/predict",
+        json={"instances": instances},
+        headers={"X-Request-Id": request_id},
+        timeout=30,
+    )
+
+
+def _show_predictions(out: Console, instances: list[dict[str, Any]], answer: dict[str, Any]) -> None:
+    grid = Table(title=f"{answer['model']} v{answer['model_version']} (request {answer['request_id']})")
+    for column in ("age", "female", "hhninc", "edlevel", "prediction", "P(visit)"):
+        grid.add_column(column)
+    for row, label, probs in zip(instances, answer["predictions"], answer.get("probabilities", []), strict=False):
+        grid.add_row(
+            f"{row['age']:.0f}", f"{row['female']:.0f}", f"{row['hhninc']:.2f}", row["edlevel"], str(label), f"{probs.get('1', 0):.3f}"
+        )
+    out.print(grid)
+
+
+def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: bool) -> int:
+    root = repo_root()
+    workdir = root / ".conveyor" / "demo"
+    dataset = root / "events" / "data" / "german_health_1984_1988.csv"
+    spec = root / "events" / "specs" / f"{MODEL}.yaml"
+    files = split_by_year(dataset, workdir / "drops")
+    console.rule("[bold]Conveyor demo: doctor visits (German health registry, 1984-1988)")
+    console.print("Predict whether a person visits a doctor in a year (docvis > 0) from demographics.")
+    process, target, startup = _start_cloud(root, workdir, console)
+    summary: dict[str, Any] = {"startup_seconds": round(startup, 2), "drops": []}
+    code = 0
+    try:
+        console.print(f"local cloud up in {startup:.1f} s: AWS endpoint {target.endpoint}, API {target.api_url}")
+        target.s3.put_object(Bucket=target.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=spec.read_bytes())
+        console.print(f"spec uploaded: s3://{target.output('ArtifactBucketName')}/{MODEL}/spec.yaml")
+        instances = sample_instances(files["1986"], 5)
+
+        console.rule("1. First data arrives: 1984-1985")
+        dropped_at = time.monotonic()
+        first = drop_and_follow(target, files["1984-1985"], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary("1984-1985", first))
+        response = _predict(target, instances, "demo-request-1")
+        summary["drop_to_first_prediction_seconds"] = round(time.monotonic() - dropped_at, 2)
+        if response.status_code != 200:
+            console.print(f"[bold red]prediction failed[/] {response.status_code}: {response.text}")
+            return 1
+        _show_predictions(out, instances, response.json())
+        console.print(f"drop → first served prediction: [bold]{summary['drop_to_first_prediction_seconds']:.1f} s[/]")
+
+        console.rule("2. A new year arrives: 1986")
+        second = drop_and_follow(target, files["1986"], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary("1986", second))
+        response = _predict(target, instances, "demo-request-2")
+        _show_predictions(out, instances, response.json())
+
+        console.rule("3. A broken file arrives (target column missing, 'forty' in age)")
+        third = drop_and_follow(target, files["broken"], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary("broken", third))
+        validation = third.get("validation") or {}
+        if validation.get("report_key"):
+            report = json.loads(
+                target.s3.get_object(Bucket=target.output("DataBucketName"), Key=validation["report_key"])["Body"].read()
+            )
+            console.print(f"quarantined with its report: s3://{target.output('DataBucketName')}/{validation['report_key']}")
+            for check in report.get("checks", []):
+                if not check.get("passed", True) and check.get("severity") == "error":
+                    console.print(f"  [red]✗[/] {check.get('name')}: {check.get('message')}")
+        response = _predict(target, instances, "demo-request-3")
+        console.print(
+            f"the champion still serves: HTTP {response.status_code}, model_version {response.json().get('model_version')}"
+        )
+
+        console.rule("Summary")
+        grid = Table()
+        for column in ("drop", "outcome", "version", "roc_auc", "champion roc_auc", "seconds"):
+            grid.add_column(column)
+        for d in summary["drops"]:
+            grid.add_row(d["drop"], d["outcome"], str(d.get("version") or "-"), d["roc_auc"], d["champion_roc_auc"], f"{d['seconds']:.1f}")
+        out.print(grid)
+        expected = [0, {0, 3}, 2]
+        outcomes = [first["exit_code"], second["exit_code"], third["exit_code"]]
+        ok = outcomes[0] == 0 and outcomes[1] in expected[1] and outcomes[2] == 2
+        summary["ok"] = ok
+        code = 0 if ok else 1
+        if as_json:
+            out.print_json(json.dumps(summary, default=str))
+        if keep_running:
+            console.print(f"the local cloud keeps running (pid {process.pid}); stop it with: kill {process.pid}")
+    finally:
+        if not keep_running:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            console.print("local cloud stopped")
+    return code
+
+
+def _drop_summary(label: str, result: dict[str, Any]) -> dict[str, Any]:
+    outcome = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out"}[result["exit_code"]]
+    evaluation = result.get("evaluation") or {}
+    candidate = evaluation.get("candidate") or {}
+    champion = evaluation.get("champion") or {}
+    registration = result.get("registration") or {}
+    return {
+        "drop": label,
+        "outcome": outcome,
+        "version": registration.get("version"),
+        "roc_auc": f"{candidate['roc_auc']:.4f}" if "roc_auc" in candidate else "-",
+        "champion_roc_auc": f"{champion['roc_auc']:.4f}" if "roc_auc" in champion else "-",
+        "seconds": result.get("seconds", 0.0),
+        "reason": evaluation.get("reason") or result.get("cause"),
+    }

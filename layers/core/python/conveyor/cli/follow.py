@@ -1,0 +1,103 @@
+"""Follow one pipeline execution through the Step Functions API and show each stage as it runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from conveyor.dispatch import Drop
+from conveyor.ports import ObjectRef
+
+# Exit codes of `conveyor drop --wait` (documented in the README and in --help).
+EXIT_SERVING = 0
+EXIT_FAILED = 1
+EXIT_DATA_REJECTED = 2
+EXIT_CANDIDATE_REJECTED = 3
+EXIT_TIMEOUT = 4
+
+
+@dataclass
+class Outcome:
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED | WAITING
+    final_state: str
+    output: dict[str, Any]
+    error: str | None
+    cause: str | None
+    seconds: float
+    stages: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "WAITING":
+            return EXIT_TIMEOUT
+        if self.status == "SUCCEEDED":
+            return EXIT_SERVING if self.final_state == "Serving" else EXIT_CANDIDATE_REJECTED
+        if self.error == "DataRejected":
+            return EXIT_DATA_REJECTED
+        return EXIT_FAILED
+
+
+def execution_arn_for(state_machine_arn: str, bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
+    model = key.split("/", 1)[0]
+    name = Drop(model, ObjectRef(bucket, key, version_id, etag)).execution_name()
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def follow(
+    sfn: Any,
+    execution_arn: str,
+    *,
+    timeout: float = 600.0,
+    on_stage: Callable[[str, str, float], None] | None = None,
+    poll: float = 0.2,
+) -> Outcome:
+    """Poll the execution's history; call ``on_stage(name, "entered"|"exited", seconds)`` as it moves."""
+    started = time.monotonic()
+    seen = 0
+    entered: dict[str, float] = {}
+    stages: list[tuple[str, float]] = []
+    final_state = ""
+    description: dict[str, Any] = {}
+    while time.monotonic() - started < timeout:
+        try:
+            description = sfn.describe_execution(executionArn=execution_arn)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                time.sleep(poll)
+                continue
+            raise
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000).get("events", [])
+        for event in events[seen:]:
+            kind = event["type"]
+            when = event["timestamp"].timestamp()
+            if kind.endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                entered[name] = when
+                final_state = name
+                if on_stage:
+                    on_stage(name, "entered", 0.0)
+            elif kind.endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                seconds = when - entered.get(name, when)
+                stages.append((name, seconds))
+                if on_stage:
+                    on_stage(name, "exited", seconds)
+        seen = len(events)
+        if description["status"] != "RUNNING":
+            output = json.loads(description.get("output") or "{}")
+            return Outcome(
+                status=description["status"],
+                final_state=final_state,
+                output=output if isinstance(output, dict) else {},
+                error=description.get("error"),
+                cause=description.get("cause"),
+                seconds=time.monotonic() - started,
+                stages=stages,
+            )
+        time.sleep(poll)
+    return Outcome("WAITING", final_state, {}, None, None, time.monotonic() - started, stages)

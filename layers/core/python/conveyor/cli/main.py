@@ -1,0 +1,326 @@
+"""``conveyor``: run the assembly line locally, drop data, watch the pipeline, call the model.
+
+Exit codes (all commands): 0 success; 1 failure (the message says why); 2 bad input or data
+rejected; 3 candidate rejected by its gates (the champion keeps serving); 4 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.cli import follow as following
+from conveyor.cli.target import Target, TargetError, default_state_path
+from conveyor.errors import ConveyorError
+
+app = typer.Typer(
+    name="conveyor",
+    help=(
+        "Conveyor: data dropped into S3 is validated, trains a candidate, which is compared with the model in "
+        "production, registered as ONNX and served.\n\n"
+        "Start here: `conveyor demo` tells the whole story on the bundled dataset. `conveyor up` keeps a local "
+        "cloud running (S3, DynamoDB, Step Functions... on 127.0.0.1) for `drop`, `status` and `predict`.\n\n"
+        "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected; 4 timed out."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+StateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _target(state: Path | None) -> Target:
+    try:
+        return Target.load(state)
+    except TargetError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port of the AWS endpoint (moto); 0 picks a free one.")] = 0,
+    api_port: Annotated[int, typer.Option(help="Port of the prediction API; 0 picks a free one.")] = 0,
+    state: StateOption = None,
+) -> None:
+    """Start the local cloud and keep it running until Ctrl-C.
+
+    Synthesizes the CDK app (cached), starts a moto server on 127.0.0.1 with every resource the stack
+    declares, runs the Lambda handlers in-process, starts the pipeline for each object dropped under
+    {model}/incoming/ of the data bucket, and serves the prediction API over HTTP. Clients talk to it as
+    to AWS: boto3 or the AWS CLI with --endpoint-url.
+    """
+    from conveyor.localcloud.cloud import LocalCloud
+
+    state_path = state or default_state_path()
+    cloud = LocalCloud(port=port, api_port=api_port)
+    with console.status("starting the local cloud (synthesizing the CDK app, creating its resources)"):
+        try:
+            info = cloud.start()
+        except ConveyorError as error:
+            cloud.stop()
+            raise _fail(str(error)) from None
+    cloud.write_state(state_path)
+    data_bucket = info.outputs.get("DataBucketName", "?")
+    console.print(f"[bold green]local cloud up[/] in {info.startup_seconds:.1f} s")
+    console.print(f"  AWS endpoint  {info.endpoint}   (region {info.region}, any credentials)")
+    console.print(f"  API           {info.api_url}/models/{{model}}/predict")
+    for name, value in sorted(info.outputs.items()):
+        console.print(f"  {name:<20} {value}")
+    console.print(f"  state file    {state_path}")
+    console.print(
+        f"\n  drop data:  aws s3 cp FILE s3://{data_bucket}/MODEL/incoming/ --endpoint-url {info.endpoint}"
+        "\n  stop:       Ctrl-C"
+    )
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
+        state_path.unlink(missing_ok=True)
+        console.print("local cloud stopped")
+
+
+@app.command()
+def drop(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file to drop.", exists=True, dir_okay=False, readable=True)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model the data is for (the S3 prefix).")],
+    spec: Annotated[
+        Path | None, typer.Option(help="Model spec (YAML) to upload first; needed once per model.", exists=True, dir_okay=False)
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the pipeline until it ends.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 900.0,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Upload FILE to s3://DATA_BUCKET/MODEL/incoming/ (a drop starts the pipeline) and follow it.
+
+    Exit codes with --wait: 0 new version serving; 2 data rejected (quarantined, report beside it);
+    3 candidate rejected by its gates (the champion keeps serving); 1 pipeline failed; 4 timed out.
+    """
+    from conveyor.spec import load_spec
+
+    target = _target(state)
+    if spec is not None:
+        try:
+            parsed = load_spec(spec.read_bytes())
+        except ConveyorError as error:
+            raise _fail(f"{spec}: {error}", 2) from None
+        if parsed.name != model:
+            raise _fail(f"{spec} is the spec of model {parsed.name!r}, not {model!r}", 2)
+        target.s3.put_object(Bucket=target.output("ArtifactBucketName"), Key=f"{model}/spec.yaml", Body=spec.read_bytes())
+    outcome = drop_and_follow(target, file, model, wait=wait, timeout=timeout, quiet=as_json)
+    if as_json:
+        out.print_json(json.dumps(outcome, default=str))
+    raise typer.Exit(outcome.get("exit_code", 0))
+
+
+def drop_and_follow(target: Target, file: Path, model: str, *, wait: bool, timeout: float, quiet: bool = False) -> dict[str, Any]:
+    bucket = target.output("DataBucketName")
+    key = f"{model}/incoming/{file.name}"
+    started = time.monotonic()
+    put = target.s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes())
+    arn = following.execution_arn_for(
+        target.output("StateMachineArn"), bucket, key, put.get("VersionId"), put.get("ETag", "").strip('"')
+    )
+    if not quiet:
+        console.print(f"dropped [bold]{file.name}[/] → s3://{bucket}/{key}")
+    result: dict[str, Any] = {"bucket": bucket, "key": key, "version_id": put.get("VersionId"), "execution_arn": arn}
+    if not wait:
+        return {**result, "exit_code": 0}
+
+    def show(name: str, phase: str, seconds: float) -> None:
+        if quiet:
+            return
+        if phase == "entered":
+            console.print(f"  → {name}")
+        else:
+            console.print(f"    [dim]{name} done in {seconds:.2f} s[/]")
+
+    outcome = following.follow(target.sfn, arn, timeout=timeout, on_stage=show)
+    result.update(
+        status=outcome.status,
+        final_state=outcome.final_state,
+        error=outcome.error,
+        cause=outcome.cause,
+        seconds=round(time.monotonic() - started, 3),
+        stages=[{"state": s, "seconds": round(t, 3)} for s, t in outcome.stages],
+        validation=outcome.output.get("validation"),
+        registration=outcome.output.get("registration"),
+        evaluation={k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")},
+        exit_code=outcome.exit_code,
+    )
+    if not quiet:
+        _print_outcome(result)
+    return result
+
+
+def _print_outcome(result: dict[str, Any]) -> None:
+    code = result["exit_code"]
+    registration = result.get("registration") or {}
+    if code == following.EXIT_SERVING:
+        console.print(f"[bold green]serving[/] {registration.get('summary', '')}")
+    elif code == following.EXIT_CANDIDATE_REJECTED:
+        console.print(f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving.")
+    elif code == following.EXIT_DATA_REJECTED:
+        console.print(f"[bold red]data rejected[/] {result.get('cause')}")
+    elif code == following.EXIT_TIMEOUT:
+        console.print(f"[bold red]timed out[/] waiting for {result['execution_arn']}")
+    else:
+        console.print(f"[bold red]pipeline failed[/] ({result.get('error')}): {result.get('cause')}")
+
+
+@app.command()
+def status(
+    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show each model's versions, what is serving, and the latest pipeline executions."""
+    from conveyor.adapters.aws import DynamoTable
+    from conveyor.registry import Registry
+
+    target = _target(state)
+    table_name = target.output("RegistryTableName")
+    registry = Registry(DynamoTable(table_name, resource=_resource(target)))
+    scan = target.dynamodb.scan(TableName=table_name, ProjectionExpression="pk, sk")
+    models = sorted({i["pk"]["S"].split("#", 1)[1] for i in scan.get("Items", []) if i["pk"]["S"].startswith("MODEL#")})
+    if model:
+        models = [m for m in models if m == model]
+    executions = target.sfn.list_executions(stateMachineArn=target.output("StateMachineArn"), maxResults=20)["executions"]
+    document: dict[str, Any] = {"models": [], "executions": []}
+    for name in models:
+        routing = registry.routing(name)
+        versions = registry.versions(name)
+        document["models"].append(
+            {
+                "model": name,
+                "serving": routing.champion["version"] if routing and routing.champion else None,
+                "revision": routing.revision if routing else 0,
+                "versions": [
+                    {"version": v.version, "status": v.status, "metrics": v.metrics.get("candidate", {}), "decision": v.decision}
+                    for v in versions
+                ],
+            }
+        )
+    for execution in executions:
+        if model and not execution["name"].startswith(model):
+            continue
+        document["executions"].append({"name": execution["name"], "status": execution["status"], "started": str(execution["startDate"])})
+    if as_json:
+        out.print_json(json.dumps(document, default=str))
+        return
+    if not document["models"]:
+        out.print("no models yet: drop data with `conveyor drop FILE --model NAME --spec model.yaml`")
+    for entry in document["models"]:
+        grid = Table(title=f"{entry['model']} (serving v{entry['serving']}, routing revision {entry['revision']})")
+        for column in ("version", "status", "metrics", "decision"):
+            grid.add_column(column)
+        for v in entry["versions"]:
+            metrics = ", ".join(f"{k} {val:.4f}" for k, val in v["metrics"].items() if isinstance(val, int | float))
+            grid.add_row(str(v["version"]), v["status"], metrics, v["decision"])
+        out.print(grid)
+    if document["executions"]:
+        grid = Table(title="latest executions")
+        for column in ("name", "status", "started"):
+            grid.add_column(column)
+        for e in document["executions"]:
+            grid.add_row(e["name"], e["status"], e["started"])
+        out.print(grid)
+
+
+def _resource(target: Target) -> Any:
+    import boto3
+
+    return boto3.resource(
+        "dynamodb",
+        endpoint_url=target.endpoint,
+        region_name=target.region,
+        aws_access_key_id="conveyor-local",
+        aws_secret_access_key="conveyor-local",  # noqa: S106 - the local cloud's fixed fake credentials
+    )
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="Model to call.")],
+    body: Annotated[
+        str | None, typer.Option("--json", help='Request body, e.g. \'{"instances": [{"age": 40, ...}]}\'.')
+    ] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the request body from this file.", exists=True)] = None,
+    request_id: Annotated[str | None, typer.Option(help="X-Request-Id to send (echoed back).")] = None,
+    state: StateOption = None,
+) -> None:
+    """POST a request to /models/MODEL/predict and print the JSON answer (exit 1 on an error status)."""
+    import requests
+
+    if (body is None) == (file is None):
+        raise _fail("give exactly one of --json or --file", 2)
+    text = body if body is not None else file.read_text()  # type: ignore[union-attr]
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(f"the request body is not valid JSON: {error}", 2) from None
+    target = _target(state)
+    headers = {"Content-Type": "application/json"}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    response = requests.post(f"{target.api_url}/models/{model}/predict", data=text, headers=headers, timeout=30)
+    try:
+        out.print_json(json.dumps(response.json()))
+    except ValueError:
+        out.print(response.text)
+    if response.status_code != 200:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option(help="Leave the local cloud running at the end.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tell the whole story on the bundled dataset (German health registry, 1984-1988).
+
+    Starts a local cloud, drops 1984-1985 data as a user would (an S3 upload), shows each pipeline stage,
+    serves v1 over HTTP, drops 1986 (v2 is served or rejected with the reason), drops a broken file (it is
+    quarantined and the champion keeps serving), prints a summary and stops what it started.
+    """
+    from conveyor.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(console=console, out=out, keep_running=keep_running, as_json=as_json))
+
+
+def main() -> None:
+    try:
+        app()
+    except ConveyorError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

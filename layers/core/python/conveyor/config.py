@@ -1,0 +1,44 @@
+"""Runtime settings, read from the environment when a handler cold-starts (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from conveyor.errors import ConveyorError
+
+
+class ConfigError(ConveyorError):
+    pass
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_bucket: str
+    artifact_bucket: str
+    capture_bucket: str
+    registry_table: str
+    alerts_topic_arn: str
+    state_machine_arn: str = ""
+    routing_cache_seconds: float = 5.0
+    max_batch_rows: int = 1000
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            data_bucket=_required("DATA_BUCKET"),
+            artifact_bucket=_required("ARTIFACT_BUCKET"),
+            capture_bucket=os.environ.get("CAPTURE_BUCKET", ""),
+            registry_table=_required("REGISTRY_TABLE"),
+            alerts_topic_arn=os.environ.get("ALERTS_TOPIC_ARN", ""),
+            state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
+            routing_cache_seconds=float(os.environ.get("ROUTING_CACHE_SECONDS", "5")),
+            max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
+        )

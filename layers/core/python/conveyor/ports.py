@@ -1,0 +1,75 @@
+"""Ports: the narrow interfaces through which domain code reaches the outside world.
+
+Domain modules depend on these protocols only; ``conveyor.adapters.aws`` implements them with
+boto3 (the same code on AWS and on the local cloud) and ``conveyor.adapters.memory`` implements
+them in memory for unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One version of one object in a bucket: enough to find the exact bytes again."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "etag": self.etag,
+            "size": self.size,
+        }
+
+
+class ObjectStore(Protocol):
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef: ...
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None: ...
+
+    def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost a race: somebody else wrote first."""
+
+
+class Table(Protocol):
+    """A key-value table with (pk, sk) keys and conditional writes (DynamoDB's model)."""
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+    def put(self, item: dict[str, Any], *, if_absent: bool = False, if_equals: tuple[str, Any] | None = None) -> None:
+        """Write ``item``; raise ConditionFailed if ``if_absent`` and the key exists, or if
+        ``if_equals=(attribute, value)`` and the stored item's attribute differs."""
+        ...
+
+    def query(
+        self, pk: str, sk_prefix: str, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+class Notifier(Protocol):
+    def publish(self, subject: str, message: str) -> None: ...
+
+
+class ExecutionStarter(Protocol):
+    def start(self, name: str, payload: dict[str, Any]) -> bool:
+        """Start an execution named ``name``; False if one with that name already exists."""
+        ...

@@ -1,0 +1,230 @@
+"""The model registry and the routing record, over the ``Table`` port.
+
+Layout of the registry table (one table, keys ``pk``/``sk``):
+
+- ``MODEL#{model}`` / ``VERSION#{000001}``: one model version (status, artifact, metrics, gates, lineage)
+- ``MODEL#{model}`` / ``ROUTING``: what the endpoint serves, with a ``revision`` bumped by every change
+- ``MODEL#{model}`` / ``DATASET#{sha256}``: one accepted data object
+
+Every write that can race is conditional: versions are claimed with ``attribute_not_exists``
+(so concurrent pipelines get consecutive numbers, no gaps, no duplicates) and the routing
+record is replaced only if its revision is the one that was read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.errors import ArtifactError, ConveyorError
+from conveyor.ports import ConditionFailed, ObjectStore, Table
+
+STATUSES = ("candidate", "approved", "rejected", "production", "archived")
+_VERSION_ATTEMPTS = 50
+
+
+class RegistryError(ConveyorError):
+    pass
+
+
+class UnknownModel(RegistryError):
+    pass
+
+
+def model_pk(model: str) -> str:
+    return f"MODEL#{model}"
+
+
+def version_sk(version: int) -> str:
+    return f"VERSION#{version:06d}"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def artifact_key(model: str, sha256: str) -> str:
+    """Content-addressed key: the same bytes always land at the same key."""
+    return f"{model}/models/sha256-{sha256}.onnx"
+
+
+def load_verified(store: ObjectStore, bucket: str, key: str, expected_sha256: str) -> bytes:
+    """Read an artifact and refuse it unless its sha256 is the one the registry recorded."""
+    data = store.get(bucket, key)
+    actual = sha256_hex(data)
+    if actual != expected_sha256:
+        raise ArtifactError(
+            f"artifact s3://{bucket}/{key} has sha256 {actual}, registry expects {expected_sha256}",
+            details={"key": key, "expected": expected_sha256, "actual": actual},
+        )
+    return data
+
+
+@dataclass
+class ModelVersion:
+    model: str
+    version: int
+    status: str
+    artifact_key: str
+    sha256: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    decision: str = ""
+    created_at: float = 0.0
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": model_pk(self.model),
+            "sk": version_sk(self.version),
+            "model": self.model,
+            "version": self.version,
+            "status": self.status,
+            "artifact_key": self.artifact_key,
+            "sha256": self.sha256,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "lineage": self.lineage,
+            "decision": self.decision,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ModelVersion:
+        return cls(
+            model=item["model"],
+            version=int(item["version"]),
+            status=item["status"],
+            artifact_key=item["artifact_key"],
+            sha256=item["sha256"],
+            metrics=item.get("metrics", {}),
+            gates=item.get("gates", []),
+            lineage=item.get("lineage", {}),
+            decision=item.get("decision", ""),
+            created_at=float(item.get("created_at", 0.0)),
+        )
+
+
+@dataclass
+class Routing:
+    """What the endpoint serves for one model."""
+
+    model: str
+    champion: dict[str, Any] | None  # {"version", "artifact_key", "sha256"}
+    revision: int = 0
+    killed: bool = False
+    updated_at: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "pk": model_pk(self.model),
+            "sk": "ROUTING",
+            "model": self.model,
+            "champion": self.champion,
+            "revision": self.revision,
+            "killed": self.killed,
+            "updated_at": self.updated_at,
+            "history": self.history[-20:],
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Routing:
+        return cls(
+            model=item["model"],
+            champion=item.get("champion"),
+            revision=int(item.get("revision", 0)),
+            killed=bool(item.get("killed", False)),
+            updated_at=float(item.get("updated_at", 0.0)),
+            history=list(item.get("history", [])),
+        )
+
+
+class Registry:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    # versions ---------------------------------------------------------------------------
+    def latest_version_number(self, model: str) -> int:
+        items = self._table.query(model_pk(model), "VERSION#", newest_first=True, limit=1)
+        return int(items[0]["version"]) if items else 0
+
+    def register(self, version: ModelVersion) -> ModelVersion:
+        """Claim the next version number for ``version.model`` and store it."""
+        if version.status not in STATUSES:
+            raise RegistryError(f"unknown status {version.status!r}; expected one of {', '.join(STATUSES)}")
+        number = self.latest_version_number(version.model) + 1
+        for _ in range(_VERSION_ATTEMPTS):
+            version.version = number
+            version.created_at = version.created_at or time.time()
+            try:
+                self._table.put(version.to_item(), if_absent=True)
+                return version
+            except ConditionFailed:
+                number += 1
+        raise RegistryError(f"could not claim a version number for {version.model} after {_VERSION_ATTEMPTS} attempts")
+
+    def get(self, model: str, version: int) -> ModelVersion:
+        item = self._table.get(model_pk(model), version_sk(version))
+        if item is None:
+            raise UnknownModel(f"model {model} has no version {version}")
+        return ModelVersion.from_item(item)
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        return [ModelVersion.from_item(i) for i in self._table.query(model_pk(model), "VERSION#")]
+
+    def set_status(self, model: str, version: int, status: str) -> None:
+        current = self.get(model, version)
+        current.status = status
+        self._table.put(current.to_item(), if_equals=("sha256", current.sha256))
+
+    # routing ----------------------------------------------------------------------------
+    def routing(self, model: str) -> Routing | None:
+        item = self._table.get(model_pk(model), "ROUTING")
+        return Routing.from_item(item) if item else None
+
+    def promote(self, model: str, version: int) -> Routing:
+        """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record."""
+        target = self.get(model, version)
+        current = self.routing(model)
+        previous = current.champion if current else None
+        routing = Routing(
+            model=model,
+            champion={"version": target.version, "artifact_key": target.artifact_key, "sha256": target.sha256},
+            revision=(current.revision if current else 0) + 1,
+            killed=False,
+            updated_at=time.time(),
+            history=[
+                *(current.history if current else []),
+                {"action": "promote", "version": version, "at": time.time()},
+            ],
+        )
+        if current is None:
+            self._table.put(routing.to_item(), if_absent=True)
+        else:
+            self._table.put(routing.to_item(), if_equals=("revision", current.revision))
+        self.set_status(model, version, "production")
+        if previous and int(previous["version"]) != version:
+            self.set_status(model, int(previous["version"]), "archived")
+        return routing
+
+    def champion(self, model: str) -> ModelVersion | None:
+        routing = self.routing(model)
+        if routing is None or routing.champion is None:
+            return None
+        return self.get(model, int(routing.champion["version"]))
+
+    # datasets ---------------------------------------------------------------------------
+    def record_dataset(self, model: str, dataset: dict[str, Any]) -> bool:
+        """Record an accepted data object; False if the same content was accepted before."""
+        try:
+            self._table.put({"pk": model_pk(model), "sk": f"DATASET#{dataset['sha256']}", **dataset}, if_absent=True)
+        except ConditionFailed:
+            return False
+        return True
+
+    def datasets(self, model: str) -> list[dict[str, Any]]:
+        items = self._table.query(model_pk(model), "DATASET#")
+        return sorted(items, key=lambda i: float(i.get("accepted_at", 0.0)))

@@ -1,0 +1,80 @@
+"""What a stage needs from the outside world, built once per Lambda container."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.config import Settings
+from conveyor.errors import ConveyorError
+from conveyor.ports import Notifier, ObjectStore, Table
+from conveyor.registry import Registry
+
+
+class StageInputError(ConveyorError):
+    """The state handed to a stage lacks what the stage needs."""
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    state: dict[str, Any]
+    execution_id: str
+
+    @classmethod
+    def parse(cls, event: Any) -> StageEvent:
+        if not isinstance(event, dict) or not isinstance(event.get("state"), dict):
+            raise StageInputError(
+                "a stage event must be an object with 'state' (the execution state) and 'execution_id'"
+            )
+        return cls(state=event["state"], execution_id=str(event.get("execution_id") or "local"))
+
+    def require(self, *path: str) -> Any:
+        node: Any = self.state
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                raise StageInputError(f"the execution state has no {'.'.join(path)}")
+            node = node[part]
+        return node
+
+    @property
+    def execution_name(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "-", self.execution_id.rsplit(":", 1)[-1])[:80]
+
+
+@dataclass
+class PipelineContext:
+    settings: Settings
+    store: ObjectStore
+    table: Table
+    notifier: Notifier
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(self.table)
+
+    @classmethod
+    def from_env(cls) -> PipelineContext:
+        from conveyor.adapters.aws import DynamoTable, S3ObjectStore, SnsNotifier
+
+        settings = Settings.from_env()
+        return cls(
+            settings=settings,
+            store=S3ObjectStore(),
+            table=DynamoTable(settings.registry_table),
+            notifier=SnsNotifier(settings.alerts_topic_arn),
+        )
+
+    def spec_key(self, model: str) -> str:
+        return f"{model}/spec.yaml"
+
+    def put_json(self, bucket: str, key: str, document: Any) -> None:
+        self.store.put(bucket, key, json.dumps(document, indent=2, default=str).encode(), "application/json")
+
+
+def code_version() -> str:
+    import conveyor
+
+    return os.environ.get("CONVEYOR_CODE_VERSION") or getattr(conveyor, "__version__", "0")

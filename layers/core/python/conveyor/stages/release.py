@@ -1,0 +1,80 @@
+"""Stages 4 and 5: register the candidate (with its lineage and evidence), deploy the winner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.registry import ModelVersion, artifact_key, load_verified
+from conveyor.stages.context import PipelineContext, StageEvent, code_version
+
+
+def _metric_line(evaluation: dict[str, Any]) -> str:
+    metrics = evaluation.get("candidate") or {}
+    champion = evaluation.get("champion") or {}
+    parts = []
+    for name, value in metrics.items():
+        if isinstance(value, int | float):
+            text = f"{name} {value:.4f}"
+            if isinstance(champion.get(name), int | float):
+                text += f" (champion {champion[name]:.4f})"
+            parts.append(text)
+    return ", ".join(parts[:3])
+
+
+def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+    training = event.require("training")
+    evaluation = event.require("evaluation")
+    validation = event.state.get("validation", {})
+    model = str(training["model"])
+    bucket = ctx.settings.artifact_bucket
+    data = load_verified(ctx.store, bucket, training["candidate_key"], training["sha256"])
+    key = artifact_key(model, training["sha256"])
+    ctx.store.put(bucket, key, data, "application/octet-stream")
+    passed = bool(evaluation.get("passed"))
+    version = ModelVersion(
+        model=model,
+        version=0,
+        status="candidate" if passed else "rejected",
+        artifact_key=key,
+        sha256=training["sha256"],
+        metrics={"candidate": evaluation.get("candidate") or {}, "champion": evaluation.get("champion")},
+        gates=evaluation.get("gates", []),
+        decision=str(evaluation.get("reason", "")),
+        lineage={
+            "data": training.get("data", []),
+            "trigger": {"key": validation.get("data_key"), "report_key": validation.get("report_key")},
+            "spec_hash": training.get("spec_hash"),
+            "code_version": code_version(),
+            "libraries": training.get("libraries", {}),
+            "estimator": training.get("estimator"),
+            "parameters": training.get("params", {}),
+            "parent_champion": evaluation.get("champion_version"),
+            "execution": event.execution_id,
+            "n_train": training.get("n_train"),
+            "n_holdout": training.get("n_holdout"),
+        },
+    )
+    stored = ctx.registry.register(version)
+    evidence = {**stored.to_item(), "evaluation": evaluation, "training": training}
+    evidence.pop("pk", None)
+    evidence.pop("sk", None)
+    ctx.put_json(bucket, f"{model}/versions/{stored.version}/evidence.json", evidence)
+    ctx.store.put(bucket, f"{model}/versions/{stored.version}/spec.yaml", ctx.store.get(bucket, training["spec_key"]))
+    verb = "registered" if passed else "rejected"
+    summary = f"{model} v{stored.version} {verb}: {_metric_line(evaluation)}. {evaluation.get('reason', '')}".strip()
+    return {
+        "model": model,
+        "version": stored.version,
+        "status": stored.status,
+        "artifact_key": key,
+        "sha256": stored.sha256,
+        "summary": summary,
+    }
+
+
+def deploy(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+    registration = event.require("registration")
+    model = str(registration["model"])
+    version = int(registration["version"])
+    routing = ctx.registry.promote(model, version)
+    return {"model": model, "version": version, "revision": routing.revision, "strategy": "all_at_once"}

@@ -1,0 +1,64 @@
+"""Guards the one moto internal the local cloud patches (see conveyor.localcloud.runtime)."""
+
+import inspect
+import io
+import json
+import zipfile
+from importlib import metadata
+
+import boto3
+import pytest
+from moto.awslambda.models import LambdaFunction
+from moto.server import ThreadedMotoServer
+
+from conveyor.localcloud.runtime import PATCHED_METHOD, LambdaRuntime, LocalFunction, install_moto_patch
+
+
+def test_moto_is_the_pinned_version():
+    assert metadata.version("moto") == "5.2.5", "conveyor.localcloud patches moto 5.2.5 internals: re-check them"
+
+
+def test_the_patched_method_still_has_the_expected_shape():
+    original = inspect.getattr_static(LambdaFunction, PATCHED_METHOD)
+    assert callable(original)
+    assert list(inspect.signature(original).parameters) == ["self", "event"]
+    # The public invoke path calls it and reads (payload, errored, logs).
+    assert PATCHED_METHOD in inspect.getsource(LambdaFunction.invoke)
+
+
+@pytest.fixture
+def moto_server(monkeypatch):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("MOTO_PORT", str(port))
+    original = inspect.getattr_static(LambdaFunction, PATCHED_METHOD)
+    yield f"http://{host}:{port}"
+    setattr(LambdaFunction, PATCHED_METHOD, original)
+    server.stop()
+
+
+def test_invoke_through_the_api_runs_the_handler_in_process_and_errors_keep_their_type(moto_server):
+    runtime = LambdaRuntime()
+
+    def handler(event, context):
+        if event.get("fail"):
+            raise ValueError("bad event")
+        return {"echo": event, "function": context.function_name}
+
+    runtime.register(LocalFunction(name="echo", arn="arn:aws:lambda:us-east-1:123456789012:function:echo", code="x", handler=handler))
+    install_moto_patch(runtime)
+    kw = {"endpoint_url": moto_server, "region_name": "us-east-1", "aws_access_key_id": "k", "aws_secret_access_key": "s"}
+    role = boto3.client("iam", **kw).create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buffer = io.BytesIO()
+    zipfile.ZipFile(buffer, "w").writestr("h.py", "")
+    lam = boto3.client("lambda", **kw)
+    lam.create_function(FunctionName="echo", Runtime="python3.12", Role=role, Handler="h.h", Code={"ZipFile": buffer.getvalue()})
+    ok = lam.invoke(FunctionName="echo", Payload=json.dumps({"a": 1}))
+    assert json.loads(ok["Payload"].read()) == {"echo": {"a": 1}, "function": "echo"}
+    assert "FunctionError" not in ok
+    failed = lam.invoke(FunctionName="echo", Payload=json.dumps({"fail": True}))
+    assert failed["FunctionError"] == "Handled"
+    error = json.loads(failed["Payload"].read())
+    assert error["errorType"] == "ValueError" and error["errorMessage"] == "bad event"
+    assert runtime.invocations == 2

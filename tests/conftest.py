@@ -1,0 +1,37 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT / "events" / "data" / "german_health_1984_1988.csv"
+DEMO_SPEC = ROOT / "events" / "specs" / "doctor-visits.yaml"
+
+
+@dataclass
+class TrainedModel:
+    spec: Any
+    result: Any
+    onnx: bytes
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> TrainedModel:
+    """The demo spec trained on 1984-1985 (the same code the train Lambda runs)."""
+    import pandas as pd
+
+    from conveyor.onnx_export import export_onnx
+    from conveyor.spec import load_spec, spec_hash
+    from conveyor.training import train_model
+
+    spec = load_spec(DEMO_SPEC.read_bytes())
+    frame = pd.read_csv(DATASET)
+    frame = frame[frame["year"] <= 1985].reset_index(drop=True)
+    result = train_model(frame, spec)
+    onnx = export_onnx(result.pipeline, spec, classes=result.classes, spec_hash=spec_hash(spec))
+    return TrainedModel(spec=spec, result=result, onnx=onnx)

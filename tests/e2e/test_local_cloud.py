@@ -1,0 +1,176 @@
+"""The local cloud end to end, through its public faces only: S3 uploads (boto3 and the AWS CLI),
+the SQS queue the bucket's events land in, the Step Functions API, and HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from conveyor.cli.target import Target
+from conveyor.spec import load_spec
+from conveyor.tabular import feature_frame
+from conveyor.training import train_model
+from tests.conftest import DATASET, DEMO_SPEC
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
+MODEL = "doctor-visits"
+
+
+def _years(tmp_path: Path, name: str, years: list[int]) -> Path:
+    frame = pd.read_csv(DATASET)
+    path = tmp_path / name
+    frame[frame["year"].isin(years)].to_csv(path, index=False)
+    return path
+
+
+def _executions_for(target: Target, key: str) -> list[dict[str, Any]]:
+    found = []
+    for execution in target.sfn.list_executions(stateMachineArn=target.output("StateMachineArn"))["executions"]:
+        described = target.sfn.describe_execution(executionArn=execution["executionArn"])
+        if json.loads(described["input"])["detail"]["object"]["key"] == key:
+            found.append(described)
+    return found
+
+
+def _wait_for_end(target: Target, key: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executions = _executions_for(target, key)
+        if executions and executions[0]["status"] != "RUNNING":
+            return executions[0]
+        time.sleep(0.3)
+    pytest.fail(f"no finished execution for {key} within {timeout} s")
+
+
+def _predict(target: Target, instances: list[dict[str, Any]], request_id: str = "e2e") -> requests.Response:
+    return requests.post(
+        f"{target.api_url}/models/{MODEL}/predict",
+        json={"instances": instances},
+        headers={"X-Request-Id": request_id},
+        timeout=30,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_version(cloud: Target, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Spec uploaded, 1984-1985 dropped with the AWS CLI, v1 serving."""
+    tmp_path = tmp_path_factory.mktemp("drops")
+    cloud.s3.put_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=DEMO_SPEC.read_bytes())
+    data = _years(tmp_path, "german_health_1984_1985.csv", [1984, 1985])
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": cloud.region}
+    done = subprocess.run(
+        [aws, "s3", "cp", str(data), f"s3://{cloud.output('DataBucketName')}/{MODEL}/incoming/", "--endpoint-url", cloud.endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    execution = _wait_for_end(cloud, f"{MODEL}/incoming/{data.name}")
+    assert execution["status"] == "SUCCEEDED", execution
+    return {"data": data, "execution": execution, "output": json.loads(execution["output"])}
+
+
+def test_a_drop_becomes_a_registered_version_with_lineage(cloud: Target, first_version: dict[str, Any]) -> None:
+    registration = first_version["output"]["registration"]
+    assert registration["version"] == 1 and registration["status"] in {"candidate", "production"}
+    evidence = json.loads(
+        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/1/evidence.json")["Body"].read()
+    )
+    lineage = evidence["lineage"]
+    (data,) = lineage["data"]
+    assert data["bucket"] == cloud.output("DataBucketName") and data["key"].startswith(f"{MODEL}/accepted/")
+    assert len(data["sha256"]) == 64 and data["etag"] and data["version_id"]
+    assert len(lineage["spec_hash"]) == 64
+    assert lineage["execution"] == first_version["execution"]["executionArn"]
+    assert evidence["sha256"] == registration["sha256"]
+    state = requests.get(f"{cloud.api_url}/models/{MODEL}", timeout=10).json()
+    assert state["champion"]["version"] == 1 and state["champion"]["sha256"] == registration["sha256"]
+
+
+def test_served_predictions_equal_the_scikit_learn_model(cloud: Target, first_version: dict[str, Any]) -> None:
+    spec = load_spec(DEMO_SPEC.read_bytes())
+    trained = train_model(pd.read_csv(first_version["data"]), spec)  # same data, same spec, same seeds
+    rows = trained.holdout_df.head(100)
+    features = feature_frame(rows, spec)
+    instances = [
+        {k: (str(v) if spec.features[k].type == "category" else float(v)) for k, v in r.items()}
+        for r in features.to_dict(orient="records")
+    ]
+    response = _predict(cloud, instances, "parity-check")
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Request-Id"] == "parity-check"
+    body = response.json()
+    served = np.array([[p["0"], p["1"]] for p in body["probabilities"]])
+    assert np.max(np.abs(served - trained.pipeline.predict_proba(features))) < 1e-5
+    assert body["predictions"] == trained.pipeline.predict(features).tolist()
+
+
+def test_bad_requests_are_4xx_over_http(cloud: Target, first_version: dict[str, Any]) -> None:
+    assert _predict(cloud, [{"age": "forty"}]).status_code == 400
+    response = requests.post(f"{cloud.api_url}/models/nobody/predict", json={"instances": [{}]}, timeout=10)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
+    response = requests.post(f"{cloud.api_url}/models/{MODEL}/predict", data=b"\xff\x00", timeout=10)
+    assert response.status_code == 400
+
+
+def test_a_bad_file_is_quarantined_with_its_report_and_the_champion_keeps_serving(
+    cloud: Target, first_version: dict[str, Any], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("age,female\nforty,1\n")
+    key = f"{MODEL}/incoming/broken.csv"
+    cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=broken.read_bytes())
+    execution = _wait_for_end(cloud, key)
+    assert execution["status"] == "FAILED" and execution["error"] == "DataRejected"
+    assert "docvis" in execution["cause"]
+    listed = cloud.s3.list_objects_v2(Bucket=cloud.output("DataBucketName"), Prefix=f"{MODEL}/quarantine/")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    (data_key,) = [k for k in keys if k.endswith("/broken.csv")]
+    assert f"{data_key}.report.json" in keys
+    report = json.loads(cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=f"{data_key}.report.json")["Body"].read())
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert report["verdict"] == "rejected"
+    assert any("docvis" in c["message"] for c in failed) and any(c["column"] == "age" for c in failed)
+    assert cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=data_key)["Body"].read() == broken.read_bytes()
+    response = _predict(cloud, [{"age": 40, "hhninc": 3.0, "educ": 12, "female": 1, "married": 1, "kids": 0, "outwork": 0, "self": 0, "edlevel": "1"}])
+    assert response.status_code == 200 and response.json()["model_version"] == 1
+
+
+def test_a_duplicated_s3_event_starts_one_execution(cloud: Target, first_version: dict[str, Any], tmp_path: Path) -> None:
+    data = _years(tmp_path, "german_health_1986.csv", [1986])
+    key = f"{MODEL}/incoming/{data.name}"
+    put = cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=data.read_bytes())
+    event = {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "region": cloud.region,
+        "detail": {
+            "bucket": {"name": cloud.output("DataBucketName")},
+            "object": {"key": key, "size": data.stat().st_size, "etag": put["ETag"].strip('"'), "version-id": put["VersionId"]},
+            "reason": "PutObject",
+        },
+    }
+    sqs = cloud.client("sqs")
+    for _ in range(2):  # the bucket's own event, plus the same event delivered twice more
+        sqs.send_message(QueueUrl=cloud.output("IngestQueueUrl"), MessageBody=json.dumps(event))
+    execution = _wait_for_end(cloud, key)
+    time.sleep(2)  # let every delivery reach the dispatcher
+    assert sqs.get_queue_attributes(QueueUrl=cloud.output("IngestQueueUrl"), AttributeNames=["ApproximateNumberOfMessages"])[
+        "Attributes"
+    ]["ApproximateNumberOfMessages"] == "0"
+    assert len(_executions_for(cloud, key)) == 1
+    assert execution["status"] == "SUCCEEDED"

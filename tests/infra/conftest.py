@@ -1,0 +1,48 @@
+"""One synthesis of the Conveyor stack for the whole session (Template.from_stack costs seconds)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+import aws_cdk as cdk  # noqa: E402 - after the jsii environment variable
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra.app import build_app  # noqa: E402
+from infra.stack import ConveyorStack  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Synth:
+    app: cdk.App
+    stack: ConveyorStack
+    template: Template
+    json: dict[str, Any]
+
+    def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.json["Resources"].items()
+            if resource["Type"] == resource_type
+        }
+
+    def logical_id(self, construct: Any) -> str:
+        return str(self.stack.resolve(self.stack.get_logical_id(construct.node.default_child)))
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    # No bundling (no pip, no Docker) and an output directory outside the repo.
+    os.environ["CDK_OUTDIR"] = str(tmp_path_factory.mktemp("cdk.out"))
+    try:
+        app = build_app({"aws:cdk:bundling-stacks": []})
+    finally:
+        del os.environ["CDK_OUTDIR"]
+    stack = next(child for child in app.node.children if isinstance(child, ConveyorStack))
+    template = Template.from_stack(stack)
+    return Synth(app=app, stack=stack, template=template, json=template.to_json())

@@ -1,0 +1,55 @@
+"""The prediction API: three routes to predict, IAM authorization, validated, logged, throttled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.infra.conftest import Synth
+
+
+def routes(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    resources = synth.resources("AWS::ApiGateway::Resource")
+    api_id = synth.logical_id(synth.stack.api)
+
+    def path_of(ref: Any) -> str:
+        if isinstance(ref, dict) and "Fn::GetAtt" in ref:  # the root resource
+            assert ref["Fn::GetAtt"] == [api_id, "RootResourceId"]
+            return ""
+        resource = resources[ref["Ref"]]["Properties"]
+        return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+    return {
+        (method["Properties"]["HttpMethod"], path_of(method["Properties"]["ResourceId"])): method["Properties"]
+        for method in synth.resources("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_three_routes_with_iam_auth_proxied_to_predict(synth: Synth) -> None:
+    found = routes(synth)
+    assert set(found) == {
+        ("POST", "/models/{model}/predict"),
+        ("GET", "/models/{model}"),
+        ("GET", "/openapi.json"),
+    }
+    predict = synth.logical_id(synth.stack.node.find_child("Serving").node.find_child("PredictFunction"))
+    validators = synth.resources("AWS::ApiGateway::RequestValidator")
+    assert len(validators) == 1
+    for route, method in found.items():
+        assert method["AuthorizationType"] == "AWS_IAM", route
+        integration = method["Integration"]
+        assert integration["Type"] == "AWS_PROXY", route
+        uri = str(integration["Uri"])
+        assert predict in uri, route
+        assert method["RequestValidatorId"] == {"Ref": next(iter(validators))}, route
+
+
+def test_stage_v1_logged_traced_throttled(synth: Synth) -> None:
+    (stage,) = synth.resources("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["StageName"] == "v1"
+    assert props["TracingEnabled"] is True
+    assert "DestinationArn" in props["AccessLogSetting"]
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
+    assert settings["LoggingLevel"] in ("ERROR", "INFO")
+    assert settings["DataTraceEnabled"] is False

@@ -1,0 +1,66 @@
+"""cdk-nag (AwsSolutions) leaves nothing unsuppressed; cfn-lint accepts the template; outputs exist."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Annotations, Match
+
+from tests.infra.conftest import Synth
+
+OUTPUTS = (
+    "DataBucketName",
+    "ArtifactBucketName",
+    "CaptureBucketName",
+    "RegistryTableName",
+    "AlertsTopicArn",
+    "StateMachineArn",
+    "IngestQueueUrl",
+    "ApiUrl",
+)
+
+# cfn-lint findings accepted, with the reason.
+CFN_LINT_IGNORED: dict[str, str] = {
+    "W3005": "aws-cdk adds DependsOn on a function's role and its default policy (so the policy exists "
+    "before the function can run); the role's DependsOn is redundant with Fn::GetAtt, never wrong.",
+}
+
+
+def _messages(findings: list[object]) -> list[str]:
+    return [json.dumps(getattr(finding, "_values", str(finding)), default=str)[:300] for finding in findings]
+
+
+def test_no_unsuppressed_nag_errors(synth: Synth) -> None:
+    errors = Annotations.from_stack(synth.stack).find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+    assert errors == [], _messages(errors)
+
+
+def test_no_unsuppressed_nag_warnings(synth: Synth) -> None:
+    warnings = Annotations.from_stack(synth.stack).find_warning(
+        "*", Match.string_like_regexp("AwsSolutions-.*")
+    )
+    assert warnings == [], _messages(warnings)
+
+
+def test_outputs(synth: Synth) -> None:
+    assert set(OUTPUTS) <= set(synth.json["Outputs"])
+    assert synth.json["Outputs"]["StateMachineArn"]["Value"] == {"Ref": synth.logical_id(synth.stack.state_machine)}
+    assert synth.json["Outputs"]["IngestQueueUrl"]["Value"] == {"Ref": synth.logical_id(synth.stack.ingest_queue)}
+
+
+def test_cfn_lint(synth: Synth, tmp_path: Path) -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    if not cfn_lint.exists() and shutil.which("cfn-lint") is None:
+        pytest.skip("cfn-lint is not installed")
+    template = tmp_path / "Conveyor.template.json"
+    template.write_text(json.dumps(synth.json))
+    command = [str(cfn_lint) if cfn_lint.exists() else "cfn-lint", "--format", "parseable"]
+    if CFN_LINT_IGNORED:
+        command += ["--ignore-checks", *CFN_LINT_IGNORED]
+    result = subprocess.run([*command, "--", str(template)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

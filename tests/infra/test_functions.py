@@ -1,0 +1,147 @@
+"""The seven functions: tagged for the local cloud, same runtime, same common environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth
+
+FUNCTIONS = ("dispatch", "validate", "train", "evaluate", "register", "deploy", "predict")
+ZIP = ("dispatch", "register", "deploy", "predict")
+IMAGE = ("validate", "train", "evaluate")
+COMMON_ENV_NAMES = (
+    "DATA_BUCKET",
+    "ARTIFACT_BUCKET",
+    "CAPTURE_BUCKET",
+    "REGISTRY_TABLE",
+    "ALERTS_TOPIC_ARN",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "LOG_LEVEL",
+)
+
+
+def functions_by_tag(synth: Synth) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for resource in synth.resources("AWS::Lambda::Function").values():
+        tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"].get("Tags", [])}
+        if "conveyor:function" in tags:
+            assert tags["conveyor:function"] not in found, "two functions share a tag"
+            found[tags["conveyor:function"]] = resource["Properties"]
+    return found
+
+
+def test_one_tagged_function_per_folder(synth: Synth) -> None:
+    assert sorted(functions_by_tag(synth)) == sorted(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_runtime_tracing_and_logs(synth: Synth, name: str) -> None:
+    props = functions_by_tag(synth)[name]
+    assert props["Architectures"] == ["x86_64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synth.json["Resources"][log_group]["Properties"]["RetentionInDays"] == 30
+    if name in ZIP:
+        assert props["Runtime"] == "python3.12"
+        assert props["Handler"] == "handler.lambda_handler"
+    else:
+        assert props["PackageType"] == "Image"
+        assert props["ImageConfig"] == {"Command": [f"functions.{name}.handler.lambda_handler"]}
+
+
+def test_every_function_gets_the_same_common_environment(synth: Synth) -> None:
+    environments = {name: props["Environment"]["Variables"] for name, props in functions_by_tag(synth).items()}
+    reference = {key: environments["predict"][key] for key in COMMON_ENV_NAMES}
+    assert reference["POWERTOOLS_SERVICE_NAME"] == "conveyor"
+    assert reference["POWERTOOLS_METRICS_NAMESPACE"] == "Conveyor"
+    assert reference["LOG_LEVEL"] == "INFO"
+    assert reference["DATA_BUCKET"] == {"Ref": synth.logical_id(synth.stack.data_bucket)}
+    assert reference["REGISTRY_TABLE"] == {"Ref": synth.logical_id(synth.stack.table)}
+    for name, env in environments.items():
+        assert {key: env[key] for key in COMMON_ENV_NAMES} == reference, name
+
+
+def test_extra_environment_only_where_needed(synth: Synth) -> None:
+    extras = {
+        name: set(props["Environment"]["Variables"]) - set(COMMON_ENV_NAMES)
+        for name, props in functions_by_tag(synth).items()
+    }
+    assert extras == {
+        "dispatch": {"STATE_MACHINE_ARN"},
+        "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS"},
+        **{name: set() for name in ("validate", "train", "evaluate", "register", "deploy")},
+    }
+    functions = functions_by_tag(synth)
+    assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
+        "Ref": synth.logical_id(synth.stack.state_machine)
+    }
+    assert functions["predict"]["Environment"]["Variables"]["ROUTING_CACHE_SECONDS"] == "5"
+    assert functions["predict"]["Environment"]["Variables"]["MAX_BATCH_ROWS"] == "1000"
+
+
+def test_zip_functions_use_the_core_and_deps_layers_not_the_training_image(synth: Synth) -> None:
+    layers = synth.resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    for name in ZIP:
+        props = functions_by_tag(synth)[name]
+        assert "ImageUri" not in props["Code"] and props.get("PackageType", "Zip") == "Zip", name
+        assert "S3Key" in props["Code"]
+        assert sorted(layer["Ref"] for layer in props["Layers"]) == sorted(layers), name
+
+
+def test_image_functions_share_one_image(synth: Synth) -> None:
+    functions = functions_by_tag(synth)
+    uris = {str(functions[name]["Code"]["ImageUri"]) for name in IMAGE}
+    assert len(uris) == 1
+
+
+def test_sizing(synth: Synth) -> None:
+    functions = functions_by_tag(synth)
+    assert (functions["train"]["MemorySize"], functions["train"]["Timeout"]) == (3008, 900)
+    for name in ("validate", "evaluate"):
+        assert (functions[name]["MemorySize"], functions[name]["Timeout"]) == (2048, 300)
+    for name in ZIP:
+        assert 512 <= functions[name]["MemorySize"] <= 1024
+        assert 30 <= functions[name]["Timeout"] <= 60
+
+
+def _statements_of(synth: Synth, name: str) -> list[dict[str, Any]]:
+    props = functions_by_tag(synth)[name]
+    role = props["Role"]["Fn::GetAtt"][0]
+    statements: list[dict[str, Any]] = []
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _actions(statements: list[dict[str, Any]]) -> set[str]:
+    actions: set[str] = set()
+    for statement in statements:
+        value = statement["Action"]
+        actions |= set(value if isinstance(value, list) else [value])
+    return actions
+
+
+def test_grants_are_least_privilege(synth: Synth) -> None:
+    deploy = _actions(_statements_of(synth, "deploy"))
+    assert not any(action.startswith("s3:") for action in deploy)
+    assert "dynamodb:PutItem" in deploy
+
+    predict = _actions(_statements_of(synth, "predict"))
+    assert "s3:PutObject" in predict and "s3:GetObject*" in predict
+    assert "dynamodb:PutItem" not in predict and "s3:DeleteObject*" not in predict
+
+    train = _actions(_statements_of(synth, "train"))
+    assert "dynamodb:PutItem" not in train and "dynamodb:GetItem" in train
+
+    dispatch = _statements_of(synth, "dispatch")
+    assert "states:StartExecution" in _actions(dispatch)
+    assert not any(action.startswith(("dynamodb:", "s3:Put", "s3:Delete")) for action in _actions(dispatch))
+
+    for name in FUNCTIONS:
+        for action in _actions(_statements_of(synth, name)):
+            assert action != "*" and not action.endswith(":*"), (name, action)

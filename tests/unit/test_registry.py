@@ -1,0 +1,89 @@
+import threading
+
+import pytest
+from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
+from conveyor.errors import ArtifactError
+from conveyor.ports import ConditionFailed
+from conveyor.registry import ModelVersion, Registry, UnknownModel, artifact_key, load_verified, sha256_hex
+
+
+def _version(model="m", sha="a" * 64, status="candidate"):
+    return ModelVersion(model=model, version=0, status=status, artifact_key=artifact_key(model, sha), sha256=sha)
+
+
+def test_versions_are_consecutive_under_concurrent_registrations():
+    registry = Registry(MemoryTable())
+    got = []
+    barrier = threading.Barrier(8)
+
+    def register():
+        barrier.wait()
+        got.append(registry.register(_version()).version)
+
+    threads = [threading.Thread(target=register) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got) == list(range(1, 9))
+    assert [v.version for v in registry.versions("m")] == list(range(1, 9))
+
+
+def test_models_number_their_versions_independently():
+    registry = Registry(MemoryTable())
+    assert registry.register(_version("a")).version == 1
+    assert registry.register(_version("b")).version == 1
+    assert registry.register(_version("a")).version == 2
+
+
+def test_promote_moves_traffic_and_archives_the_previous_champion():
+    registry = Registry(MemoryTable())
+    registry.register(_version(sha="a" * 64))
+    registry.register(_version(sha="b" * 64))
+    first = registry.promote("m", 1)
+    second = registry.promote("m", 2)
+    assert (first.revision, second.revision) == (1, 2)
+    assert registry.routing("m").champion == {
+        "version": 2,
+        "artifact_key": artifact_key("m", "b" * 64),
+        "sha256": "b" * 64,
+    }
+    assert [v.status for v in registry.versions("m")] == ["archived", "production"]
+    assert registry.champion("m").version == 2
+
+
+def test_a_stale_routing_write_is_refused():
+    table = MemoryTable()
+    registry = Registry(table)
+    registry.register(_version())
+    registry.promote("m", 1)
+    stale = table.get("MODEL#m", "ROUTING")
+    registry.promote("m", 1)
+    with pytest.raises(ConditionFailed):
+        table.put({**stale, "revision": stale["revision"] + 1}, if_equals=("revision", stale["revision"]))
+
+
+def test_unknown_versions_and_models_are_named():
+    registry = Registry(MemoryTable())
+    with pytest.raises(UnknownModel, match="model m has no version 3"):
+        registry.get("m", 3)
+    assert registry.routing("m") is None
+    assert registry.champion("m") is None
+
+
+def test_artifacts_are_verified_by_sha256_before_use():
+    store = MemoryObjectStore()
+    data = b"onnx bytes"
+    store.put("artifacts", "k", data)
+    assert load_verified(store, "artifacts", "k", sha256_hex(data)) == data
+    store.put("artifacts", "k", b"tampered")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_verified(store, "artifacts", "k", sha256_hex(data))
+
+
+def test_datasets_are_recorded_once_per_content():
+    registry = Registry(MemoryTable())
+    dataset = {"sha256": "c" * 64, "bucket": "b", "key": "m/accepted/x.csv", "accepted_at": 1.0}
+    assert registry.record_dataset("m", dataset) is True
+    assert registry.record_dataset("m", {**dataset, "key": "m/accepted/y.csv"}) is False
+    assert [d["key"] for d in registry.datasets("m")] == ["m/accepted/x.csv"]

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conveyor.errors import ConveyorError, SpecError
+from conveyor.spec import ModelSpec, load_spec, parse_spec, spec_hash
+
+
+def _load(data: dict[str, Any]) -> ModelSpec:
+    return load_spec(yaml.safe_dump(data))
+
+
+def _error(data: dict[str, Any]) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        _load(data)
+    return caught.value
+
+
+def test_demo_spec_loads_from_path_text_and_bytes(spec_path: Path) -> None:
+    from_path = load_spec(spec_path)
+    assert from_path.name == "doctor-visits"
+    assert list(from_path.features) == [
+        "age",
+        "hhninc",
+        "educ",
+        "female",
+        "married",
+        "kids",
+        "outwork",
+        "self",
+        "edlevel",
+    ]
+    assert from_path.target.positive_when is not None and from_path.target.positive_when.op == "gt"
+    assert from_path.primary_metric == "roc_auc"
+    assert load_spec(spec_path.read_text()) == from_path
+    assert load_spec(spec_path.read_bytes()) == from_path
+
+
+def test_bad_feature_type_names_the_key_path_and_choices(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["features"]["age"]["type"] = "numeric"
+    error = _error(data)
+    assert "features.age.type: must be one of number, integer, category, boolean" in error.message
+    assert isinstance(error, ConveyorError)
+    assert error.details["errors"][0]["path"] == "features.age.type"
+
+
+def test_unknown_keys_are_named(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["estimatr"] = {"type": "random_forest"}
+    data["split"]["sed"] = 1
+    message = _error(data).message
+    assert "estimatr: unknown key" in message
+    assert "split.sed: unknown key" in message
+
+
+def test_missing_required_key_is_named(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    del data["target"]
+    assert "target: required" in _error(data).message
+
+
+@pytest.mark.parametrize("name", ["Doctor", "a_b", "", "x" * 64, "dash space"])
+def test_invalid_names_are_rejected(name: str, spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["name"] = name
+    assert _error(data).message.startswith("name:")
+
+
+def test_target_among_features_is_rejected(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["features"]["docvis"] = {"type": "number"}
+    assert _error(data).message.startswith("target.column:")
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator", "metric"),
+    [("classification", "linear_regression", None), ("regression", "logistic_regression", None)],
+)
+def test_estimator_must_fit_the_task(task: str, estimator: str, metric: str | None, spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data.update(task=task, estimator={"type": estimator})
+    data["target"].pop("positive_when")
+    data["gates"].pop("primary_metric")
+    assert _error(data).message.startswith(f"estimator.type: {estimator} cannot be used for {task}")
+
+
+def test_primary_metric_must_fit_the_task(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["gates"]["primary_metric"] = "rmse"
+    assert _error(data).message.startswith("gates.primary_metric: rmse is not a classification metric")
+
+
+def test_default_metric_follows_task_and_direction(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["gates"].pop("primary_metric")
+    assert _load(data).primary_metric == "roc_auc"
+    assert _load(data).metric_higher_is_better() is True
+    data.update(task="regression", estimator={"type": "linear_regression"})
+    data["target"].pop("positive_when")
+    regression = _load(data)
+    assert regression.primary_metric == "rmse"
+    assert regression.metric_higher_is_better() is False
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.95, -0.1])
+def test_holdout_fraction_bounds(fraction: float, spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["split"]["holdout_fraction"] = fraction
+    assert _error(data).message.startswith("split.holdout_fraction:")
+
+
+def test_defaults_are_filled() -> None:
+    spec = parse_spec(
+        {
+            "name": "m",
+            "task": "classification",
+            "target": {"column": "y"},
+            "features": {"x": {"type": "number"}},
+            "estimator": {"type": "random_forest"},
+        }
+    )
+    assert spec.split.holdout_fraction == 0.2 and spec.split.seed == 42
+    assert spec.gates.max_degradation == 0.0 and spec.gates.parity_tolerance == 1e-5
+    assert spec.deployment.strategy == "all_at_once" and spec.deployment.approval == "auto"
+    assert spec.identifiers == [] and spec.time_column is None
+
+
+def test_invalid_yaml_and_non_mapping_raise_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec("name: [unclosed")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec("- a\n- b\n")
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "absent.yaml")
+
+
+def test_spec_hash_is_canonical_and_sensitive(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    reordered = dict(reversed(list(data.items())))
+    assert spec_hash(_load(data)) == spec_hash(_load(reordered))
+    assert len(spec_hash(_load(data))) == 64
+    before = spec_hash(_load(data))
+    data["split"]["seed"] = 43
+    assert spec_hash(_load(data)) != before
+
+
+def test_range_must_be_ordered(spec_dict: dict[str, Any]) -> None:
+    data = spec_dict
+    data["features"]["age"]["range"] = [64, 25]
+    assert "features.age" in _error(data).message
