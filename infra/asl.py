@@ -21,7 +21,8 @@ def render_definition(template: dict[str, Any], logical_id: str, resolve: Resolv
         raise ValueError(f"{logical_id} is a {resource.get('Type')}, not a state machine")
     properties = resource["Properties"]
     if "Definition" in properties:  # already an object (definition given inline)
-        return properties["Definition"]  # type: ignore[no-any-return]
+        definition: dict[str, Any] = properties["Definition"]
+        return definition
     result: dict[str, Any] = json.loads(_render(properties["DefinitionString"], resolve))
     return result
 
@@ -30,7 +31,7 @@ def _render(value: Any, resolve: Resolver) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (function, argument), = value.items()
+        ((function, argument),) = value.items()
         if function == "Fn::Join":
             separator, parts = argument
             return str(separator).join(_render(part, resolve) for part in parts)

@@ -53,7 +53,7 @@ class PipLayerBundler:
     def __init__(self, source_dir: Path) -> None:
         self._requirements = source_dir / "requirements.txt"
 
-    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # noqa: ARG002
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
         if importlib.util.find_spec("pip") is None:
             print("local bundling skipped: pip is not installed", file=sys.stderr)
             return False
@@ -80,6 +80,8 @@ def requirements_layer_code(source_dir: Path) -> lambda_.Code:
                 "-c",
                 "pip install --no-compile -r requirements.txt -t /asset-output/python",
             ],
-            local=PipLayerBundler(source_dir),
+            # jsii passes the options struct positionally; its generated stub declares them as
+            # keyword arguments, which mypy cannot match.
+            local=PipLayerBundler(source_dir),  # type: ignore[arg-type]
         ),
     )

@@ -124,6 +124,7 @@ API_THROTTLE_BURST = 200
 ROUTING_CACHE_SECONDS = "5"
 MAX_BATCH_ROWS = "1000"
 
+
 # Output ids the local cloud and the CLI read.
 class Output:
     DATA_BUCKET = "DataBucketName"

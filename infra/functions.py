@@ -8,6 +8,7 @@ the same common environment, and the tag FUNCTION_TAG = its folder name in funct
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -65,9 +66,7 @@ class FunctionFactory(Construct):
         fn = lambda_.Function(
             scope,
             _construct_id(name),
-            code=lambda_.Code.from_asset(
-                str(c.FUNCTIONS_DIR / name), exclude=["**/__pycache__", "*.pyc"]
-            ),
+            code=lambda_.Code.from_asset(str(c.FUNCTIONS_DIR / name), exclude=["**/__pycache__", "*.pyc"]),
             handler=c.HANDLER,
             runtime=lambda_.Runtime.PYTHON_3_12,
             layers=[self.core_layer, self.deps_layer],
@@ -94,9 +93,7 @@ class FunctionFactory(Construct):
                 tag_or_digest=self.training_image.image_tag,
                 cmd=[f"functions.{name}.{c.HANDLER}"],
             ),
-            ephemeral_storage_size=(
-                cdk.Size.mebibytes(c.TRAIN_EPHEMERAL_STORAGE_MB) if name == c.Fn.TRAIN else None
-            ),
+            ephemeral_storage_size=(cdk.Size.mebibytes(c.TRAIN_EPHEMERAL_STORAGE_MB) if name == c.Fn.TRAIN else None),
             **self._common_props(scope, name, memory, timeout, extra_environment),
         )
         cdk.Tags.of(fn).add(c.FUNCTION_TAG, name)
@@ -110,7 +107,7 @@ class FunctionFactory(Construct):
         memory: int,
         timeout: cdk.Duration,
         extra_environment: Mapping[str, str] | None,
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         extra = dict(extra_environment or {})
         clashes = {key for key in extra if key in self._environment and extra[key] != self._environment[key]}
         if clashes:

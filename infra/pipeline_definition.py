@@ -68,9 +68,8 @@ def build_definition(
     rejected = notify("Alert data rejected", "Conveyor: data rejected", "$.validation.summary").next(
         sfn.Fail(scope, "Data rejected", error="DataRejected", cause_path="$.validation.summary")
     )
-    serving = (
-        deploy.next(notify("Notify deployed", "Conveyor: model deployed", "$.registration.summary"))
-        .next(sfn.Succeed(scope, "Serving"))
+    serving = deploy.next(notify("Notify deployed", "Conveyor: model deployed", "$.registration.summary")).next(
+        sfn.Succeed(scope, "Serving")
     )
     candidate_rejected = notify(
         "Notify candidate rejected", "Conveyor: candidate rejected", "$.evaluation.reason"

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra import constants as c
+from infra import nag
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
 from infra.constructs.ingest import Ingest
@@ -15,7 +16,6 @@ from infra.constructs.pipeline import Pipeline
 from infra.constructs.registry import Registry
 from infra.constructs.serving import CaptureStore, Serving
 from infra.functions import FunctionFactory
-from infra import nag
 
 
 class ConveyorStack(cdk.Stack):

@@ -74,9 +74,7 @@ class Ingest(Construct):
             self, c.Fn.DISPATCH, extra_environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn}
         )
         fn.add_event_source(
-            event_sources.SqsEventSource(
-                self.queue, batch_size=c.DISPATCH_BATCH_SIZE, report_batch_item_failures=True
-            )
+            event_sources.SqsEventSource(self.queue, batch_size=c.DISPATCH_BATCH_SIZE, report_batch_item_failures=True)
         )
         state_machine.grant_start_execution(fn)
         # HeadObject of the dropped object (its version and etag name the execution).

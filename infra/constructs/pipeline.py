@@ -66,9 +66,7 @@ class Pipeline(Construct):
             Fn.REGISTER: register,
             Fn.DEPLOY: deploy,
         }
-        log_group = logs.LogGroup(
-            self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        log_group = logs.LogGroup(self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

@@ -10,11 +10,11 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-import aws_cdk as cdk  # noqa: E402 - after the jsii environment variable
-from aws_cdk.assertions import Template  # noqa: E402
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
 
-from infra.app import build_app  # noqa: E402
-from infra.stack import ConveyorStack  # noqa: E402
+from infra.app import build_app
+from infra.stack import ConveyorStack
 
 
 @dataclass(frozen=True)
@@ -45,4 +45,4 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         del os.environ["CDK_OUTDIR"]
     stack = next(child for child in app.node.children if isinstance(child, ConveyorStack))
     template = Template.from_stack(stack)
-    return Synth(app=app, stack=stack, template=template, json=template.to_json())
+    return Synth(app=app, stack=stack, template=template, json=dict(template.to_json()))

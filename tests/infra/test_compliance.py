@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ CFN_LINT_IGNORED: dict[str, str] = {
 }
 
 
-def _messages(findings: list[object]) -> list[str]:
+def _messages(findings: Sequence[object]) -> list[str]:
     return [json.dumps(getattr(finding, "_values", str(finding)), default=str)[:300] for finding in findings]
 
 
@@ -41,9 +42,7 @@ def test_no_unsuppressed_nag_errors(synth: Synth) -> None:
 
 
 def test_no_unsuppressed_nag_warnings(synth: Synth) -> None:
-    warnings = Annotations.from_stack(synth.stack).find_warning(
-        "*", Match.string_like_regexp("AwsSolutions-.*")
-    )
+    warnings = Annotations.from_stack(synth.stack).find_warning("*", Match.string_like_regexp("AwsSolutions-.*"))
     assert warnings == [], _messages(warnings)
 
 

@@ -71,9 +71,7 @@ def test_lambda_tasks(synth: Synth, asl: dict[str, Any], state_name: str) -> Non
     assert "ResultSelector" not in state and "OutputPath" not in state
     assert state["ResultPath"] == result_path
     assert any("Lambda.ServiceException" in retry["ErrorEquals"] for retry in state["Retry"])
-    assert state["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert pipeline failed"}
-    ]
+    assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert pipeline failed"}]
 
 
 def test_happy_path_transitions(asl: dict[str, Any]) -> None:

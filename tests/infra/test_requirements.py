@@ -13,7 +13,7 @@ PIN = re.compile(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)")
 
 
 def _name(requirement: str) -> str:
-    return re.sub(r"[-_.]+", "-", requirement.split("[")[0]).lower()
+    return re.sub(r"[-_.]+", "-", requirement.split("[", maxsplit=1)[0]).lower()
 
 
 def _pins(lines: list[str]) -> dict[str, str]:

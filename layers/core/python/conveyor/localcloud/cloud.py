@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import sys
 import time
 import zipfile
 from collections import Counter
@@ -124,8 +125,8 @@ class LocalCloud:
             f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         )
         install_moto_patch(self.runtime)
-        if str(self.root) not in os.sys.path:  # type: ignore[attr-defined]
-            os.sys.path.insert(0, str(self.root))  # type: ignore[attr-defined]
+        if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
+            sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)
         created, skipped, api_function = self._create(template, names, endpoint)
         self._gateway = None
@@ -305,9 +306,10 @@ class LocalCloud:
             created["AWS::Lambda::Function"] += 1
         os.environ.update(environment)
 
+        from infra.asl import render_definition  # the renderer the infra tests use: one definition
+
         for logical_id, props in by_type.pop("AWS::StepFunctions::StateMachine", []):
-            definition = props.get("DefinitionString")
-            document = json.loads(names.resolve(definition)) if definition is not None else props["Definition"]
+            document = render_definition(template, logical_id, names.resolve)
             sfn.create_state_machine(
                 name=names.get_att(logical_id, "Name"),
                 definition=json.dumps(document),
