@@ -8,10 +8,9 @@ from importlib import metadata
 
 import boto3
 import pytest
+from conveyor.localcloud.runtime import PATCHED_METHOD, LambdaRuntime, LocalFunction, install_moto_patch
 from moto.awslambda.models import LambdaFunction
 from moto.server import ThreadedMotoServer
-
-from conveyor.localcloud.runtime import PATCHED_METHOD, LambdaRuntime, LocalFunction, install_moto_patch
 
 
 def test_moto_is_the_pinned_version():

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-
 from conveyor.cli.target import Target
 from conveyor.spec import load_spec
 from conveyor.tabular import feature_frame
 from conveyor.training import train_model
+
 from tests.conftest import DATASET, DEMO_SPEC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]

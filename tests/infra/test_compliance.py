@@ -63,3 +63,16 @@ def test_cfn_lint(synth: Synth, tmp_path: Path) -> None:
         command += ["--ignore-checks", *CFN_LINT_IGNORED]
     result = subprocess.run([*command, "--", str(template)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cdk_json_runs_the_app_offline_and_agrees_with_the_tests() -> None:
+    from infra.constants import FEATURE_FLAGS, REPO_ROOT
+
+    config = json.loads((REPO_ROOT / "cdk.json").read_text())
+    assert config["app"] == ".venv/bin/python -m infra.app"
+    assert config["notices"] is False
+    assert config["context"]["cli-telemetry"] is False
+    # Feature flags belong in infra.constants.FEATURE_FLAGS (build_app applies them), so the
+    # tests, which do not read cdk.json, synthesize what `cdk synth` does.
+    flags = {key: value for key, value in config["context"].items() if key.startswith("@aws-cdk/")}
+    assert all(FEATURE_FLAGS.get(key) == value for key, value in flags.items())

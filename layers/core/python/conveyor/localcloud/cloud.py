@@ -241,7 +241,7 @@ class LocalCloud:
             created["AWS::DynamoDB::Table"] += 1
         queues = sorted(by_type.pop("AWS::SQS::Queue", []), key=lambda q: "RedrivePolicy" in q[1])
         for logical_id, props in queues:
-            attributes = {}
+            attributes: dict[str, str] = {}
             for name in (
                 "VisibilityTimeout",
                 "MessageRetentionPeriod",
@@ -341,10 +341,10 @@ class LocalCloud:
         for _logical_id, props in by_type.get("AWS::ApiGateway::Method", []):
             integration = props.get("Integration", {})
             if integration.get("Type") == "AWS_PROXY":
-                targets = [t for t in _find_getatt_targets(integration.get("Uri")) if t in resources]
-                functions = [t for t in targets if resources[t]["Type"] == "AWS::Lambda::Function"]
-                if functions:
-                    api_function = names.ref(functions[0])
+                referenced = [t for t in _find_getatt_targets(integration.get("Uri")) if t in resources]
+                handlers = [t for t in referenced if resources[t]["Type"] == "AWS::Lambda::Function"]
+                if handlers:
+                    api_function = names.ref(handlers[0])
         for kind, items in by_type.items():
             skipped[kind] += len(items)
         return created, skipped, api_function

@@ -112,7 +112,7 @@ class Gateway:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/{self.stage}"
+        return f"http://{host!s}:{port}/{self.stage}"
 
     def start(self) -> None:
         self._thread.start()

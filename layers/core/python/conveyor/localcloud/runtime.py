@@ -87,8 +87,8 @@ class LambdaRuntime:
     def invoke(self, name: str, event: Any) -> Invocation:
         function = self.functions.get(name) or next((f for f in self.functions.values() if f.arn == name), None)
         if function is None:
-            payload = {"errorType": "ResourceNotFoundException", "errorMessage": f"function {name} is not deployed"}
-            return Invocation(payload, True, "", 0.0)
+            missing = {"errorType": "ResourceNotFoundException", "errorMessage": f"function {name} is not deployed"}
+            return Invocation(missing, True, "", 0.0)
         self.invocations += 1
         context = LambdaContext(
             function_name=function.name,
@@ -99,6 +99,7 @@ class LambdaRuntime:
             _deadline=time.monotonic() + function.timeout,
         )
         started = time.perf_counter()
+        payload: Any
         try:
             payload = self._handler(function)(event, context)
             errored = False

@@ -77,4 +77,4 @@ class PipelineContext:
 def code_version() -> str:
     import conveyor
 
-    return os.environ.get("CONVEYOR_CODE_VERSION") or getattr(conveyor, "__version__", "0")
+    return os.environ.get("CONVEYOR_CODE_VERSION") or str(getattr(conveyor, "__version__", "0"))
