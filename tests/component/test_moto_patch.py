@@ -45,14 +45,23 @@ def test_invoke_through_the_api_runs_the_handler_in_process_and_errors_keep_thei
             raise ValueError("bad event")
         return {"echo": event, "function": context.function_name}
 
-    runtime.register(LocalFunction(name="echo", arn="arn:aws:lambda:us-east-1:123456789012:function:echo", code="x", handler=handler))
+    runtime.register(
+        LocalFunction(name="echo", arn="arn:aws:lambda:us-east-1:123456789012:function:echo", code="x", handler=handler)
+    )
     install_moto_patch(runtime)
-    kw = {"endpoint_url": moto_server, "region_name": "us-east-1", "aws_access_key_id": "k", "aws_secret_access_key": "s"}
+    kw = {
+        "endpoint_url": moto_server,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "k",
+        "aws_secret_access_key": "s",
+    }
     role = boto3.client("iam", **kw).create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     buffer = io.BytesIO()
     zipfile.ZipFile(buffer, "w").writestr("h.py", "")
     lam = boto3.client("lambda", **kw)
-    lam.create_function(FunctionName="echo", Runtime="python3.12", Role=role, Handler="h.h", Code={"ZipFile": buffer.getvalue()})
+    lam.create_function(
+        FunctionName="echo", Runtime="python3.12", Role=role, Handler="h.h", Code={"ZipFile": buffer.getvalue()}
+    )
     ok = lam.invoke(FunctionName="echo", Payload=json.dumps({"a": 1}))
     assert json.loads(ok["Payload"].read()) == {"echo": {"a": 1}, "function": "echo"}
     assert "FunctionError" not in ok

@@ -42,7 +42,10 @@ def predict(monkeypatch, tmp_path, trained_model):
         boto3.client("dynamodb").create_table(
             TableName="registry",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         digest = sha256_hex(trained_model.onnx)
@@ -79,7 +82,10 @@ def test_predictions_equal_the_scikit_learn_model(predict, trained_model):
     holdout = trained_model.result.holdout_df.head(40)
     features = feature_frame(holdout, trained_model.spec)
     instances = [
-        {name: (str(v) if trained_model.spec.features[name].type == "category" else float(v)) for name, v in row.items()}
+        {
+            name: (str(v) if trained_model.spec.features[name].type == "category" else float(v))
+            for name, v in row.items()
+        }
         for row in features.to_dict(orient="records")
     ]
     status, body, headers = call(_event({"instances": instances}))

@@ -66,12 +66,22 @@ def _predict(target: Target, instances: list[dict[str, Any]], request_id: str = 
 def first_version(cloud: Target, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Spec uploaded, 1984-1985 dropped with the AWS CLI, v1 serving."""
     tmp_path = tmp_path_factory.mktemp("drops")
-    cloud.s3.put_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=DEMO_SPEC.read_bytes())
+    cloud.s3.put_object(
+        Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=DEMO_SPEC.read_bytes()
+    )
     data = _years(tmp_path, "german_health_1984_1985.csv", [1984, 1985])
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": cloud.region}
     done = subprocess.run(
-        [aws, "s3", "cp", str(data), f"s3://{cloud.output('DataBucketName')}/{MODEL}/incoming/", "--endpoint-url", cloud.endpoint],
+        [
+            aws,
+            "s3",
+            "cp",
+            str(data),
+            f"s3://{cloud.output('DataBucketName')}/{MODEL}/incoming/",
+            "--endpoint-url",
+            cloud.endpoint,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -87,7 +97,9 @@ def test_a_drop_becomes_a_registered_version_with_lineage(cloud: Target, first_v
     registration = first_version["output"]["registration"]
     assert registration["version"] == 1 and registration["status"] in {"candidate", "production"}
     evidence = json.loads(
-        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/1/evidence.json")["Body"].read()
+        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/1/evidence.json")[
+            "Body"
+        ].read()
     )
     lineage = evidence["lineage"]
     (data,) = lineage["data"]
@@ -140,16 +152,37 @@ def test_a_bad_file_is_quarantined_with_its_report_and_the_champion_keeps_servin
     keys = [o["Key"] for o in listed.get("Contents", [])]
     (data_key,) = [k for k in keys if k.endswith("/broken.csv")]
     assert f"{data_key}.report.json" in keys
-    report = json.loads(cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=f"{data_key}.report.json")["Body"].read())
+    report = json.loads(
+        cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=f"{data_key}.report.json")["Body"].read()
+    )
     failed = [c for c in report["checks"] if not c["passed"]]
     assert report["verdict"] == "rejected"
     assert any("docvis" in c["message"] for c in failed) and any(c["column"] == "age" for c in failed)
-    assert cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=data_key)["Body"].read() == broken.read_bytes()
-    response = _predict(cloud, [{"age": 40, "hhninc": 3.0, "educ": 12, "female": 1, "married": 1, "kids": 0, "outwork": 0, "self": 0, "edlevel": "1"}])
+    assert (
+        cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=data_key)["Body"].read() == broken.read_bytes()
+    )
+    response = _predict(
+        cloud,
+        [
+            {
+                "age": 40,
+                "hhninc": 3.0,
+                "educ": 12,
+                "female": 1,
+                "married": 1,
+                "kids": 0,
+                "outwork": 0,
+                "self": 0,
+                "edlevel": "1",
+            }
+        ],
+    )
     assert response.status_code == 200 and response.json()["model_version"] == 1
 
 
-def test_a_duplicated_s3_event_starts_one_execution(cloud: Target, first_version: dict[str, Any], tmp_path: Path) -> None:
+def test_a_duplicated_s3_event_starts_one_execution(
+    cloud: Target, first_version: dict[str, Any], tmp_path: Path
+) -> None:
     data = _years(tmp_path, "german_health_1986.csv", [1986])
     key = f"{MODEL}/incoming/{data.name}"
     put = cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=data.read_bytes())
@@ -160,7 +193,12 @@ def test_a_duplicated_s3_event_starts_one_execution(cloud: Target, first_version
         "region": cloud.region,
         "detail": {
             "bucket": {"name": cloud.output("DataBucketName")},
-            "object": {"key": key, "size": data.stat().st_size, "etag": put["ETag"].strip('"'), "version-id": put["VersionId"]},
+            "object": {
+                "key": key,
+                "size": data.stat().st_size,
+                "etag": put["ETag"].strip('"'),
+                "version-id": put["VersionId"],
+            },
             "reason": "PutObject",
         },
     }
@@ -169,9 +207,12 @@ def test_a_duplicated_s3_event_starts_one_execution(cloud: Target, first_version
         sqs.send_message(QueueUrl=cloud.output("IngestQueueUrl"), MessageBody=json.dumps(event))
     execution = _wait_for_end(cloud, key)
     time.sleep(2)  # let every delivery reach the dispatcher
-    assert sqs.get_queue_attributes(QueueUrl=cloud.output("IngestQueueUrl"), AttributeNames=["ApproximateNumberOfMessages"])[
-        "Attributes"
-    ]["ApproximateNumberOfMessages"] == "0"
+    assert (
+        sqs.get_queue_attributes(
+            QueueUrl=cloud.output("IngestQueueUrl"), AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]["ApproximateNumberOfMessages"]
+        == "0"
+    )
     assert len(_executions_for(cloud, key)) == 1
     assert execution["status"] == "SUCCEEDED"
 
@@ -204,20 +245,57 @@ def test_the_state_machine_that_runs_locally_is_the_one_cdk_synthesizes(cloud: T
 
 def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, Any], tmp_path: Path) -> None:
     state = tmp_path / "local.json"
-    state.write_text(json.dumps({"endpoint": cloud.endpoint, "api_url": cloud.api_url, "region": cloud.region, "outputs": cloud.outputs}))
+    state.write_text(
+        json.dumps(
+            {"endpoint": cloud.endpoint, "api_url": cloud.api_url, "region": cloud.region, "outputs": cloud.outputs}
+        )
+    )
     conveyor = [sys.executable, "-m", "conveyor.cli.main"]
     data = _years(tmp_path, "german_health_1987.csv", [1987])
-    done = subprocess.run([*conveyor, "drop", str(data), "--model", MODEL, "--state", str(state), "--json"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*conveyor, "drop", str(data), "--model", MODEL, "--state", str(state), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     result = json.loads(done.stdout)
     assert done.returncode in {0, 3}, done.stderr  # serving, or rejected by its gates with the champion kept
     assert result["exit_code"] == done.returncode and result["status"] == "SUCCEEDED"
     assert [s["state"] for s in result["stages"]][:3] == ["Validate", "Data accepted?", "Train"]
-    status = subprocess.run([*conveyor, "status", MODEL, "--json", "--state", str(state)], capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        [*conveyor, "status", MODEL, "--json", "--state", str(state)], capture_output=True, text=True, check=True
+    )
     (model,) = json.loads(status.stdout)["models"]
     assert model["model"] == MODEL and model["serving"] >= 1 and len(model["versions"]) >= 2
-    body = json.dumps({"instances": [{"age": 40, "hhninc": 3.0, "educ": 12, "female": 1, "married": 1, "kids": 0, "outwork": 0, "self": 0, "edlevel": "1"}]})
-    predicted = subprocess.run([*conveyor, "predict", MODEL, "--json", body, "--request-id", "cli-1", "--state", str(state)], capture_output=True, text=True, check=False)
+    body = json.dumps(
+        {
+            "instances": [
+                {
+                    "age": 40,
+                    "hhninc": 3.0,
+                    "educ": 12,
+                    "female": 1,
+                    "married": 1,
+                    "kids": 0,
+                    "outwork": 0,
+                    "self": 0,
+                    "edlevel": "1",
+                }
+            ]
+        }
+    )
+    predicted = subprocess.run(
+        [*conveyor, "predict", MODEL, "--json", body, "--request-id", "cli-1", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert predicted.returncode == 0, predicted.stderr
     assert json.loads(predicted.stdout)["request_id"] == "cli-1"
-    refused = subprocess.run([*conveyor, "predict", MODEL, "--json", '{"instances": [{"age": "x"}]}', "--state", str(state)], capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [*conveyor, "predict", MODEL, "--json", '{"instances": [{"age": "x"}]}', "--state", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode == 1 and "invalid_input" in refused.stdout

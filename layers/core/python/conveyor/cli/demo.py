@@ -72,7 +72,9 @@ def _start_cloud(root: Path, workdir: Path, console: Console) -> tuple[subproces
     with console.status("starting the local cloud: synthesizing the CDK app, creating its resources on moto"):
         while not state.exists():
             if process.poll() is not None:
-                raise RuntimeError(f"the local cloud exited with {process.returncode}; see {workdir / 'local-cloud.log'}")
+                raise RuntimeError(
+                    f"the local cloud exited with {process.returncode}; see {workdir / 'local-cloud.log'}"
+                )
             if time.monotonic() - started > 300:
                 process.terminate()
                 raise RuntimeError("the local cloud did not start within 300 s")
@@ -95,7 +97,12 @@ def _show_predictions(out: Console, instances: list[dict[str, Any]], answer: dic
         grid.add_column(column)
     for row, label, probs in zip(instances, answer["predictions"], answer.get("probabilities", []), strict=False):
         grid.add_row(
-            f"{row['age']:.0f}", f"{row['female']:.0f}", f"{row['hhninc']:.2f}", row["edlevel"], str(label), f"{probs.get('1', 0):.3f}"
+            f"{row['age']:.0f}",
+            f"{row['female']:.0f}",
+            f"{row['hhninc']:.2f}",
+            row["edlevel"],
+            str(label),
+            f"{probs.get('1', 0):.3f}",
         )
     out.print(grid)
 
@@ -113,7 +120,9 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     code = 0
     try:
         console.print(f"local cloud up in {startup:.1f} s: AWS endpoint {target.endpoint}, API {target.api_url}")
-        target.s3.put_object(Bucket=target.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=spec.read_bytes())
+        target.s3.put_object(
+            Bucket=target.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=spec.read_bytes()
+        )
         console.print(f"spec uploaded: s3://{target.output('ArtifactBucketName')}/{MODEL}/spec.yaml")
         instances = sample_instances(files["1986"], 5)
 
@@ -141,9 +150,13 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
         validation = third.get("validation") or {}
         if validation.get("report_key"):
             report = json.loads(
-                target.s3.get_object(Bucket=target.output("DataBucketName"), Key=validation["report_key"])["Body"].read()
+                target.s3.get_object(Bucket=target.output("DataBucketName"), Key=validation["report_key"])[
+                    "Body"
+                ].read()
             )
-            console.print(f"quarantined with its report: s3://{target.output('DataBucketName')}/{validation['report_key']}")
+            console.print(
+                f"quarantined with its report: s3://{target.output('DataBucketName')}/{validation['report_key']}"
+            )
             for check in report.get("checks", []):
                 if not check.get("passed", True) and check.get("severity") == "error":
                     console.print(f"  [red]✗[/] {check.get('name')}: {check.get('message')}")
@@ -157,7 +170,14 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
         for column in ("drop", "outcome", "version", "roc_auc", "champion roc_auc", "seconds"):
             grid.add_column(column)
         for d in summary["drops"]:
-            grid.add_row(d["drop"], d["outcome"], str(d.get("version") or "-"), d["roc_auc"], d["champion_roc_auc"], f"{d['seconds']:.1f}")
+            grid.add_row(
+                d["drop"],
+                d["outcome"],
+                str(d.get("version") or "-"),
+                d["roc_auc"],
+                d["champion_roc_auc"],
+                f"{d['seconds']:.1f}",
+            )
         out.print(grid)
         # v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined.
         ok = first["exit_code"] == 0 and second["exit_code"] in {0, 3} and third["exit_code"] == 2
@@ -179,7 +199,9 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
 
 
 def _drop_summary(label: str, result: dict[str, Any]) -> dict[str, Any]:
-    outcome = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out"}[result["exit_code"]]
+    outcome = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out"}[
+        result["exit_code"]
+    ]
     evaluation = result.get("evaluation") or {}
     candidate = evaluation.get("candidate") or {}
     champion = evaluation.get("champion") or {}

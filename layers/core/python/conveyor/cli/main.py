@@ -40,7 +40,9 @@ out = Console()
 
 StateOption = Annotated[
     Path | None,
-    typer.Option("--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."),
+    typer.Option(
+        "--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 
@@ -107,10 +109,13 @@ def up(
 
 @app.command()
 def drop(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet file to drop.", exists=True, dir_okay=False, readable=True)],
+    file: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file to drop.", exists=True, dir_okay=False, readable=True)
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model the data is for (the S3 prefix).")],
     spec: Annotated[
-        Path | None, typer.Option(help="Model spec (YAML) to upload first; needed once per model.", exists=True, dir_okay=False)
+        Path | None,
+        typer.Option(help="Model spec (YAML) to upload first; needed once per model.", exists=True, dir_okay=False),
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the pipeline until it ends.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 900.0,
@@ -132,14 +137,18 @@ def drop(
             raise _fail(f"{spec}: {error}", 2) from None
         if parsed.name != model:
             raise _fail(f"{spec} is the spec of model {parsed.name!r}, not {model!r}", 2)
-        target.s3.put_object(Bucket=target.output("ArtifactBucketName"), Key=f"{model}/spec.yaml", Body=spec.read_bytes())
+        target.s3.put_object(
+            Bucket=target.output("ArtifactBucketName"), Key=f"{model}/spec.yaml", Body=spec.read_bytes()
+        )
     outcome = drop_and_follow(target, file, model, wait=wait, timeout=timeout, quiet=as_json)
     if as_json:
         out.print_json(json.dumps(outcome, default=str))
     raise typer.Exit(outcome.get("exit_code", 0))
 
 
-def drop_and_follow(target: Target, file: Path, model: str, *, wait: bool, timeout: float, quiet: bool = False) -> dict[str, Any]:
+def drop_and_follow(
+    target: Target, file: Path, model: str, *, wait: bool, timeout: float, quiet: bool = False
+) -> dict[str, Any]:
     bucket = target.output("DataBucketName")
     key = f"{model}/incoming/{file.name}"
     started = time.monotonic()
@@ -171,7 +180,9 @@ def drop_and_follow(target: Target, file: Path, model: str, *, wait: bool, timeo
         stages=[{"state": s, "seconds": round(t, 3)} for s, t in outcome.stages],
         validation=outcome.output.get("validation"),
         registration=outcome.output.get("registration"),
-        evaluation={k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")},
+        evaluation={
+            k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")
+        },
         exit_code=outcome.exit_code,
     )
     if not quiet:
@@ -185,7 +196,9 @@ def _print_outcome(result: dict[str, Any]) -> None:
     if code == following.EXIT_SERVING:
         console.print(f"[bold green]serving[/] {registration.get('summary', '')}")
     elif code == following.EXIT_CANDIDATE_REJECTED:
-        console.print(f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving.")
+        console.print(
+            f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving."
+        )
     elif code == following.EXIT_DATA_REJECTED:
         console.print(f"[bold red]data rejected[/] {result.get('cause')}")
     elif code == following.EXIT_TIMEOUT:
@@ -211,7 +224,9 @@ def status(
     models = sorted({i["pk"]["S"].split("#", 1)[1] for i in scan.get("Items", []) if i["pk"]["S"].startswith("MODEL#")})
     if model:
         models = [m for m in models if m == model]
-    executions = target.sfn.list_executions(stateMachineArn=target.output("StateMachineArn"), maxResults=20)["executions"]
+    executions = target.sfn.list_executions(stateMachineArn=target.output("StateMachineArn"), maxResults=20)[
+        "executions"
+    ]
     document: dict[str, Any] = {"models": [], "executions": []}
     for name in models:
         routing = registry.routing(name)
@@ -222,7 +237,12 @@ def status(
                 "serving": routing.champion["version"] if routing and routing.champion else None,
                 "revision": routing.revision if routing else 0,
                 "versions": [
-                    {"version": v.version, "status": v.status, "metrics": v.metrics.get("candidate", {}), "decision": v.decision}
+                    {
+                        "version": v.version,
+                        "status": v.status,
+                        "metrics": v.metrics.get("candidate", {}),
+                        "decision": v.decision,
+                    }
                     for v in versions
                 ],
             }
@@ -230,7 +250,9 @@ def status(
     for execution in executions:
         if model and not execution["name"].startswith(model):
             continue
-        document["executions"].append({"name": execution["name"], "status": execution["status"], "started": str(execution["startDate"])})
+        document["executions"].append(
+            {"name": execution["name"], "status": execution["status"], "started": str(execution["startDate"])}
+        )
     if as_json:
         out.print_json(json.dumps(document, default=str))
         return
@@ -271,7 +293,9 @@ def predict(
     body: Annotated[
         str | None, typer.Option("--json", help='Request body, e.g. \'{"instances": [{"age": 40, ...}]}\'.')
     ] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="Read the request body from this file.", exists=True)] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the request body from this file.", exists=True)
+    ] = None,
     request_id: Annotated[str | None, typer.Option(help="X-Request-Id to send (echoed back).")] = None,
     state: StateOption = None,
 ) -> None:
