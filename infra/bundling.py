@@ -80,8 +80,6 @@ def requirements_layer_code(source_dir: Path) -> lambda_.Code:
                 "-c",
                 "pip install --no-compile -r requirements.txt -t /asset-output/python",
             ],
-            # jsii passes the options struct positionally; its generated stub declares them as
-            # keyword arguments, which mypy cannot match.
-            local=PipLayerBundler(source_dir),  # type: ignore[arg-type]
+            local=PipLayerBundler(source_dir),
         ),
     )

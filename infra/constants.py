@@ -88,13 +88,14 @@ class Fn:
     VALIDATE = "validate"
     TRAIN = "train"
     EVALUATE = "evaluate"
+    DRIFT = "drift"
     REGISTER = "register"
     DEPLOY = "deploy"
     PREDICT = "predict"
 
 
 ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.PREDICT)
-IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.TRAIN, Fn.EVALUATE)
+IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE)
 
 # (memory MB, timeout) per function.
 FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
@@ -102,6 +103,7 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.VALIDATE: (2048, Duration.minutes(5)),
     Fn.TRAIN: (3008, Duration.minutes(15)),
     Fn.EVALUATE: (2048, Duration.minutes(5)),
+    Fn.DRIFT: (2048, Duration.minutes(5)),
     Fn.REGISTER: (512, Duration.minutes(1)),
     Fn.DEPLOY: (512, Duration.minutes(1)),
     Fn.PREDICT: (1024, Duration.seconds(30)),

@@ -136,3 +136,16 @@ def cdk_singletons(stack: cdk.Stack) -> None:
                 "data bucket) uses the basic execution policy for its own logs only.",
                 [BASIC_EXECUTION_POLICY],
             )
+
+
+def metrics_publisher(fn: lambda_.Function) -> None:
+    """cloudwatch:PutMetricData has no resource-level permissions; the grant is limited by a namespace condition."""
+    role = fn.role
+    assert role is not None
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "cloudwatch:PutMetricData supports no resource scoping; the statement is conditioned on the "
+        "Conveyor metrics namespace.",
+        ["Resource::*"],
+    )

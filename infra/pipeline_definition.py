@@ -1,6 +1,8 @@
 """The state machine "pipeline": one definition for AWS and for the local cloud.
 
-Validate -> Data accepted? -> Train -> Evaluate -> Register -> Gates passed? -> Deploy -> Notify.
+Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
+-> Gates passed? -> Deploy -> Notify. A drop that the retrain policy does not act on is recorded and the
+execution ends in "Recorded".
 Every Lambda task receives {"state": <the whole state>, "execution_id": ...} and writes its
 result under its own key ($.validation, $.training, ...), so later stages see earlier results.
 """
@@ -60,6 +62,7 @@ def build_definition(
         )
 
     validate = stage("Validate", Fn.VALIDATE, "$.validation")
+    check_drift = stage("Check drift", Fn.DRIFT, "$.drift")
     train = stage("Train", Fn.TRAIN, "$.training")
     evaluate = stage("Evaluate", Fn.EVALUATE, "$.evaluation")
     register = stage("Register", Fn.REGISTER, "$.registration")
@@ -80,9 +83,22 @@ def build_definition(
         .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), serving)
         .otherwise(candidate_rejected)
     )
+    retrain = (
+        sfn.Choice(scope, "Retrain?")
+        .when(sfn.Condition.boolean_equals("$.drift.retrain", True), train.next(evaluate).next(register).next(gates))
+        .otherwise(sfn.Succeed(scope, "Recorded", comment="accepted and recorded; the retrain policy did not fire"))
+    )
+    drifted = (
+        sfn.Choice(scope, "Drift detected?")
+        .when(
+            sfn.Condition.string_equals("$.drift.verdict", "drift"),
+            notify("Alert drift", "Conveyor: drift detected", "$.drift.summary").next(retrain),
+        )
+        .otherwise(retrain)
+    )
     accepted = (
         sfn.Choice(scope, "Data accepted?")
         .when(sfn.Condition.string_equals("$.validation.verdict", "rejected"), rejected)
-        .otherwise(train.next(evaluate).next(register).next(gates))
+        .otherwise(check_drift.next(drifted))
     )
     return validate.next(accepted)

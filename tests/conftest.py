@@ -24,6 +24,7 @@ class TrainedModel:
 def trained_model() -> TrainedModel:
     """The demo spec trained on 1984-1985 (the same code the train Lambda runs)."""
     import pandas as pd
+
     from conveyor.onnx_export import export_onnx
     from conveyor.spec import load_spec, spec_hash
     from conveyor.training import train_model

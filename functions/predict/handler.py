@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from conveyor.errors import ArtifactError
 from conveyor.openapi import openapi_document
 from conveyor.serving import InvalidInput, RequestError, request_id_from

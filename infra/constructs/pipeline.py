@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -34,6 +36,7 @@ class Pipeline(Construct):
         validate = factory.image_function(self, Fn.VALIDATE)
         train = factory.image_function(self, Fn.TRAIN)
         evaluate = factory.image_function(self, Fn.EVALUATE)
+        drift = factory.image_function(self, Fn.DRIFT)
         register = factory.zip_function(self, Fn.REGISTER)
         deploy = factory.zip_function(self, Fn.DEPLOY)
 
@@ -41,6 +44,21 @@ class Pipeline(Construct):
         data_bucket.grant_read_write(validate)
         artifact_bucket.grant_read_write(validate)
         table.grant_read_write_data(validate)
+        # drift reads the champion's profile and the accepted drop, writes its report beside the drop.
+        data_bucket.grant_read_write(drift)
+        artifact_bucket.grant_read(drift)
+        table.grant_read_data(drift)
+        drift.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": c.METRICS_NAMESPACE}},
+            )
+        )
+        nag.bucket_grants(
+            drift, [(data_bucket, "*"), (artifact_bucket, "*")], "reads drops and profiles, writes drift reports."
+        )
+        nag.metrics_publisher(drift)
         for fn in (train, evaluate):
             data_bucket.grant_read(fn)
             artifact_bucket.grant_read_write(fn)
@@ -48,6 +66,10 @@ class Pipeline(Construct):
         artifact_bucket.grant_read_write(register)
         table.grant_read_write_data(register)
         table.grant_read_write_data(deploy)
+        # Registry events (ModelRegistered, ModelRejected, ModelPromoted, DriftDetected) on the default bus.
+        default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        for fn in (register, deploy, drift):
+            default_bus.grant_put_events_to(fn)
         nag.bucket_grants(
             validate,
             [(data_bucket, "*"), (artifact_bucket, "*")],
@@ -63,6 +85,7 @@ class Pipeline(Construct):
             Fn.VALIDATE: validate,
             Fn.TRAIN: train,
             Fn.EVALUATE: evaluate,
+            Fn.DRIFT: drift,
             Fn.REGISTER: register,
             Fn.DEPLOY: deploy,
         }

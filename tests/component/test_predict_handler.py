@@ -7,12 +7,12 @@ import json
 import boto3
 import numpy as np
 import pytest
+from moto import mock_aws
+
 from conveyor.adapters.aws import DynamoTable
 from conveyor.localcloud.runtime import LambdaContext
 from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex
 from conveyor.tabular import feature_frame
-from moto import mock_aws
-
 from tests.events import load_event
 
 MODEL = "doctor-visits"

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conveyor.cli.target import Target
 
+from conveyor.cli.target import Target
 from tests.conftest import ROOT
 
 

@@ -3,6 +3,7 @@ the SQS queue the bucket's events land in, the Step Functions API, and HTTP."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,11 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+
 from conveyor.cli.target import Target
 from conveyor.spec import load_spec
 from conveyor.tabular import feature_frame
 from conveyor.training import train_model
-
 from tests.conftest import DATASET, DEMO_SPEC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
@@ -141,8 +142,14 @@ def test_bad_requests_are_4xx_over_http(cloud: Target, first_version: dict[str, 
 def test_a_bad_file_is_quarantined_with_its_report_and_the_champion_keeps_serving(
     cloud: Target, first_version: dict[str, Any], tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken.csv"
-    broken.write_text("age,female\nforty,1\n")
+    sns, sqs = cloud.client("sns"), cloud.client("sqs")
+    alerts_queue = sqs.create_queue(QueueName="alerts-watcher")["QueueUrl"]
+    alerts_arn = sqs.get_queue_attributes(QueueUrl=alerts_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=cloud.output("AlertsTopicArn"), Protocol="sqs", Endpoint=alerts_arn)
+    broken = tmp_path / "broken.csv"  # the target column went missing upstream, and someone typed "forty"
+    rows = pd.read_csv(DATASET).head(50).drop(columns=["docvis"]).astype({"age": object})
+    rows.loc[3, "age"] = "forty"
+    rows.to_csv(broken, index=False)
     key = f"{MODEL}/incoming/broken.csv"
     cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=broken.read_bytes())
     execution = _wait_for_end(cloud, key)
@@ -161,6 +168,9 @@ def test_a_bad_file_is_quarantined_with_its_report_and_the_champion_keeps_servin
     assert (
         cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=data_key)["Body"].read() == broken.read_bytes()
     )
+    messages = sqs.receive_message(QueueUrl=alerts_queue, MaxNumberOfMessages=10).get("Messages", [])
+    alerts = [json.loads(m["Body"]) for m in messages]
+    assert any(a.get("Subject") == "Conveyor: data rejected" and "docvis" in a.get("Message", "") for a in alerts)
     response = _predict(
         cloud,
         [
@@ -251,6 +261,12 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
         )
     )
     conveyor = [sys.executable, "-m", "conveyor.cli.main"]
+    # Anyone can subscribe to the registry's events: here, a rule on the default bus into a queue.
+    sqs, events = cloud.client("sqs"), cloud.client("events")
+    queue_url = sqs.create_queue(QueueName="registry-watcher")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="registry-watcher", EventPattern=json.dumps({"source": ["conveyor.registry"]}))
+    events.put_targets(Rule="registry-watcher", Targets=[{"Id": "q", "Arn": queue_arn}])
     data = _years(tmp_path, "german_health_1987.csv", [1987])
     done = subprocess.run(
         [*conveyor, "drop", str(data), "--model", MODEL, "--state", str(state), "--json"],
@@ -261,7 +277,17 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
     result = json.loads(done.stdout)
     assert done.returncode in {0, 3}, done.stderr  # serving, or rejected by its gates with the champion kept
     assert result["exit_code"] == done.returncode and result["status"] == "SUCCEEDED"
-    assert [s["state"] for s in result["stages"]][:3] == ["Validate", "Data accepted?", "Train"]
+    assert [s["state"] for s in result["stages"]][:2] == ["Validate", "Data accepted?"]
+    assert "Check drift" in [s["state"] for s in result["stages"]]
+    received = [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    ]
+    names = {e["detail-type"] for e in received}
+    assert names & {"ModelRegistered", "ModelRejected"}, names
+    assert ("ModelPromoted" in names) == (done.returncode == 0)
+    registered = next(e for e in received if e["detail-type"] in {"ModelRegistered", "ModelRejected"})["detail"]
+    assert registered["model"] == MODEL and registered["source"] == "conveyor.registry" and registered["correlation_id"]
     status = subprocess.run(
         [*conveyor, "status", MODEL, "--json", "--state", str(state)], capture_output=True, text=True, check=True
     )
@@ -299,3 +325,47 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
         check=False,
     )
     assert refused.returncode == 1 and "invalid_input" in refused.stdout
+
+
+def test_a_small_arrival_without_drift_is_recorded_and_does_not_retrain(
+    cloud: Target, first_version: dict[str, Any], tmp_path: Path
+) -> None:
+    # A small sample of what the serving champion learned from: same distribution, too few rows to retrain.
+    state = requests.get(f"{cloud.api_url}/models/{MODEL}", timeout=10).json()
+    evidence = json.loads(
+        cloud.s3.get_object(
+            Bucket=cloud.output("ArtifactBucketName"),
+            Key=f"{MODEL}/versions/{state['champion']['version']}/evidence.json",
+        )["Body"].read()
+    )
+    frame = pd.concat(
+        pd.read_csv(
+            io.BytesIO(cloud.s3.get_object(Bucket=d["bucket"], Key=d["key"], VersionId=d["version_id"])["Body"].read())
+        )
+        for d in evidence["lineage"]["data"]
+    )
+    small = tmp_path / "small_batch.csv"
+    frame.sample(300, random_state=7).to_csv(small, index=False)
+    key = f"{MODEL}/incoming/{small.name}"
+    before = requests.get(f"{cloud.api_url}/models/{MODEL}", timeout=10).json()
+    cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=small.read_bytes())
+    execution = _wait_for_end(cloud, key)
+    output = json.loads(execution["output"])
+    assert execution["status"] == "SUCCEEDED"
+    assert output["drift"]["verdict"] == "no_drift" and output["drift"]["retrain"] is False
+    assert "training" not in output and "registration" not in output
+    drift_report = json.loads(
+        cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=output["drift"]["report_key"])["Body"].read()
+    )
+    assert {f["name"] for f in drift_report["features"]} >= {"age", "hhninc", "edlevel"}
+    validation = json.loads(
+        cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=output["validation"]["report_key"])[
+            "Body"
+        ].read()
+    )
+    assert validation["verdict"] == "accepted" and len(validation["sha256"]) == 64
+    assert output["validation"]["dataset"]["sha256"] == validation["sha256"]
+    after = requests.get(f"{cloud.api_url}/models/{MODEL}", timeout=10).json()
+    assert after["revision"] == before["revision"]
+    metrics = cloud.client("cloudwatch").list_metrics(Namespace="Conveyor", MetricName="FeaturePSI")["Metrics"]
+    assert {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "Feature"} >= {"age", "hhninc"}

@@ -8,9 +8,9 @@ import pytest
 
 from tests.infra.conftest import Synth
 
-FUNCTIONS = ("dispatch", "validate", "train", "evaluate", "register", "deploy", "predict")
+FUNCTIONS = ("dispatch", "validate", "drift", "train", "evaluate", "register", "deploy", "predict")
 ZIP = ("dispatch", "register", "deploy", "predict")
-IMAGE = ("validate", "train", "evaluate")
+IMAGE = ("validate", "drift", "train", "evaluate")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -72,7 +72,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
     assert extras == {
         "dispatch": {"STATE_MACHINE_ARN"},
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS"},
-        **{name: set() for name in ("validate", "train", "evaluate", "register", "deploy")},
+        **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy")},
     }
     functions = functions_by_tag(synth)
     assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
@@ -101,7 +101,7 @@ def test_image_functions_share_one_image(synth: Synth) -> None:
 def test_sizing(synth: Synth) -> None:
     functions = functions_by_tag(synth)
     assert (functions["train"]["MemorySize"], functions["train"]["Timeout"]) == (3008, 900)
-    for name in ("validate", "evaluate"):
+    for name in ("validate", "drift", "evaluate"):
         assert (functions[name]["MemorySize"], functions[name]["Timeout"]) == (2048, 300)
     for name in ZIP:
         assert 512 <= functions[name]["MemorySize"] <= 1024
@@ -145,3 +145,19 @@ def test_grants_are_least_privilege(synth: Synth) -> None:
     for name in FUNCTIONS:
         for action in _actions(_statements_of(synth, name)):
             assert action != "*" and not action.endswith(":*"), (name, action)
+
+
+def test_only_the_drift_function_publishes_metrics_and_only_to_its_namespace(synth: Synth) -> None:
+    for name in FUNCTIONS:
+        statements = [s for s in _statements_of(synth, name) if "cloudwatch:PutMetricData" in _actions([s])]
+        if name != "drift":
+            assert not statements, name
+            continue
+        (statement,) = statements
+        assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Conveyor"}}
+
+
+def test_registry_events_are_published_only_by_the_stages_that_change_the_registry(synth: Synth) -> None:
+    for name in FUNCTIONS:
+        can_publish = "events:PutEvents" in _actions(_statements_of(synth, name))
+        assert can_publish == (name in {"register", "deploy", "drift"}), name

@@ -11,6 +11,7 @@ from tests.infra.conftest import Synth
 
 LAMBDA_STATES = {
     "Validate": ("validate", "$.validation"),
+    "Check drift": ("drift", "$.drift"),
     "Train": ("train", "$.training"),
     "Evaluate": ("evaluate", "$.evaluation"),
     "Register": ("register", "$.registration"),
@@ -45,6 +46,10 @@ def test_the_states(asl: dict[str, Any]) -> None:
     assert set(asl["States"]) == {
         *LAMBDA_STATES,
         "Data accepted?",
+        "Drift detected?",
+        "Alert drift",
+        "Retrain?",
+        "Recorded",
         "Alert data rejected",
         "Data rejected",
         "Gates passed?",
@@ -92,7 +97,7 @@ def test_data_rejected_branch(asl: dict[str, Any]) -> None:
     assert choice["Choices"] == [
         {"Variable": "$.validation.verdict", "StringEquals": "rejected", "Next": "Alert data rejected"}
     ]
-    assert choice["Default"] == "Train"
+    assert choice["Default"] == "Check drift"
     alert = states["Alert data rejected"]
     assert alert["Resource"] == "arn:aws:states:::sns:publish"
     assert alert["Parameters"]["Message.$"] == "$.validation.summary"
@@ -100,6 +105,22 @@ def test_data_rejected_branch(asl: dict[str, Any]) -> None:
     assert alert["ResultPath"] is None
     assert alert["Next"] == "Data rejected"
     assert states["Data rejected"] == {"Type": "Fail", "Error": "DataRejected", "CausePath": "$.validation.summary"}
+
+
+def test_drift_and_retrain_policy_branches(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Check drift"]["Next"] == "Drift detected?"
+    drifted = states["Drift detected?"]
+    assert drifted["Choices"] == [{"Variable": "$.drift.verdict", "StringEquals": "drift", "Next": "Alert drift"}]
+    assert drifted["Default"] == "Retrain?"
+    alert = states["Alert drift"]
+    assert alert["Resource"] == "arn:aws:states:::sns:publish"
+    assert alert["Parameters"]["Message.$"] == "$.drift.summary"
+    assert alert["Next"] == "Retrain?"
+    retrain = states["Retrain?"]
+    assert retrain["Choices"] == [{"Variable": "$.drift.retrain", "BooleanEquals": True, "Next": "Train"}]
+    assert retrain["Default"] == "Recorded"
+    assert states["Recorded"]["Type"] == "Succeed"
 
 
 def test_gates_branch(asl: dict[str, Any]) -> None:

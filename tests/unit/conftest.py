@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+
 from conveyor.spec import ModelSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,6 @@ import json
 
 from conveyor.adapters.memory import MemoryObjectStore, MemoryStarter
 from conveyor.dispatch import dispatch, drops_from_message, model_of
-
 from tests.events import load_event
 
 

@@ -6,13 +6,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from conveyor.evaluation import evaluate_candidate, primary_score
 from conveyor.onnx_export import export_onnx
 from conveyor.scoring import OnnxModel, Prediction
 from conveyor.spec import ModelSpec, spec_hash
 from conveyor.tabular import feature_frame, onnx_inputs
 from conveyor.training import train_model
-from sklearn.metrics import roc_auc_score
 
 
 def _model(df: pd.DataFrame, spec: ModelSpec) -> tuple[OnnxModel, pd.DataFrame]:

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from conveyor.localcloud.gateway import proxy_event
 from conveyor.localcloud.resolver import Names, ResolveError
 

@@ -1,6 +1,7 @@
 import threading
 
 import pytest
+
 from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
 from conveyor.errors import ArtifactError
 from conveyor.ports import ConditionFailed

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from conveyor.serving import InvalidInput, TooManyRows, columns_from_instances, request_id_from
 
 FEATURES = {"age": "number", "edlevel": "category"}

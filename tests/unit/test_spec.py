@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conveyor.errors import ConveyorError, SpecError
 from conveyor.spec import ModelSpec, load_spec, parse_spec, spec_hash
 
@@ -152,3 +153,80 @@ def test_range_must_be_ordered(spec_dict: dict[str, Any]) -> None:
     data = spec_dict
     data["features"]["age"]["range"] = [64, 25]
     assert "features.age" in _error(data).message
+
+
+def test_new_sections_have_defaults(spec_dict: dict[str, Any]) -> None:
+    for key in ("validation", "drift", "retrain"):
+        spec_dict.pop(key, None)
+    spec = _load(spec_dict)
+    assert spec.validation.max_file_mb == 1024 and spec.validation.min_rows_ratio == 0.2
+    assert spec.validation.max_duplicate_share == 0.05 and spec.validation.leakage_auc == 0.98
+    assert spec.drift.psi_threshold == 0.2 and spec.drift.domain_classifier.max_rows == 20000
+    assert spec.drift.max_drifted_share == 0.0
+    assert spec.retrain.on_drift is True and spec.retrain.min_new_rows == 1000 and spec.retrain.schedule is None
+    assert spec.features["age"].null_share_limit == 0.0 and spec.features["age"].sentinels == []
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "path"),
+    [
+        ("validation", "max_dup_share", 0.1, "validation.max_dup_share: unknown key"),
+        ("validation", "leakage_auc", 0.3, "validation.leakage_auc:"),
+        ("drift", "psi", 0.1, "drift.psi: unknown key"),
+        ("retrain", "schedule", "weekly", "retrain.schedule:"),
+    ],
+)
+def test_bad_keys_in_new_sections_are_named(
+    section: str, key: str, value: Any, path: str, spec_dict: dict[str, Any]
+) -> None:
+    spec_dict.setdefault(section, {})[key] = value
+    assert path in _error(spec_dict).message
+
+
+def test_drift_domain_classifier_keys_are_checked(spec_dict: dict[str, Any]) -> None:
+    spec_dict["drift"] = {"domain_classifier": {"enabled": True, "auc": 0.7}}
+    assert "drift.domain_classifier.auc: unknown key" in _error(spec_dict).message
+
+
+def test_feature_rules_load_and_bad_ones_are_named(spec_dict: dict[str, Any]) -> None:
+    spec_dict["features"]["edlevel"] = {"type": "category", "allowed": [1, 2, 3, 4], "mapping": {9: 4, "x": "1"}}
+    spec_dict["features"]["hhninc"] = {"type": "number", "nullable": True, "max_null_share": 0.1, "sentinels": [-1]}
+    spec = _load(spec_dict)
+    assert spec.features["edlevel"].category_mapping() == {"9": "4", "x": "1"}
+    assert spec.features["edlevel"].allowed_categories() == {"1", "2", "3", "4"}
+    assert spec.features["hhninc"].null_share_limit == 0.1
+    spec_dict["features"]["age"]["mapping"] = {1: 2}
+    assert "features.age.mapping: only category features" in _error(spec_dict).message
+    del spec_dict["features"]["age"]["mapping"]
+    spec_dict["features"]["age"]["max_null_share"] = 0.5
+    assert "features.age.max_null_share: set nullable: true" in _error(spec_dict).message
+    spec_dict["features"]["age"] = {"type": "number", "sentnels": [-1]}
+    assert "features.age.sentnels: unknown key" in _error(spec_dict).message
+
+
+def test_datetime_is_a_feature_type(spec_dict: dict[str, Any]) -> None:
+    spec_dict["features"]["visit_date"] = {"type": "datetime", "nullable": True}
+    assert _load(spec_dict).features["visit_date"].type == "datetime"
+
+
+def test_sensitive_feature_needs_allow_sensitive(spec_dict: dict[str, Any]) -> None:
+    spec_dict["sensitive"] = ["female"]
+    message = _error(spec_dict).message
+    assert message.startswith("features.female: 'female' is listed in sensitive; set allow_sensitive: true")
+    spec_dict["features"]["female"]["allow_sensitive"] = True
+    assert _load(spec_dict).features["female"].allow_sensitive is True
+    del spec_dict["features"]["female"]
+    assert "female" not in _load(spec_dict).features
+
+
+def test_identifier_or_deprecated_column_as_feature_is_refused(spec_dict: dict[str, Any]) -> None:
+    spec_dict["features"]["id"] = {"type": "integer"}
+    assert _error(spec_dict).message.startswith("features.id: 'id' is an identifier")
+    del spec_dict["features"]["id"]
+    spec_dict["deprecated"] = ["age"]
+    assert _error(spec_dict).message.startswith("features.age: 'age' is deprecated")
+
+
+def test_known_columns_cover_every_role(spec: ModelSpec) -> None:
+    known = spec.known_columns()
+    assert {"age", "docvis", "id", "Unnamed: 0", "year", "hospvis", "edlevel4"} <= known

@@ -6,11 +6,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from conveyor.errors import DataError
 from conveyor.spec import ModelSpec
 from conveyor.tabular import category_strings, feature_frame, onnx_inputs, read_table, target_vector
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def test_read_csv_names_the_unnamed_index_column(sample_df: pd.DataFrame) -> None:
@@ -128,3 +129,41 @@ def test_number_features_survive_as_float32(make_spec: Callable[..., ModelSpec],
     got = frame["x"].to_numpy()
     expected = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_feature_frame_applies_category_mapping(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
+    import yaml
+    from conftest import SPEC_PATH
+
+    features = yaml.safe_load(SPEC_PATH.read_text())["features"]
+    features["edlevel"] = {"type": "category", "allowed": ["1", "2", "3", "4"], "mapping": {9: 4, 8: "3"}}
+    spec = make_spec(features=features)
+    frame = sample_df.head(6).copy()
+    frame["edlevel"] = [9, 8, 1, 2, 9, 4]
+    assert feature_frame(frame, spec)["edlevel"].tolist() == ["4", "3", "1", "2", "4", "4"]
+
+
+def test_datetime_features_become_epoch_seconds(make_spec: Callable[..., ModelSpec]) -> None:
+    spec = make_spec(features={"seen": {"type": "datetime", "nullable": True}}, identifiers=[], time_column=None)
+    frame = pd.DataFrame({"seen": ["1970-01-02", "2024-03-01T12:00:00Z", None]})
+    values = feature_frame(frame, spec)["seen"].tolist()
+    assert values[0] == 86400.0 and values[1] == np.float32(1709294400.0) and np.isnan(values[2])
+    with pytest.raises(DataError, match="not a date/time"):
+        feature_frame(pd.DataFrame({"seen": ["yesterday"]}), spec)
+
+
+def test_read_csv_handles_bom_crlf_empty_and_repeated_header_names() -> None:
+    frame = read_table(b'\xef\xbb\xbf"",a,a\r\n1,2,3\r\n', "x.csv")
+    assert list(frame.columns) == ["Unnamed: 0", "a", "a.1"]
+    with pytest.raises(DataError, match="row 2 has 1 fields"):
+        read_table(b"a,b\n1,2\n3\n", "x.csv")
+
+
+def test_category_strings_survive_integral_floats_beyond_int64():
+    """Found by hypothesis: 9.2e18 is integral but does not fit an int64."""
+    import pandas as pd
+
+    from conveyor.tabular import category_strings
+
+    assert category_strings(pd.Series([1.0, 9.223372036854776e18])).tolist()[0] == "1.0"
+    assert category_strings(pd.Series([1.0, 2.0])).tolist() == ["1", "2"]

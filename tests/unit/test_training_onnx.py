@@ -8,13 +8,14 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import StandardScaler
+
 from conveyor.errors import ArtifactError, TrainingError
 from conveyor.onnx_export import export_onnx, parity
 from conveyor.scoring import OnnxModel
 from conveyor.spec import ModelSpec, spec_hash
 from conveyor.tabular import feature_frame, onnx_inputs
 from conveyor.training import build_pipeline, split_holdout, train_model
-from sklearn.preprocessing import StandardScaler
 
 ESTIMATORS = {
     "logistic_regression": {},

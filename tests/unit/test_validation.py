@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
 from conveyor.spec import ModelSpec
 from conveyor.validation import Check, ValidationReport, validate_bytes, validate_frame
 
@@ -13,24 +15,49 @@ def _failed(report: ValidationReport, name: str) -> list[Check]:
     return [c for c in report.checks if c.name == name and not c.passed]
 
 
-def test_real_sample_is_accepted_with_extra_columns_listed(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
+def test_real_sample_is_accepted_without_warnings(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
     data = sample_df.to_csv(index=False).encode()
     report = validate_bytes(data, "incoming/1984.csv", spec)
     assert report.verdict == "accepted", report.summary
     assert report.rows == 2000
-    assert report.summary.startswith("accepted incoming/1984.csv: 2000 rows")
+    assert report.summary == "accepted incoming/1984.csv: 2000 rows, 18 columns"
+    assert (report.errors, report.warnings) == (0, 0)
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    document = report.to_dict()
+    assert {"verdict", "checks", "rows", "columns", "summary", "sha256", "errors", "warnings"} <= set(document)
+    json.dumps(document)
+
+
+def test_columns_not_in_the_spec_warn(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
+    report = validate_frame(sample_df, make_spec(ignored=[]), source="x.csv")
+    assert report.verdict == "accepted"
     (extra,) = _failed(report, "unexpected_columns")
-    assert extra.severity == "info"
+    assert extra.severity == "warn"
     assert extra.details["columns"] == ["hospvis", "edlevel1", "edlevel2", "edlevel3", "edlevel4"]
-    json.dumps(report.to_dict())
+    assert report.warnings == 1
+    assert report.summary.startswith("accepted x.csv with 1 warning: 2000 rows, 18 columns (columns not in the spec")
 
 
-def test_missing_columns_are_named(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
+def test_deprecated_columns_warn_and_are_ignored(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
+    spec = make_spec(ignored=["edlevel1", "edlevel2", "edlevel3", "edlevel4"], deprecated=["hospvis"])
+    report = validate_frame(sample_df, spec, source="x.csv")
+    assert report.verdict == "accepted"
+    (check,) = _failed(report, "deprecated_columns")
+    assert check.severity == "warn" and check.column == "hospvis"
+    assert not _failed(report, "unexpected_columns")
+
+
+def test_missing_columns_are_named_one_check_each(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
     report = validate_frame(sample_df.drop(columns=["age", "docvis"]), spec, source="x.csv")
     assert report.verdict == "rejected"
-    (check,) = _failed(report, "required_columns")
-    assert check.message == "missing required column(s): age, docvis"
-    assert "age, docvis" in report.summary
+    missing = _failed(report, "required_column")
+    assert [(c.column, c.message) for c in missing] == [
+        ("age", "age missing (required feature column)"),
+        ("docvis", "docvis missing (required target column)"),
+    ]
+    assert report.errors == 2
+    assert report.summary.startswith("rejected x.csv: 2 errors (age missing")
+    assert "docvis missing" in report.summary
 
 
 def test_non_numeric_values_give_row_examples(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
@@ -67,11 +94,15 @@ def test_nulls_in_non_nullable_feature(
     strict = make_spec()
     report = validate_frame(frame, strict, source="x.csv")
     (check,) = _failed(report, "not_null")
-    assert check.column == "age" and check.details == {"count": 2, "examples": [1, 6]}
+    assert check.column == "age" and check.details["count"] == 2 and check.details["examples"] == [1, 6]
+    assert check.details["max_share"] == 0.0
     assert report.verdict == "rejected"
     features = dict(spec_dict["features"])
     features["age"] = {"type": "number", "nullable": True}
     assert validate_frame(frame, make_spec(features=features), source="x.csv").verdict == "accepted"
+    features["age"] = {"type": "number", "nullable": True, "max_null_share": 0.0005}
+    capped = validate_frame(frame, make_spec(features=features), source="x.csv")
+    assert _failed(capped, "not_null")[0].message == "age: 2 null value(s) (0.1%) above max_null_share 0.0005"
 
 
 def test_single_class_target_is_rejected(sample_df: pd.DataFrame, spec: ModelSpec) -> None:
@@ -88,10 +119,15 @@ def test_non_numeric_target_with_positive_when(sample_df: pd.DataFrame, spec: Mo
 
 
 def test_unreadable_and_empty_files_give_rejected_reports(spec: ModelSpec) -> None:
-    for data, name in [(b"", "a.csv"), (b"\xff\xfe\x00", "b.csv"), (b"garbage", "c.parquet")]:
+    cases = [
+        (b"", "a.csv", "empty_file"),
+        (b"\xff\xfe\x00", "b.csv", "encoding"),
+        (b"garbage", "c.parquet", "readable"),
+    ]
+    for data, name, check in cases:
         report = validate_bytes(data, name, spec)
         assert report.verdict == "rejected"
-        assert report.checks[0].name == "readable" and not report.checks[0].passed
+        assert report.checks[0].name == check and not report.checks[0].passed
         json.dumps(report.to_dict())
     header_only = validate_bytes(b"age,docvis\n", "d.csv", spec)
     assert header_only.verdict == "rejected"

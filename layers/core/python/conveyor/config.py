@@ -29,6 +29,7 @@ class Settings:
     state_machine_arn: str = ""
     routing_cache_seconds: float = 5.0
     max_batch_rows: int = 1000
+    metrics_namespace: str = "Conveyor"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,4 +42,5 @@ class Settings:
             state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
             routing_cache_seconds=float(os.environ.get("ROUTING_CACHE_SECONDS", "5")),
             max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
+            metrics_namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Conveyor"),
         )

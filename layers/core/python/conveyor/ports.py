@@ -69,6 +69,19 @@ class Notifier(Protocol):
     def publish(self, subject: str, message: str) -> None: ...
 
 
+Datapoint = tuple[str, dict[str, str], float]  # (metric name, dimensions, value)
+
+
+class MetricsSink(Protocol):
+    def publish(self, namespace: str, datapoints: list[Datapoint]) -> None: ...
+
+
+class EventPublisher(Protocol):
+    def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        """Publish one event; raise if the bus did not take it."""
+        ...
+
+
 class ExecutionStarter(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> bool:
         """Start an execution named ``name``; False if one with that name already exists."""

@@ -50,6 +50,11 @@ def artifact_key(model: str, sha256: str) -> str:
     return f"{model}/models/sha256-{sha256}.onnx"
 
 
+def version_key(model: str, version: int, name: str) -> str:
+    """Where a version's companions live: evidence.json, spec.yaml, profile.json."""
+    return f"{model}/versions/{version}/{name}"
+
+
 def load_verified(store: ObjectStore, bucket: str, key: str, expected_sha256: str) -> bytes:
     """Read an artifact and refuse it unless its sha256 is the one the registry recorded."""
     data = store.get(bucket, key)

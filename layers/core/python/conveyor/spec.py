@@ -2,13 +2,18 @@
 
 Unknown keys are rejected (``extra="forbid"``) so a typo is named instead of ignored.
 Every error message starts with the dotted path of the bad key, e.g.
-``features.age.type: must be one of number, integer, category, boolean``.
+``features.age.type: must be one of number, integer, category, boolean, datetime``.
+
+Besides the model (task, target, features, estimator, split, gates, deployment), a spec holds
+the data gate's thresholds (``validation``), the drift thresholds read by ``conveyor.drift``
+(``drift``) and the retrain policy (``retrain``); every one of them has a default.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from conveyor.errors import SpecError
 
 Task = Literal["classification", "regression"]
-FeatureType = Literal["number", "integer", "category", "boolean"]
+FeatureType = Literal["number", "integer", "category", "boolean", "datetime"]
+Scalar = str | int | float | bool
 EstimatorType = Literal["logistic_regression", "linear_regression", "random_forest", "hist_gradient_boosting"]
 Metric = Literal["roc_auc", "accuracy", "log_loss", "rmse", "mae", "r2"]
 
@@ -50,21 +56,62 @@ class Target(_Strict):
     positive_when: Condition | None = None
 
 
+def category_key(value: Scalar) -> str:
+    """A category value as the str the model sees (``3`` and ``3.0`` -> ``"3"``, ``True`` -> ``"1"``).
+
+    Matches ``conveyor.tabular.category_strings``, so ``allowed`` and ``mapping`` written as
+    numbers in YAML compare equal to the values read from a file.
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 class Feature(_Strict):
+    """One input column of the model and the rules its values must follow."""
+
     type: FeatureType
     nullable: bool = False
+    max_null_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None  # default: 0 or 1 by nullable
     range: tuple[float, float] | None = None
-    allowed: list[str | int | float | bool] | None = None
+    allowed: list[Scalar] | None = None
+    sentinels: list[Scalar] = Field(default_factory=list)  # values meaning "unknown": never valid
+    mapping: dict[Scalar, Scalar] = Field(default_factory=dict)  # renamed category codes, old -> new
+    allow_sensitive: bool = False
 
     @model_validator(mode="after")
-    def _range_ordered(self) -> Feature:
+    def _consistent(self) -> Feature:
         if self.range is not None and self.range[0] > self.range[1]:
             raise ValueError(f"range: min {self.range[0]} is greater than max {self.range[1]}")
+        if self.max_null_share is None:
+            self.max_null_share = 1.0 if self.nullable else 0.0
+        elif self.max_null_share > 0 and not self.nullable:
+            raise ValueError("max_null_share: set nullable: true to allow nulls")
+        if self.mapping and self.type != "category":
+            raise ValueError(f"mapping: only category features can map codes, not {self.type}")
+        if self.allowed is not None and self.type not in ("category", "integer"):
+            raise ValueError(f"allowed: only category and integer features list allowed values, not {self.type}")
+        if self.range is not None and self.type not in ("number", "integer"):
+            raise ValueError(f"range: only number and integer features have a range, not {self.type}")
         return self
 
     @property
     def is_category(self) -> bool:
         return self.type == "category"
+
+    @property
+    def null_share_limit(self) -> float:
+        return float(self.max_null_share if self.max_null_share is not None else (1.0 if self.nullable else 0.0))
+
+    def category_mapping(self) -> dict[str, str]:
+        """``mapping`` with keys and values as category strings."""
+        return {category_key(old): category_key(new) for old, new in self.mapping.items()}
+
+    def allowed_categories(self) -> set[str] | None:
+        """``allowed`` as category strings, or None when any value is allowed."""
+        return None if self.allowed is None else {category_key(v) for v in self.allowed}
 
 
 class Estimator(_Strict):
@@ -88,6 +135,40 @@ class Deployment(_Strict):
     approval: Literal["auto", "manual"] = "auto"
 
 
+class ValidationSettings(_Strict):
+    """Thresholds of the data gate (``conveyor.validation``)."""
+
+    max_file_mb: Annotated[float, Field(gt=0.0)] = 1024.0
+    min_rows: Annotated[int, Field(ge=1)] = 1
+    min_rows_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2  # fewer rows than this share of usual -> warn
+    max_duplicate_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05  # duplicate rows above -> warn
+    min_class_share: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.01  # rarest class below -> warn
+    leakage_auc: Annotated[float, Field(gt=0.5, le=1.0)] = 0.98  # one feature predicting the target this well -> error
+
+
+class DomainClassifier(_Strict):
+    enabled: bool = True
+    auc_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.6
+    max_rows: Annotated[int, Field(ge=100)] = 20000
+
+
+class DriftSettings(_Strict):
+    """Thresholds read by ``conveyor.drift``."""
+
+    psi_threshold: Annotated[float, Field(gt=0.0)] = 0.2
+    ks_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    js_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    domain_classifier: DomainClassifier = Field(default_factory=DomainClassifier)
+    max_drifted_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0  # verdict "drift" above this share
+
+
+class RetrainPolicy(_Strict):
+    on_drift: bool = True
+    min_new_rows: Annotated[int, Field(ge=0)] = 1000
+    schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] | None = None  # e.g. "rate(7 days)"
+
+
 class ModelSpec(_Strict):
     """One model's contract: data, task, estimator, split, gates and deployment."""
 
@@ -98,15 +179,31 @@ class ModelSpec(_Strict):
     identifiers: list[str] = Field(default_factory=list)
     time_column: str | None = None
     sensitive: list[str] = Field(default_factory=list)
+    deprecated: list[str] = Field(default_factory=list)  # columns that may still arrive: warned about, ignored
+    ignored: list[str] = Field(default_factory=list)  # columns known and deliberately unused: no warning
     estimator: Estimator
     split: Split = Field(default_factory=Split)
     gates: Gates = Field(default_factory=Gates)
     deployment: Deployment = Field(default_factory=Deployment)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:
         if self.target.column in self.features:
             raise ValueError(f"target.column: {self.target.column!r} is also listed in features")
+        for name, feature in self.features.items():
+            if name in self.sensitive and not feature.allow_sensitive:
+                raise ValueError(
+                    f"features.{name}: {name!r} is listed in sensitive; set allow_sensitive: true to use it as a feature"
+                )
+            if name in self.identifiers:
+                raise ValueError(f"features.{name}: {name!r} is an identifier and cannot be a feature")
+            if name in self.deprecated:
+                raise ValueError(f"features.{name}: {name!r} is deprecated and cannot be a feature")
+        if self.target.column in self.deprecated:
+            raise ValueError(f"deprecated: the target {self.target.column!r} cannot be deprecated")
         if self.task not in ESTIMATOR_TASKS[self.estimator.type]:
             raise ValueError(f"estimator.type: {self.estimator.type} cannot be used for {self.task}")
         if self.target.positive_when is not None and self.task != "classification":
@@ -128,6 +225,19 @@ class ModelSpec(_Strict):
     def metric_higher_is_better(self) -> bool:
         """Whether a larger value of the primary metric is better."""
         return self.primary_metric in HIGHER_IS_BETTER
+
+    def known_columns(self) -> set[str]:
+        """Every column the spec names: features, target, identifiers, time, sensitive, deprecated, ignored."""
+        time = [self.time_column] if self.time_column else []
+        return {
+            *self.features,
+            self.target.column,
+            *self.identifiers,
+            *time,
+            *self.sensitive,
+            *self.deprecated,
+            *self.ignored,
+        }
 
     def feature_types(self) -> dict[str, str]:
         """Feature name -> spec type, in spec order."""
@@ -162,8 +272,10 @@ def _format_errors(exc: ValidationError) -> list[dict[str, str]]:
     for error in exc.errors():
         path = _error_path(tuple(error["loc"]))
         message = _error_message(error)
-        if not path and ": " in message:  # cross-field checks carry their own path
-            path, message = message.split(": ", 1)
+        if error["type"] == "value_error" and re.match(r"^[A-Za-z_][\w.]*: ", message):
+            # cross-field checks name their key: "features.age" + "range: ..." -> "features.age.range: ..."
+            key, message = message.split(": ", 1)
+            path = f"{path}.{key}" if path else key
         found.append({"path": path or "(root)", "message": message})
     return found
 

@@ -7,13 +7,22 @@ Conventions shared by training and serving (one place, so they cannot drift apar
 - category features become str (pandas' string dtype in the frame, object arrays for ONNX);
   a missing category becomes ``""`` (the serving path sends
   ``""`` for a null too), which the pipeline imputes to a constant; integral numbers are
-  written without a decimal point (``3``, not ``3.0``), as the serving path does for ints.
+  written without a decimal point (``3``, not ``3.0``), as the serving path does for ints;
+  a feature's ``mapping`` (renamed codes) is applied after that, in ``feature_frame``;
+- datetime features become float32 seconds since 1970-01-01 UTC (strings are parsed as
+  ISO 8601, naive times taken as UTC; numbers are taken as epoch seconds).
+
+CSV is read with pyarrow's multithreaded reader (``parse_csv``), the same reader for the data
+gate and for training, so what the gate accepted is what training sees. Column names follow
+pandas: an empty header cell becomes ``Unnamed: {i}``, a repeated name ``name.1``.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -36,6 +45,83 @@ _OPS = {
 }
 
 
+CSV_SUFFIXES = frozenset({".csv", ".txt"})
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A CSV line whose field count differs from the header's (skipped by ``parse_csv``)."""
+
+    row: int | None  # 1-based data row (the header is not counted), when known
+    expected: int
+    actual: int
+    text: str
+
+
+@dataclass
+class ParsedCsv:
+    frame: pd.DataFrame
+    header: list[str]  # the names as written in the file
+    bad_rows: list[BadRow]
+
+
+def _pandas_names(header: list[str]) -> list[str]:
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for position, raw in enumerate(header):
+        name = raw if raw != "" else f"Unnamed: {position}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        seen.setdefault(name, 0)
+        names.append(name)
+    return names
+
+
+def _read_arrow_csv(data: bytes, *, use_threads: bool) -> tuple[Any, list[BadRow]]:
+    import pyarrow.csv as pacsv
+
+    bad: list[BadRow] = []
+
+    def skip(row: Any) -> str:
+        number = None if row.number is None else int(row.number) - 1  # physical line -> data row
+        bad.append(BadRow(number, int(row.expected_columns), int(row.actual_columns), str(row.text)[:200]))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(use_threads=use_threads),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+    )
+    return table, bad
+
+
+def parse_csv(data: bytes) -> ParsedCsv:
+    """Parse UTF-8 CSV bytes; rows with a wrong field count are skipped and listed, not fatal.
+
+    Raises
+    ------
+    DataError
+        ``reason`` "empty" (no header) or "parse" (pyarrow cannot read it at all).
+    """
+    import pyarrow as pa
+
+    try:
+        table, bad = _read_arrow_csv(data, use_threads=True)
+        if bad and any(b.row is None for b in bad):
+            # row numbers are only known to the serial reader; pay for it only when rows are bad
+            table, bad = _read_arrow_csv(data, use_threads=False)
+    except pa.ArrowInvalid as exc:
+        text = str(exc)
+        reason = "empty" if "Empty CSV" in text else "parse"
+        raise DataError(f"cannot parse CSV: {text.strip()[:200]}", details={"reason": reason}) from None
+    header = [str(n) for n in table.schema.names]
+    table = table.rename_columns(_pandas_names(header))
+    return ParsedCsv(frame=table.to_pandas(), header=header, bad_rows=bad)
+
+
 def read_table(data: bytes, filename: str) -> pd.DataFrame:
     """Read CSV or Parquet bytes into a DataFrame (format chosen by the file suffix).
 
@@ -47,7 +133,7 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
     suffix = PurePath(filename).suffix.lower()
     if not data:
         raise DataError(f"{filename}: file is empty", details={"file": filename, "reason": "empty"})
-    if suffix == ".csv":
+    if suffix in CSV_SUFFIXES:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -55,14 +141,17 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
                 f"{filename}: not UTF-8 text (byte {exc.start})", details={"file": filename, "reason": "encoding"}
             ) from None
         try:
-            return pd.read_csv(io.BytesIO(data), encoding="utf-8")
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{filename}: no columns to read", details={"file": filename, "reason": "empty"}) from None
-        except (pd.errors.ParserError, ValueError) as exc:
+            parsed = parse_csv(data)
+        except DataError as exc:
+            raise DataError(f"{filename}: {exc.message}", details={"file": filename, **exc.details}) from None
+        if parsed.bad_rows:
+            first = parsed.bad_rows[0]
             raise DataError(
-                f"{filename}: cannot parse CSV: {str(exc).strip()[:200]}", details={"file": filename, "reason": "parse"}
-            ) from None
-    if suffix in (".parquet", ".pq"):
+                f"{filename}: cannot parse CSV: row {first.row} has {first.actual} fields, expected {first.expected}",
+                details={"file": filename, "reason": "parse"},
+            )
+        return parsed.frame
+    if suffix in PARQUET_SUFFIXES:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -77,6 +166,39 @@ def read_table(data: bytes, filename: str) -> pd.DataFrame:
         f"{filename}: unsupported file type {suffix or '(none)'}; use .csv or .parquet",
         details={"file": filename, "reason": "format"},
     )
+
+
+def parse_datetime(column: pd.Series) -> pd.Series:
+    """A column as UTC timestamps; values that do not parse become NaT.
+
+    Strings are tried as ISO 8601 first (fast), then with pandas' format inference; numbers are
+    epoch seconds.
+    """
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = pd.to_datetime(column, utc=True)
+    elif pd.api.types.is_bool_dtype(column):
+        parsed = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
+    elif pd.api.types.is_numeric_dtype(column):
+        parsed = pd.to_datetime(column, unit="s", utc=True, errors="coerce")
+    else:
+        text = column.astype("string").str.strip()
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        if bool((parsed.isna() & text.notna()).any()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "could not infer format": the fallback is per element
+                parsed = pd.to_datetime(text, errors="coerce", utc=True)
+    return pd.Series(parsed, index=column.index)
+
+
+def _as_datetime(column: pd.Series, name: str) -> pd.Series:
+    parsed = parse_datetime(column)
+    bad = parsed.isna() & column.notna()
+    if bool(bad.any()):
+        examples = column[bad].head(5).tolist()
+        raise DataError(
+            f"column {name!r}: not a date/time, e.g. {examples}", details={"column": name, "examples": examples}
+        )
+    return (parsed - _EPOCH) / pd.Timedelta(seconds=1)
 
 
 def _as_boolean(column: pd.Series, name: str) -> pd.Series:
@@ -107,7 +229,8 @@ def category_strings(column: pd.Series) -> pd.Series:
     """A column as str categories: nulls -> ``""``, integral floats without ``.0``."""
     if pd.api.types.is_float_dtype(column):
         finite = column.dropna()
-        if bool((finite == np.floor(finite)).all()):
+        # Integral values print without ".0"; beyond 2**53 a float is no longer an exact integer.
+        if bool(((finite == np.floor(finite)) & (finite.abs() < 2**53)).all()):
             column = column.astype("Int64")
     if pd.api.types.is_bool_dtype(column):
         column = column.astype("Int64")
@@ -133,14 +256,42 @@ def typed_frame(df: pd.DataFrame, feature_types: Mapping[str, str]) -> pd.DataFr
             columns[name] = category_strings(column)
         elif kind == "boolean":
             columns[name] = _as_boolean(column, name).astype(np.float32)
+        elif kind == "datetime":
+            columns[name] = _as_datetime(column, name).astype(np.float32)
         else:
             columns[name] = _as_number(column, name).astype(np.float32)
     return pd.DataFrame(columns, index=df.index)
 
 
+def map_categories(column: pd.Series, mapping: Mapping[str, str]) -> pd.Series:
+    """Category strings with renamed codes replaced (``mapping`` old -> new, applied once)."""
+    if not mapping:
+        return column
+    mapped = column.replace(dict(mapping))
+    return pd.Series(mapped.to_numpy(dtype=object), index=column.index, name=column.name)
+
+
+def with_category_mappings(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """``df`` with each category feature's renamed codes replaced (other columns untouched)."""
+    mapped = {
+        name: map_categories(category_strings(df[name]), feature.category_mapping())
+        for name, feature in spec.features.items()
+        if feature.type == "category" and feature.mapping and name in df.columns
+    }
+    return df.assign(**mapped) if mapped else df
+
+
 def feature_frame(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """Exactly the spec's features, in spec order, cast as described in the module docstring."""
-    return typed_frame(df, spec.feature_types())
+    """Exactly the spec's features, in spec order, cast as described in the module docstring.
+
+    A category feature's ``mapping`` (renamed codes) is applied, so training and serving see
+    the new codes whichever the file used.
+    """
+    frame = typed_frame(df, spec.feature_types())
+    for name, feature in spec.features.items():
+        if feature.mapping:
+            frame[name] = map_categories(frame[name], feature.category_mapping())
+    return frame
 
 
 def inputs_from_frame(frame: pd.DataFrame, feature_types: Mapping[str, str]) -> dict[str, np.ndarray]:

@@ -126,6 +126,39 @@ class SnsNotifier:
             self._sns.publish(TopicArn=self._topic_arn, Subject=subject[:100], Message=message)
 
 
+class CloudWatchMetrics:
+    """PutMetricData, in the batches CloudWatch accepts. On AWS and on the local cloud alike."""
+
+    _BATCH = 500
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._cloudwatch = client or boto3.client("cloudwatch")
+
+    def publish(self, namespace: str, datapoints: list[tuple[str, dict[str, str], float]]) -> None:
+        data = [
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())],
+                "Value": float(value),
+            }
+            for name, dimensions, value in datapoints
+        ]
+        for start in range(0, len(data), self._BATCH):
+            self._cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + self._BATCH])
+
+
+class EventBridgePublisher:
+    def __init__(self, bus_name: str = "default", client: Any | None = None) -> None:
+        self._bus = bus_name
+        self._events = client or boto3.client("events")
+
+    def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        entry = {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "EventBusName": self._bus}
+        response = self._events.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            raise RuntimeError(f"EventBridge refused {detail_type}: {response['Entries']}")
+
+
 class StepFunctionsStarter:
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
         self._arn = state_machine_arn

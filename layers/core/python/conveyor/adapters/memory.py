@@ -84,6 +84,22 @@ class MemoryNotifier:
         self.messages.append((subject, message))
 
 
+class MemoryMetrics:
+    def __init__(self) -> None:
+        self.datapoints: list[tuple[str, str, dict[str, str], float]] = []
+
+    def publish(self, namespace: str, datapoints: list[tuple[str, dict[str, str], float]]) -> None:
+        self.datapoints.extend((namespace, name, dims, value) for name, dims, value in datapoints)
+
+
+class MemoryEvents:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        self.events.append((source, detail_type, detail))
+
+
 class MemoryStarter:
     def __init__(self) -> None:
         self.executions: dict[str, dict[str, Any]] = {}

@@ -32,14 +32,21 @@ def split_by_year(source: Path, directory: Path) -> dict[str, Path]:
         header = next(reader)
         rows = list(reader)
     year = header.index("year")
-    groups = {"1984-1985": ("1984", "1985"), "1986": ("1986",), "1987": ("1987",), "1988": ("1988",)}
+    by_year = {y: [r for r in rows if r[year] == y] for y in ("1984", "1985", "1986", "1987", "1988")}
+    # 1986 arrives in two parts: most of the year, then a small late batch.
+    groups = {
+        "1984-1985": by_year["1984"] + by_year["1985"],
+        "1986": by_year["1986"][:3200],
+        "1986-late": by_year["1986"][3200:],
+        "1988": by_year["1988"],
+    }
     files = {}
-    for label, years in groups.items():
+    for label, selected in groups.items():
         path = directory / f"german_health_{label}.csv"
         with path.open("w", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+            writer = csv.writer(handle)
             writer.writerow(header)
-            writer.writerows(r for r in rows if r[year] in years)
+            writer.writerows(selected)
         files[label] = path
     broken = directory / "german_health_1987_broken.csv"
     with broken.open("w", newline="") as handle:
@@ -165,22 +172,40 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
             f"the champion still serves: HTTP {response.status_code}, model_version {response.json().get('model_version')}"
         )
 
+        console.rule("4. A small late 1986 batch arrives: accepted and recorded, no retrain by policy")
+        fourth = drop_and_follow(target, files["1986-late"], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary("1986 late", fourth))
+
+        console.rule("5. 1988 arrives: incomes have risen since 1984-1985")
+        fifth = drop_and_follow(target, files["1988"], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary("1988", fifth))
+        _show_drift(out, target, fifth)
+
         console.rule("Summary")
         grid = Table()
-        for column in ("drop", "outcome", "version", "roc_auc", "champion roc_auc", "seconds"):
+        for column in ("drop", "outcome", "drift", "version", "roc_auc", "champion roc_auc", "seconds"):
             grid.add_column(column)
         for d in summary["drops"]:
             grid.add_row(
                 d["drop"],
                 d["outcome"],
+                d["drift"],
                 str(d.get("version") or "-"),
                 d["roc_auc"],
                 d["champion_roc_auc"],
                 f"{d['seconds']:.1f}",
             )
         out.print(grid)
-        # v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined.
-        ok = first["exit_code"] == 0 and second["exit_code"] in {0, 3} and third["exit_code"] == 2
+        # v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined; the small
+        # sample is only recorded; 1988 is flagged for drift and retrains.
+        ok = (
+            first["exit_code"] == 0
+            and second["exit_code"] in {0, 3}
+            and third["exit_code"] == 2
+            and fourth["exit_code"] == 5
+            and fifth["exit_code"] in {0, 3}
+            and "hhninc" in ((fifth.get("drift") or {}).get("drifted_features") or [])
+        )
         summary["ok"] = ok
         code = 0 if ok else 1
         if as_json:
@@ -198,10 +223,43 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     return code
 
 
+def _show_drift(out: Console, target: Target, result: dict[str, Any]) -> None:
+    drift = result.get("drift") or {}
+    if not drift.get("report_key"):
+        return
+    report = json.loads(
+        target.s3.get_object(Bucket=target.output("DataBucketName"), Key=drift["report_key"])["Body"].read()
+    )
+    grid = Table(title=f"drift of this drop against v{drift.get('champion_version')}'s training profile")
+    for column in ("feature", "reference mean", "this drop", "PSI", "KS", "JS", "p (Holm)", "drifted"):
+        grid.add_column(column)
+    for feature in report.get("features", []):
+        values = feature.get("values") or {}
+        grid.add_row(
+            str(feature.get("name")),
+            _number((feature.get("reference") or {}).get("mean")),
+            _number((feature.get("current") or {}).get("mean")),
+            _number(values.get("psi")),
+            _number(values.get("ks")),
+            _number(values.get("js")),
+            _number(feature.get("pvalue_adjusted")),
+            "[bold red]yes[/]" if feature.get("drifted") else "no",
+        )
+    out.print(grid)
+    out.print(report.get("summary", ""))
+    out.print(f"drift report: s3://{target.output('DataBucketName')}/{drift['report_key']}")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, int | float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
 def _drop_summary(label: str, result: dict[str, Any]) -> dict[str, Any]:
-    outcome = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out"}[
-        result["exit_code"]
-    ]
+    outcomes = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out", 5: "recorded"}
+    outcome = outcomes[result["exit_code"]]
+    drift = (result.get("drift") or {}).get("verdict") or "-"
     evaluation = result.get("evaluation") or {}
     candidate = evaluation.get("candidate") or {}
     champion = evaluation.get("champion") or {}
@@ -209,6 +267,7 @@ def _drop_summary(label: str, result: dict[str, Any]) -> dict[str, Any]:
     return {
         "drop": label,
         "outcome": outcome,
+        "drift": drift,
         "version": registration.get("version"),
         "roc_auc": f"{candidate['roc_auc']:.4f}" if "roc_auc" in candidate else "-",
         "champion_roc_auc": f"{champion['roc_auc']:.4f}" if "roc_auc" in champion else "-",

@@ -19,6 +19,7 @@ EXIT_FAILED = 1
 EXIT_DATA_REJECTED = 2
 EXIT_CANDIDATE_REJECTED = 3
 EXIT_TIMEOUT = 4
+EXIT_RECORDED = 5
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Outcome:
         if self.status == "WAITING":
             return EXIT_TIMEOUT
         if self.status == "SUCCEEDED":
-            return EXIT_SERVING if self.final_state == "Serving" else EXIT_CANDIDATE_REJECTED
+            return {"Serving": EXIT_SERVING, "Recorded": EXIT_RECORDED}.get(self.final_state, EXIT_CANDIDATE_REJECTED)
         if self.error == "DataRejected":
             return EXIT_DATA_REJECTED
         return EXIT_FAILED

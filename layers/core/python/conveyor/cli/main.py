@@ -1,7 +1,8 @@
 """``conveyor``: run the assembly line locally, drop data, watch the pipeline, call the model.
 
 Exit codes (all commands): 0 success; 1 failure (the message says why); 2 bad input or data
-rejected; 3 candidate rejected by its gates (the champion keeps serving); 4 timed out waiting.
+rejected; 3 candidate rejected by its gates (the champion keeps serving); 4 timed out waiting;
+5 data accepted and recorded, the retrain policy did not fire.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ app = typer.Typer(
         "production, registered as ONNX and served.\n\n"
         "Start here: `conveyor demo` tells the whole story on the bundled dataset. `conveyor up` keeps a local "
         "cloud running (S3, DynamoDB, Step Functions... on 127.0.0.1) for `drop`, `status` and `predict`.\n\n"
-        "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected; 4 timed out."
+        "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected; 4 timed out; "
+        "5 data recorded without retraining."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -125,7 +127,8 @@ def drop(
     """Upload FILE to s3://DATA_BUCKET/MODEL/incoming/ (a drop starts the pipeline) and follow it.
 
     Exit codes with --wait: 0 new version serving; 2 data rejected (quarantined, report beside it);
-    3 candidate rejected by its gates (the champion keeps serving); 1 pipeline failed; 4 timed out.
+    3 candidate rejected by its gates (the champion keeps serving); 5 accepted and recorded, the retrain
+    policy did not fire; 1 pipeline failed; 4 timed out.
     """
     from conveyor.spec import load_spec
 
@@ -179,6 +182,7 @@ def drop_and_follow(
         seconds=round(time.monotonic() - started, 3),
         stages=[{"state": s, "seconds": round(t, 3)} for s, t in outcome.stages],
         validation=outcome.output.get("validation"),
+        drift=outcome.output.get("drift"),
         registration=outcome.output.get("registration"),
         evaluation={
             k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")
@@ -193,12 +197,17 @@ def drop_and_follow(
 def _print_outcome(result: dict[str, Any]) -> None:
     code = result["exit_code"]
     registration = result.get("registration") or {}
+    drift = result.get("drift") or {}
+    if drift.get("verdict") == "drift":
+        console.print(f"[bold yellow]drift detected[/] {drift.get('summary', '')}")
     if code == following.EXIT_SERVING:
         console.print(f"[bold green]serving[/] {registration.get('summary', '')}")
     elif code == following.EXIT_CANDIDATE_REJECTED:
         console.print(
             f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving."
         )
+    elif code == following.EXIT_RECORDED:
+        console.print(f"[bold]recorded[/] {(result.get('drift') or {}).get('summary', '')}")
     elif code == following.EXIT_DATA_REJECTED:
         console.print(f"[bold red]data rejected[/] {result.get('cause')}")
     elif code == following.EXIT_TIMEOUT:
@@ -336,6 +345,19 @@ def demo(
     from conveyor.cli.demo import run_demo
 
     raise typer.Exit(run_demo(console=console, out=out, keep_running=keep_running, as_json=as_json))
+
+
+def _register_offline_commands() -> None:
+    """Offline commands: the same domain code as the Lambdas, on local files, with no cloud."""
+    from conveyor.cli.data_commands import init, validate
+    from conveyor.cli.drift_command import drift
+
+    app.command()(init)
+    app.command()(validate)
+    app.command()(drift)
+
+
+_register_offline_commands()
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError
+from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
@@ -125,6 +126,7 @@ class LocalCloud:
             f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         )
         install_moto_patch(self.runtime)
+        serialize_dynamodb_writes()
         if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
             sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -10,7 +11,8 @@ from typing import Any
 
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
-from conveyor.ports import Notifier, ObjectStore, Table
+from conveyor.events import RegistryEvent
+from conveyor.ports import EventPublisher, MetricsSink, Notifier, ObjectStore, Table
 from conveyor.registry import Registry
 
 
@@ -50,14 +52,28 @@ class PipelineContext:
     store: ObjectStore
     table: Table
     notifier: Notifier
+    metrics: MetricsSink
+    events: EventPublisher
 
     @property
     def registry(self) -> Registry:
         return Registry(self.table)
 
     @classmethod
+    @functools.cache
+    def for_this_container(cls) -> PipelineContext:
+        """Built on first use (a cold start), then reused by every invocation of the container."""
+        return cls.from_env()
+
+    @classmethod
     def from_env(cls) -> PipelineContext:
-        from conveyor.adapters.aws import DynamoTable, S3ObjectStore, SnsNotifier
+        from conveyor.adapters.aws import (
+            CloudWatchMetrics,
+            DynamoTable,
+            EventBridgePublisher,
+            S3ObjectStore,
+            SnsNotifier,
+        )
 
         settings = Settings.from_env()
         return cls(
@@ -65,10 +81,16 @@ class PipelineContext:
             store=S3ObjectStore(),
             table=DynamoTable(settings.registry_table),
             notifier=SnsNotifier(settings.alerts_topic_arn),
+            metrics=CloudWatchMetrics(),
+            events=EventBridgePublisher(),
         )
 
     def spec_key(self, model: str) -> str:
+        """The model's current spec, uploaded by `conveyor drop --spec` or any S3 client."""
         return f"{model}/spec.yaml"
+
+    def emit(self, event: RegistryEvent) -> None:
+        self.events.publish(event.source, event.name, event.detail())
 
     def put_json(self, bucket: str, key: str, document: Any) -> None:
         self.store.put(bucket, key, json.dumps(document, indent=2, default=str).encode(), "application/json")

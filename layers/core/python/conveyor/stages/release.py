@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from conveyor.registry import ModelVersion, artifact_key, load_verified
+from conveyor.events import RegistryEvent
+from conveyor.registry import ModelVersion, artifact_key, load_verified, version_key
+from conveyor.report import render_report
 from conveyor.stages.context import PipelineContext, StageEvent, code_version
 
 
@@ -19,6 +22,27 @@ def _metric_line(evaluation: dict[str, Any]) -> str:
                 text += f" (champion {champion[name]:.4f})"
             parts.append(text)
     return ", ".join(parts[:3])
+
+
+def _evidence(ctx: PipelineContext, stored: ModelVersion, state: dict[str, Any]) -> dict[str, Any]:
+    """Everything that decided this version's fate, in one JSON document (and its HTML rendering)."""
+    evidence: dict[str, Any] = {k: v for k, v in stored.to_item().items() if k not in {"pk", "sk"}}
+    evaluation = state.get("evaluation", {})
+    evidence.update(evaluation=evaluation, training=state.get("training", {}))
+    if evaluation.get("details_key"):
+        details = json.loads(ctx.store.get(ctx.settings.artifact_bucket, evaluation["details_key"]))
+        evidence.update(
+            slices=details.get("slices"),
+            importance=details.get("importance"),
+            latency=details.get("latency"),
+            robustness={"flip_rate": details.get("flip_rate")},
+            agreement=details.get("agreement"),
+        )
+    drift = state.get("drift") or {}
+    validation = state.get("validation") or {}
+    if drift.get("report_key") and validation.get("dataset"):
+        evidence["drift"] = json.loads(ctx.store.get(validation["dataset"]["bucket"], drift["report_key"]))
+    return evidence
 
 
 def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
@@ -55,11 +79,24 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         },
     )
     stored = ctx.registry.register(version)
-    evidence = {**stored.to_item(), "evaluation": evaluation, "training": training}
-    evidence.pop("pk", None)
-    evidence.pop("sk", None)
-    ctx.put_json(bucket, f"{model}/versions/{stored.version}/evidence.json", evidence)
-    ctx.store.put(bucket, f"{model}/versions/{stored.version}/spec.yaml", ctx.store.get(bucket, training["spec_key"]))
+    evidence = _evidence(ctx, stored, event.state)
+    ctx.put_json(bucket, version_key(model, stored.version, "evidence.json"), evidence)
+    ctx.store.put(
+        bucket, version_key(model, stored.version, "report.html"), render_report(evidence).encode(), "text/html"
+    )
+    ctx.store.put(bucket, version_key(model, stored.version, "spec.yaml"), ctx.store.get(bucket, training["spec_key"]))
+    ctx.store.put(
+        bucket, version_key(model, stored.version, "profile.json"), ctx.store.get(bucket, training["profile_key"])
+    )
+    ctx.emit(
+        RegistryEvent(
+            name="ModelRegistered" if passed else "ModelRejected",
+            model=model,
+            model_version=stored.version,
+            correlation_id=event.execution_id,
+            details={"status": stored.status, "sha256": stored.sha256, "reason": stored.decision},
+        )
+    )
     verb = "registered" if passed else "rejected"
     summary = f"{model} v{stored.version} {verb}: {_metric_line(evaluation)}. {evaluation.get('reason', '')}".strip()
     return {
@@ -77,4 +114,13 @@ def deploy(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     model = str(registration["model"])
     version = int(registration["version"])
     routing = ctx.registry.promote(model, version)
+    ctx.emit(
+        RegistryEvent(
+            name="ModelPromoted",
+            model=model,
+            model_version=version,
+            correlation_id=event.execution_id,
+            details={"revision": routing.revision, "strategy": "all_at_once", "traffic": {str(version): 1.0}},
+        )
+    )
     return {"model": model, "version": version, "revision": routing.revision, "strategy": "all_at_once"}

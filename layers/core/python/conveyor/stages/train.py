@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from conveyor.onnx_export import export_onnx, parity
+from conveyor.profile import build_profile
 from conveyor.registry import sha256_hex
 from conveyor.spec import load_spec, spec_hash
 from conveyor.stages.context import PipelineContext, StageEvent
@@ -50,12 +51,16 @@ def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     result.holdout_df.to_parquet(buffer, index=False)
     ctx.store.put(ctx.settings.artifact_bucket, f"{staging}/holdout.parquet", buffer.getvalue())
     ctx.store.put(ctx.settings.artifact_bucket, f"{staging}/spec.yaml", spec_bytes)
+    # The reference profile of what this candidate learned from: drift checks read it, never the data.
+    profile = build_profile(result.train_df, spec).to_dict()
+    ctx.put_json(ctx.settings.artifact_bucket, f"{staging}/profile.json", profile)
     return {
         "model": model,
         "candidate_key": f"{staging}/candidate.onnx",
         "sha256": digest,
         "holdout_key": f"{staging}/holdout.parquet",
         "spec_key": f"{staging}/spec.yaml",
+        "profile_key": f"{staging}/profile.json",
         "spec_hash": hashed,
         "metrics": result.metrics,
         "parity": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import PurePosixPath
 from typing import Any
@@ -9,14 +10,35 @@ from typing import Any
 from conveyor.dispatch import model_of
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectRef
-from conveyor.registry import sha256_hex
+from conveyor.registry import sha256_hex, version_key
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
-from conveyor.validation import ValidationReport, validate_bytes
+from conveyor.validation import ValidationContext, ValidationReport, validate_bytes
 
 
 def _rejected_without_data(model: str, source: str, message: str) -> dict[str, Any]:
     return {"verdict": "rejected", "model": model, "summary": f"{source}: {message}", "checks": []}
+
+
+def _context(ctx: PipelineContext, model: str) -> ValidationContext:
+    """What the gate knows beyond the file: earlier arrivals (hashes, usual size) and the champion's profile."""
+    datasets = ctx.registry.datasets(model)
+    hashes = frozenset(str(d["sha256"]) for d in datasets if d.get("sha256"))
+    sizes = sorted(int(d["rows"]) for d in datasets if d.get("rows"))
+    usual_rows = sizes[len(sizes) // 2] if sizes else None
+    champion = ctx.registry.champion(model)
+    if champion is None:
+        return ValidationContext(usual_rows=usual_rows, accepted_hashes=hashes)
+    try:
+        profile = json.loads(
+            ctx.store.get(ctx.settings.artifact_bucket, version_key(model, champion.version, "profile.json"))
+        )
+    except Exception:  # a version registered before profiles existed has none: validate without it
+        return ValidationContext(usual_rows=usual_rows, accepted_hashes=hashes)
+    context = ValidationContext.from_profile(profile, accepted_hashes=hashes)
+    return ValidationContext(
+        usual_rows=usual_rows, accepted_hashes=hashes, reference_categories=context.reference_categories
+    )
 
 
 def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
@@ -49,7 +71,7 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         verdict = "rejected"
         summary = spec_problem
     else:
-        report: ValidationReport = validate_bytes(data, filename, spec)
+        report: ValidationReport = validate_bytes(data, filename, spec, context=_context(ctx, model))
         report_doc = report.to_dict()
         verdict = report.verdict
         summary = report.summary

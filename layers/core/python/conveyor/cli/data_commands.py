@@ -1,0 +1,144 @@
+"""Offline data commands: ``conveyor validate`` and ``conveyor init`` (no cloud involved).
+
+Register them on the main app with ``app.command()(validate)`` and ``app.command()(init)``.
+
+Exit codes of ``validate``: 0 accepted; 1 accepted with warnings; 2 rejected, or bad input
+(unreadable spec or reference). ``init``: 0 written; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from conveyor.errors import ConveyorError
+from conveyor.validation import ValidationContext, ValidationReport
+
+console = Console(stderr=True)
+out = Console()
+
+EXIT_ACCEPTED = 0
+EXIT_WARNINGS = 1
+EXIT_REJECTED = 2
+
+
+def _fail(message: str, code: int = EXIT_REJECTED) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _context(reference: Path | None) -> ValidationContext | None:
+    if reference is None:
+        return None
+    try:
+        document = json.loads(reference.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(f"{reference}: not a readable profile JSON ({error})") from None
+    if not isinstance(document, dict) or "features" not in document:
+        raise _fail(f"{reference}: not a profile (expected keys 'rows' and 'features')")
+    return ValidationContext.from_profile(document)
+
+
+def _show(report: ValidationReport) -> None:
+    style = "red" if not report.accepted else ("yellow" if report.warnings else "green")
+    out.print(f"[bold {style}]{report.summary}[/]")
+    flagged = [c for c in report.checks if not c.passed and c.severity != "info"]
+    if not flagged:
+        return
+    table = Table(show_lines=False)
+    for header in ("severity", "check", "column", "message"):
+        table.add_column(header, overflow="fold")
+    for check in sorted(flagged, key=lambda c: c.severity != "error"):
+        color = "red" if check.severity == "error" else "yellow"
+        table.add_row(f"[{color}]{check.severity}[/]", check.name, check.column or "", check.message)
+    out.print(table)
+
+
+def validate(
+    data: Annotated[
+        Path, typer.Argument(help="CSV or Parquet file to check.", exists=True, dir_okay=False, readable=True)
+    ],
+    spec: Annotated[
+        Path, typer.Option("--spec", "-s", help="Model spec (YAML).", exists=True, dir_okay=False, readable=True)
+    ],
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="Reference profile (profile.json of a model version): unseen categories, usual row count.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")] = False,
+) -> None:
+    """Check DATA against the model spec, as the pipeline's data gate does, without any cloud.
+
+    Exit codes: 0 accepted; 1 accepted with warnings; 2 rejected (or bad spec / reference).
+    """
+    from conveyor.spec import load_spec
+    from conveyor.validation import validate_bytes
+
+    try:
+        parsed_spec = load_spec(spec)
+    except ConveyorError as error:
+        raise _fail(f"{spec}: {error}") from None
+    context = _context(reference)
+    report = validate_bytes(data.read_bytes(), data.name, parsed_spec, context=context)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        _show(report)
+    if not report.accepted:
+        raise typer.Exit(EXIT_REJECTED)
+    raise typer.Exit(EXIT_WARNINGS if report.warnings else EXIT_ACCEPTED)
+
+
+def init(
+    name: Annotated[str, typer.Argument(help="Model name (lowercase letters, digits, dashes).")],
+    from_csv: Annotated[
+        Path,
+        typer.Option("--from", help="Sample CSV or Parquet to infer from.", exists=True, dir_okay=False, readable=True),
+    ],
+    target: Annotated[str, typer.Option("--target", "-t", help="Target column.")],
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the spec here [default: print it on stdout].")
+    ] = None,
+    positive_when: Annotated[
+        str | None,
+        typer.Option(help="Binarize a numeric target for classification, e.g. gt:0 (ops gt ge lt le eq ne)."),
+    ] = None,
+) -> None:
+    """Infer a model spec from a sample file, for review: types, ranges, categories, exclusions.
+
+    Identifier columns, one-hot copies of another column, the time column, constant columns and
+    columns that leak the target are left out; the YAML says why in its header comments.
+    """
+    from conveyor.infer import infer_spec, spec_yaml
+    from conveyor.tabular import read_table
+
+    try:
+        frame = read_table(from_csv.read_bytes(), from_csv.name)
+        spec, findings = infer_spec(frame, name, target, positive_when=positive_when)
+    except ConveyorError as error:
+        raise _fail(f"{from_csv}: {error}") from None
+    text = spec_yaml(spec, findings, source=from_csv.name)
+    if out_path is None:
+        out.print(text, markup=False, highlight=False, end="")
+    else:
+        out_path.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out_path}: {len(spec['features'])} features")
+    for finding in findings:
+        if finding["kind"] != "target":
+            console.print(f"  {finding['column']}: {finding['reason']}", markup=False, highlight=False)
+
+
+def commands() -> dict[str, Any]:
+    """The commands of this module by name, for registration on a Typer app."""
+    return {"validate": validate, "init": init}

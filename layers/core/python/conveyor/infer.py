@@ -1,0 +1,364 @@
+"""``conveyor init``: infer a model spec from a sample, for a person to review.
+
+``infer_spec(df, name, target)`` returns the spec as a mapping and the findings: one per
+column that was excluded (identifier, duplicated encoding, time column, constant, empty,
+free text, leakage) or that deserves a look. ``spec_yaml`` writes both as YAML, the findings
+as comments, and the result loads with ``conveyor.spec.load_spec``.
+
+Inference rules (a sample can only suggest them):
+
+* booleans: only 0/1 or true/false-like values;
+* categories: strings with at most ``MAX_CATEGORIES`` values, or small integer codes (at most
+  ``MAX_CODE_VALUES`` distinct integers within 0..``MAX_CODE``), with their ``allowed`` values;
+* numbers: ``integer`` when every value is integral, else ``number``; the range is the observed
+  0.5% / 99.5% quantiles widened by ``RANGE_MARGIN`` of their span and rounded outwards (a
+  non-negative column keeps a lower bound of 0 at most);
+* datetimes: strings that parse as ISO 8601 dates or times;
+* identifiers: id-like names (``id``, ``uuid``, ``*_id``, pandas' ``Unnamed: 0``) or a distinct
+  integer / string on every row;
+* duplicated encodings: a 0/1 column equal to ``column == value`` of another column (one-hot),
+  or an exact copy of an earlier column.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from conveyor.errors import DataError
+from conveyor.spec import parse_spec
+from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, category_strings, parse_datetime
+from conveyor.validation import ID_NAME, leakage_strength
+
+MAX_CATEGORIES = 50
+MAX_CODE_VALUES = 10
+MAX_CODE = 20
+RANGE_MARGIN = 0.1
+LEAKAGE_AUC = 0.98
+_TIME_NAME = re.compile(r"^(year|date|time|timestamp|datetime|month|period)$|(_date|_time|_at|_ts)$", re.IGNORECASE)
+_SENSITIVE_NAME = re.compile(
+    r"^(female|male|sex|gender|race|ethnicity|religion|nationality|disability)$", re.IGNORECASE
+)
+_OPS = ("gt", "ge", "lt", "le", "eq", "ne")
+
+
+def parse_condition(text: str) -> dict[str, Any]:
+    """``"gt:0"`` -> ``{"op": "gt", "value": 0.0}`` (a ``target.positive_when``).
+
+    Raises
+    ------
+    DataError
+        If the text is not ``op:number`` with op one of gt, ge, lt, le, eq, ne.
+    """
+    op, _, value = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if op not in _OPS or not math.isfinite(number):
+        raise DataError(f"positive_when {text!r}: expected op:number with op one of {', '.join(_OPS)}, e.g. gt:0")
+    return {"op": op, "value": int(number) if number.is_integer() else number}
+
+
+def _nice_bounds(low: float, high: float, *, integral: bool) -> tuple[float, float]:
+    span = high - low
+    margin = RANGE_MARGIN * span if span > 0 else max(abs(low) * RANGE_MARGIN, 1.0)
+    lower, upper = low - margin, high + margin
+    if low >= 0 > lower:
+        lower = 0.0
+    step = 10 ** math.floor(math.log10(max(upper - lower, 1e-12))) / 10
+    if integral:
+        step = max(step, 1.0)
+    lower = math.floor(lower / step) * step
+    upper = math.ceil(upper / step) * step
+    digits = max(0, -math.floor(math.log10(step)))
+    return round(lower, digits), round(upper, digits)
+
+
+def _plain(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _is_boolean(column: pd.Series, values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(column):
+        return True
+    if pd.api.types.is_numeric_dtype(column):
+        return bool(values.isin([0, 1]).all())
+    text = values.astype("string").str.strip().str.lower()
+    return bool(text.isin(BOOLEAN_TRUE | BOOLEAN_FALSE).all()) and text.nunique() <= 2
+
+
+def _looks_like_datetime(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    if pd.api.types.is_numeric_dtype(values):
+        return False
+    sample = values.astype("string").head(500)
+    if not bool(sample.str.match(r"^\s*\d{4}-\d{2}-\d{2}").all()):
+        return False
+    return bool(parse_datetime(sample).notna().all())
+
+
+def _identifier_reason(name: str, column: pd.Series, values: pd.Series) -> str | None:
+    if re.match(r"^Unnamed: \d+$", name):
+        return "an unnamed index column (a row number written by pandas)"
+    if ID_NAME.search(name):
+        return "an id-like name"
+    if len(values) >= 20 and values.is_unique and len(values) == len(column):
+        if not pd.api.types.is_numeric_dtype(values):
+            return "a distinct value on every row"
+        numbers = values.to_numpy(dtype=np.float64)
+        if bool(np.all(numbers == np.floor(numbers))):
+            return "a distinct integer on every row"
+    return None
+
+
+def _one_hot_of(binary: pd.Series, candidates: dict[str, pd.Series]) -> tuple[str, str] | None:
+    """(column, value) when ``binary`` is the one-hot ``candidates[column] == value``."""
+    flags = binary.to_numpy(dtype=np.float64, na_value=np.nan)
+    for other, codes in candidates.items():
+        if codes.name == binary.name:
+            continue
+        for value in pd.unique(codes):
+            if value == "":
+                continue
+            if np.array_equal(flags == 1.0, (codes == value).to_numpy(dtype=bool)):
+                return other, str(value)
+    return None
+
+
+def _finding(column: str, kind: str, reason: str, *, excluded: bool = True) -> dict[str, Any]:
+    return {"column": column, "kind": kind, "reason": reason, "excluded": excluded}
+
+
+def infer_spec(
+    df: pd.DataFrame, name: str, target: str, *, positive_when: str | dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Infer a spec mapping from a sample frame.
+
+    Parameters
+    ----------
+    df
+        The sample (as read by ``conveyor.tabular.read_table``).
+    name
+        The model name (lowercase letters, digits and dashes).
+    target
+        The target column.
+    positive_when
+        ``"gt:0"`` (or the mapping) to binarize a numeric target for classification.
+
+    Returns
+    -------
+    spec, findings
+        The spec (loads with ``parse_spec``) and one finding per excluded or notable column:
+        ``{"column", "kind", "reason", "excluded"}``.
+
+    Raises
+    ------
+    DataError
+        If the target is missing or the sample has no usable feature.
+    """
+    if target not in df.columns:
+        raise DataError(f"target column {target!r} is not in the sample", details={"column": target})
+    if len(df) == 0:
+        raise DataError("the sample has no rows")
+    condition = parse_condition(positive_when) if isinstance(positive_when, str) else positive_when
+    y_column = df[target]
+    findings: list[dict[str, Any]] = [_finding(target, "target", "the target")]
+    if condition is not None or not pd.api.types.is_numeric_dtype(y_column) or y_column.nunique() <= MAX_CODE_VALUES:
+        task = "classification"
+    else:
+        task = "regression"
+    features: dict[str, dict[str, Any]] = {}
+    identifiers: list[str] = []
+    ignored: list[str] = []
+    time_column: str | None = None
+    category_views: dict[str, pd.Series] = {}  # for spotting one-hot copies
+    binaries: list[str] = []
+    seen_hashes: dict[int, str] = {}
+    for raw_name in df.columns:
+        column_name = str(raw_name)
+        if column_name == target:
+            continue
+        column = df[raw_name]
+        values = column.dropna()
+        fingerprint = int(pd.util.hash_pandas_object(column, index=False).sum())
+        if fingerprint in seen_hashes and column.equals(df[seen_hashes[fingerprint]]):
+            findings.append(
+                _finding(column_name, "duplicated_encoding", f"an exact copy of {seen_hashes[fingerprint]}")
+            )
+            ignored.append(column_name)
+            continue
+        seen_hashes.setdefault(fingerprint, column_name)
+        if values.empty:
+            ignored.append(column_name)
+            findings.append(_finding(column_name, "empty", "no values in the sample"))
+            continue
+        reason = _identifier_reason(column_name, column, values)
+        is_time = _TIME_NAME.search(column_name) is not None or _looks_like_datetime(values)
+        if time_column is None and is_time and not ID_NAME.search(column_name):
+            time_column = column_name
+            findings.append(_finding(column_name, "time", "the time column (a time moves forward: not a feature)"))
+            continue
+        if reason is not None and not is_time:
+            identifiers.append(column_name)
+            findings.append(_finding(column_name, "identifier", f"identifier: {reason}"))
+            continue
+        if values.nunique() == 1:
+            ignored.append(column_name)
+            findings.append(_finding(column_name, "constant", f"constant ({values.iloc[0]!r}) in the sample"))
+            continue
+        nullable = bool(column.isna().any())
+        spec_feature: dict[str, Any]
+        if _is_boolean(column, values):
+            spec_feature = {"type": "boolean"}
+            binaries.append(column_name)
+        elif _looks_like_datetime(values):
+            spec_feature = {"type": "datetime"}
+        elif pd.api.types.is_numeric_dtype(values):
+            numbers = values.to_numpy(dtype=np.float64)
+            integral = bool(np.all(numbers == np.floor(numbers)))
+            distinct = np.unique(numbers)
+            if integral and distinct.size <= MAX_CODE_VALUES and distinct.min() >= 0 and distinct.max() <= MAX_CODE:
+                allowed = [str(int(v)) for v in distinct]
+                spec_feature = {"type": "category", "allowed": allowed}
+                category_views[column_name] = category_strings(column)
+            else:
+                low, high = np.quantile(numbers, [0.005, 0.995])
+                lower, upper = _nice_bounds(float(low), float(high), integral=integral)
+                spec_feature = {"type": "integer" if integral else "number", "range": [_plain(lower), _plain(upper)]}
+        else:
+            strings = category_strings(column)
+            distinct_count = values.nunique()
+            if distinct_count <= MAX_CATEGORIES and distinct_count <= max(2, len(values) // 2):
+                allowed = sorted(str(v) for v in pd.unique(strings[column.notna()]))
+                spec_feature = {"type": "category", "allowed": allowed}
+                category_views[column_name] = strings
+            else:
+                ignored.append(column_name)
+                findings.append(
+                    _finding(column_name, "free_text", f"{distinct_count} distinct strings: free text or a code")
+                )
+                continue
+        if nullable:
+            spec_feature["nullable"] = True
+        features[column_name] = spec_feature
+    # one-hot copies: a 0/1 column equal to (another column == value); keep the coded column
+    for binary_name in binaries:
+        source = _one_hot_of(df[binary_name], {k: v for k, v in category_views.items() if k in features})
+        if source is not None:
+            other, value = source
+            del features[binary_name]
+            ignored.append(binary_name)
+            findings.append(
+                _finding(binary_name, "duplicated_encoding", f"duplicated encoding: one-hot of {other} == {value}")
+            )
+    _drop_leaks(df, target, condition, task, features, ignored, findings)
+    for column_name in features:
+        if _SENSITIVE_NAME.search(column_name):
+            findings.append(
+                _finding(
+                    column_name,
+                    "review",
+                    "may be a sensitive attribute: move it to sensitive: if it must not drive predictions",
+                    excluded=False,
+                )
+            )
+    if not features:
+        raise DataError("no usable feature in the sample", details={"findings": findings})
+    spec: dict[str, Any] = {
+        "name": name,
+        "task": task,
+        "target": {"column": target, **({"positive_when": condition} if condition is not None else {})},
+        "features": features,
+        "identifiers": identifiers,
+        "time_column": time_column,
+        "ignored": ignored,
+        "estimator": {"type": "hist_gradient_boosting", "params": {}},
+    }
+    parse_spec(spec)  # what init writes must load
+    return spec, findings
+
+
+def _drop_leaks(
+    df: pd.DataFrame,
+    target: str,
+    condition: dict[str, Any] | None,
+    task: str,
+    features: dict[str, dict[str, Any]],
+    ignored: list[str],
+    findings: list[dict[str, Any]],
+) -> None:
+    y_raw = df[target]
+    known = y_raw.notna().to_numpy(dtype=bool)
+    if condition is not None:
+        if not pd.api.types.is_numeric_dtype(y_raw):
+            return
+        ops = {"gt": np.greater, "ge": np.greater_equal, "lt": np.less, "le": np.less_equal, "eq": np.equal}
+        op = ops.get(condition["op"], np.not_equal)
+        y = op(y_raw.to_numpy(dtype=np.float64, na_value=np.nan), float(condition["value"])).astype(np.float64)
+        binary = True
+    elif task == "classification":
+        labels = category_strings(y_raw)
+        classes = sorted(set(labels[known]))
+        if len(classes) != 2:
+            return
+        y = (labels == classes[1]).to_numpy(dtype=np.float64)
+        binary = True
+    else:
+        y = y_raw.to_numpy(dtype=np.float64, na_value=np.nan)
+        binary = False
+    for column_name, feature in list(features.items()):
+        column = df[column_name]
+        categorical = feature["type"] == "category"
+        if categorical:
+            values: np.ndarray = category_strings(column).to_numpy(dtype=object)
+            keep = known
+        else:
+            if feature["type"] == "datetime":
+                continue
+            values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            keep = known & np.isfinite(values)
+        measured = leakage_strength(values[keep], y[keep], categorical=categorical, binary=binary)
+        threshold = LEAKAGE_AUC if binary else 0.98
+        if measured is not None and measured[1] >= threshold:
+            del features[column_name]
+            ignored.append(column_name)
+            label = "AUC" if measured[0] == "auc" else "|correlation|"
+            findings.append(
+                _finding(column_name, "leakage", f"leakage: predicts {target} alone ({label} {measured[1]:.3f})")
+            )
+
+
+def spec_yaml(spec: dict[str, Any], findings: list[dict[str, Any]], *, source: str = "") -> str:
+    """The spec as YAML, headed by comments saying why each excluded column was left out."""
+    lines = [
+        f"# Model spec inferred by `conveyor init` from {source or 'a sample'}: review before use.",
+        "# Types, ranges and allowed values come from the sample; widen them where the sample was narrow.",
+    ]
+    excluded = [f for f in findings if f["excluded"] and f["kind"] != "target"]
+    if excluded:
+        lines.append("# Columns left out of the features:")
+        lines.extend(f"#   {f['column']}: {f['reason']}" for f in excluded)
+    notes = [f for f in findings if not f["excluded"]]
+    if notes:
+        lines.append("# To review:")
+        lines.extend(f"#   {f['column']}: {f['reason']}" for f in notes)
+
+    def dump(part: dict[str, Any]) -> str:
+        return yaml.safe_dump(part, sort_keys=False, default_flow_style=None, width=120, allow_unicode=True)
+
+    head = {k: v for k, v in spec.items() if k in ("name", "task", "target")}
+    tail = {k: v for k, v in spec.items() if k not in head and k != "features"}
+    # one feature per line reads best in review
+    feature_lines = ["features:"]
+    for feature_name, feature in spec.get("features", {}).items():
+        key = yaml.safe_dump(feature_name, default_style=None).removesuffix("\n...\n").strip()
+        value = yaml.safe_dump(feature, sort_keys=False, default_flow_style=True, width=1000).strip()
+        feature_lines.append(f"  {key}: {value}")
+    return "\n".join([*lines, dump(head).rstrip(), *feature_lines, dump(tail).rstrip()]) + "\n"

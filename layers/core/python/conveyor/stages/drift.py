@@ -1,0 +1,104 @@
+"""Stage 2: compare an accepted drop with the champion's reference profile; apply the retrain policy.
+
+The profile stored with the serving version is the reference: the training data is never read
+again. Drift results go beside the drop (``{data_key}.drift.json``) and to CloudWatch metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+from conveyor.drift import drift_report
+from conveyor.events import RegistryEvent
+from conveyor.profile import Profile
+from conveyor.registry import version_key
+from conveyor.spec import ModelSpec, load_spec
+from conveyor.stages.context import PipelineContext, StageEvent
+from conveyor.tabular import read_table
+
+
+def _new_rows_since_last_training(ctx: PipelineContext, model: str) -> tuple[int, int | None]:
+    """Rows of accepted data that the latest trained version (served or not) did not learn from.
+
+    Counting from the latest training, not from the champion, keeps a rejected candidate's data from
+    triggering the same retraining again with every small arrival.
+    """
+    latest = ctx.registry.latest_version_number(model)
+    seen: set[Any] = set()
+    if latest:
+        seen = {d.get("sha256") for d in ctx.registry.get(model, latest).lineage.get("data", [])}
+    new = sum(int(d.get("rows") or 0) for d in ctx.registry.datasets(model) if d.get("sha256") not in seen)
+    return new, latest or None
+
+
+def _policy(spec: ModelSpec) -> tuple[bool, int]:
+    retrain = getattr(spec, "retrain", None)
+    return bool(getattr(retrain, "on_drift", True)), int(getattr(retrain, "min_new_rows", 1000))
+
+
+def check_drift(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+    validation = event.require("validation")
+    model = str(validation["model"])
+    dataset = validation["dataset"]
+    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model)))
+    on_drift, min_new_rows = _policy(spec)
+    champion = ctx.registry.champion(model)
+    if champion is None:
+        return {
+            "model": model,
+            "verdict": "no_reference",
+            "retrain": True,
+            "reasons": ["no model is serving yet"],
+            "summary": f"{model}: no model is serving yet; training the first one",
+            "drifted_features": [],
+            "champion_version": None,
+        }
+    frame = read_table(
+        ctx.store.get(dataset["bucket"], dataset["key"], dataset.get("version_id")), PurePosixPath(dataset["key"]).name
+    )
+    profile = Profile.from_dict(
+        json.loads(ctx.store.get(ctx.settings.artifact_bucket, version_key(model, champion.version, "profile.json")))
+    )
+    report = drift_report(profile, frame, spec)
+    document = report.to_dict()
+    report_key = f"{dataset['key']}.drift.json"
+    ctx.put_json(dataset["bucket"], report_key, {**document, "reference_version": champion.version})
+    ctx.metrics.publish(ctx.settings.metrics_namespace, report.metrics(model))
+    if document["verdict"] == "drift":
+        ctx.emit(
+            RegistryEvent(
+                name="DriftDetected",
+                model=model,
+                model_version=champion.version,
+                correlation_id=event.execution_id,
+                details={"features": document.get("drifted_features", []), "report_key": report_key},
+            )
+        )
+    new_rows, latest = _new_rows_since_last_training(ctx, model)
+    reasons = []
+    if on_drift and document["verdict"] == "drift":
+        reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
+    if new_rows >= min_new_rows:
+        reasons.append(f"{new_rows} new rows since v{latest} was trained (policy: at least {min_new_rows})")
+    action = (
+        "retraining: " + "; ".join(reasons)
+        if reasons
+        else (
+            f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift)"
+            if document["verdict"] != "drift"
+            else "recorded; drift found but the policy does not retrain on drift"
+        )
+    )
+    return {
+        "model": model,
+        "verdict": document["verdict"],
+        "retrain": bool(reasons),
+        "reasons": reasons,
+        "summary": f"{model}: {document.get('summary', document['verdict'])}; {action}",
+        "drifted_features": document.get("drifted_features", []),
+        "report_key": report_key,
+        "new_rows": new_rows,
+        "champion_version": champion.version,
+    }

@@ -1,0 +1,350 @@
+"""A corpus of malformed and adversarial drops, built here from a sample of the real data.
+
+Each case: how to build the bytes, the file name, spec overrides, an optional arrival
+context, the expected verdict, and the check (name, column) that must say why.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conveyor.spec import ModelSpec, parse_spec
+from conveyor.validation import ValidationContext, ValidationReport, validate_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "events" / "data" / "german_health_1984_1988.csv"
+SPEC = ROOT / "events" / "specs" / "doctor-visits.yaml"
+ROWS = 300
+
+
+@cache
+def _base() -> pd.DataFrame:
+    return pd.read_csv(DATA).sample(n=ROWS, random_state=11).reset_index(drop=True)
+
+
+def base() -> pd.DataFrame:
+    """300 real rows (a copy)."""
+    return _base().copy()
+
+
+def csv(frame: pd.DataFrame, **options: Any) -> bytes:
+    return frame.to_csv(index=False, **options).encode()
+
+
+def parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def with_values(column: str, rows: list[int], value: Any) -> Callable[[], bytes]:
+    def build() -> bytes:
+        frame = base()
+        frame[column] = frame[column].astype(object)
+        for row in rows:
+            frame.loc[row, column] = value
+        return csv(frame)
+
+    return build
+
+
+def zipped() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.csv", csv(base()))
+    return buffer.getvalue()
+
+
+def truncated_last_line() -> bytes:
+    data = csv(base())
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    return data[: last_start + 12]  # a few fields of the last row, no final newline
+
+
+def ragged_row() -> bytes:
+    lines = csv(base()).decode().splitlines()
+    lines[5] = lines[5].rsplit(",", 2)[0]  # data row 5 loses two fields
+    return ("\n".join(lines) + "\n").encode()
+
+
+def corrupt_parquet() -> bytes:
+    data = bytearray(parquet(base()))
+    data[-80:-8] = b"\xff" * 72  # magic bytes intact, footer metadata garbage
+    return bytes(data)
+
+
+def parquet_wrong_types() -> bytes:
+    frame = base()
+    frame["age"] = frame["age"].map(lambda v: f"{v} years")
+    return parquet(frame)
+
+
+def latin1() -> bytes:
+    frame = base().assign(ort="München")
+    return frame.to_csv(index=False).encode("latin-1")
+
+
+def leak_copy() -> bytes:
+    return csv(base().assign(docvis_copy=lambda f: f["docvis"]))
+
+
+def leak_rule() -> bytes:
+    return csv(base().assign(visited=lambda f: (f["docvis"] > 0).astype(int)))
+
+
+def identifier_feature() -> bytes:
+    return csv(base().assign(line=np.arange(1, ROWS + 1)))  # a fresh row number
+
+
+def one_class() -> bytes:
+    return csv(base().assign(docvis=0))
+
+
+def imbalance() -> bytes:
+    frame = base().assign(docvis=0)
+    frame.loc[[3, 150], "docvis"] = 2
+    return csv(frame)
+
+
+def duplicates() -> bytes:
+    frame = base()
+    return csv(pd.concat([frame, frame.head(60)], ignore_index=True))
+
+
+def old_codes() -> bytes:
+    frame = base()
+    frame["edlevel"] = frame["edlevel"].replace({4: 9})  # 9 is the old code of 4
+    return csv(frame)
+
+
+def duplicate_header() -> bytes:
+    data = csv(base())
+    return data.replace(b'"hospvis"', b'"age"', 1).replace(b"hospvis", b"age", 1)
+
+
+def mapped(feature_overrides: dict[str, Any]) -> dict[str, Any]:
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["features"].update(feature_overrides)
+    return {"features": spec["features"]}
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], bytes]
+    verdict: str
+    check: str
+    column: str | None = None
+    filename: str = "drop.csv"
+    spec: dict[str, Any] = field(default_factory=dict)
+    context: Callable[[bytes], ValidationContext] | None = None
+    flagged: bool = True  # False: the named check must pass (the file is fine in that respect)
+
+
+CASES = [
+    Case("empty file", lambda: b"", "rejected", "empty_file"),
+    Case("whitespace only", lambda: b"\n\n  \n", "rejected", "empty_file"),
+    Case("header only", lambda: csv(base().head(0)), "rejected", "not_empty"),
+    Case("semicolon-delimited", lambda: csv(base(), sep=";"), "rejected", "delimiter"),
+    Case("tab-delimited", lambda: csv(base(), sep="\t"), "rejected", "delimiter"),
+    Case("latin-1 bytes", latin1, "rejected", "encoding"),
+    Case("gzip", lambda: gzip.compress(csv(base())), "rejected", "compressed"),
+    Case("gzip named .csv.gz", lambda: gzip.compress(csv(base())), "rejected", "compressed", filename="d.csv.gz"),
+    Case("zip", zipped, "rejected", "compressed"),
+    Case("bzip2", lambda: bz2.compress(csv(base())), "rejected", "compressed"),
+    Case("truncated last line", truncated_last_line, "rejected", "truncated"),
+    Case("ragged row", ragged_row, "rejected", "ragged_rows"),
+    Case("unterminated quote", lambda: csv(base()) + b'"1,2,3\n', "rejected", "ragged_rows"),
+    Case("duplicate header", duplicate_header, "rejected", "duplicate_columns", "age"),
+    Case("oversized", lambda: csv(base()), "rejected", "file_size", spec={"validation": {"max_file_mb": 0.001}}),
+    Case("unsupported suffix", lambda: csv(base()), "rejected", "file_type", filename="drop.json"),
+    Case("corrupt parquet", corrupt_parquet, "rejected", "readable", filename="drop.parquet"),
+    Case("not parquet at all", lambda: csv(base()), "rejected", "readable", filename="drop.parquet"),
+    Case("parquet wrong types", parquet_wrong_types, "rejected", "type", "age", filename="drop.parquet"),
+    Case("parquet is fine", lambda: parquet(base()), "accepted", "not_empty", filename="drop.parquet", flagged=False),
+    Case("missing target", lambda: csv(base().drop(columns=["docvis"])), "rejected", "required_column", "docvis"),
+    Case("missing feature", lambda: csv(base().drop(columns=["hhninc"])), "rejected", "required_column", "hhninc"),
+    Case("extra column", lambda: csv(base().assign(notes="x")), "accepted", "unexpected_columns", "notes"),
+    Case("'forty' in age", with_values("age", [0, 7], "forty"), "rejected", "type", "age"),
+    Case("-1 sentinel in age", with_values("age", [4], -1), "rejected", "sentinel", "age"),
+    Case("9999 in hhninc", with_values("hhninc", [9, 10], 9999), "rejected", "sentinel", "hhninc"),
+    Case(
+        "99999 in hhninc without a range",
+        with_values("hhninc", [9], 99999),
+        "rejected",
+        "sentinel",
+        "hhninc",
+        spec=mapped({"hhninc": {"type": "number"}}),
+    ),
+    Case("age out of range (many)", with_values("age", list(range(0, 30)), 80), "rejected", "range", "age"),
+    Case("age out of range (one row)", with_values("age", [17], 80), "accepted", "range", "age"),
+    Case("unseen category", with_values("edlevel", [2, 3], 7), "rejected", "allowed", "edlevel"),
+    Case(
+        "renamed category handled by mapping",
+        old_codes,
+        "accepted",
+        "allowed",
+        "edlevel",
+        spec=mapped({"edlevel": {"type": "category", "allowed": [1, 2, 3, 4], "mapping": {9: 4}}}),
+        flagged=False,
+    ),
+    Case(
+        "category unseen in the reference",
+        with_values("edlevel", [2], 4),
+        "accepted",
+        "unseen_categories",
+        "edlevel",
+        spec=mapped({"edlevel": {"type": "category"}}),
+        context=lambda _: ValidationContext(reference_categories={"edlevel": ["1", "2", "3"]}),
+    ),
+    Case("nulls in a non-nullable feature", with_values("educ", [1, 2], None), "rejected", "not_null", "educ"),
+    Case("boolean that is not", with_values("female", [8], "maybe"), "rejected", "type", "female"),
+    Case("duplicate rows", duplicates, "accepted", "duplicates"),
+    Case("constant column", lambda: csv(base().assign(married=1)), "accepted", "constant", "married"),
+    Case("one-class target", one_class, "rejected", "target", "docvis"),
+    Case("target with nulls", with_values("docvis", [5], None), "rejected", "target", "docvis"),
+    Case("extreme imbalance", imbalance, "accepted", "class_balance", "docvis"),
+    Case(
+        "leakage: copy of the target",
+        leak_copy,
+        "rejected",
+        "leakage",
+        "docvis_copy",
+        spec=mapped({"docvis_copy": {"type": "number"}}),
+    ),
+    Case(
+        "leakage: docvis > 0 as a feature",
+        leak_rule,
+        "rejected",
+        "leakage",
+        "visited",
+        spec=mapped({"visited": {"type": "boolean"}}),
+    ),
+    Case(
+        "identifier as feature",
+        identifier_feature,
+        "rejected",
+        "identifier_feature",
+        "line",
+        spec=mapped({"line": {"type": "integer"}}),
+    ),
+    Case(
+        "repeated arrival",
+        lambda: csv(base()),
+        "rejected",
+        "repeated_arrival",
+        context=lambda data: ValidationContext(accepted_hashes=frozenset({hashlib.sha256(data).hexdigest()})),
+    ),
+    Case(
+        "row count far below usual",
+        lambda: csv(base()),
+        "accepted",
+        "row_count",
+        context=lambda _: ValidationContext(usual_rows=19609),
+    ),
+    Case("BOM-prefixed UTF-8", lambda: b"\xef\xbb\xbf" + csv(base()), "accepted", "not_empty", flagged=False),
+    Case("CRLF line endings", lambda: csv(base(), lineterminator="\r\n"), "accepted", "not_empty", flagged=False),
+    Case("no final newline", lambda: csv(base()).rstrip(b"\n"), "accepted", "final_newline"),
+    Case(
+        "random binary",
+        lambda: bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)),
+        "rejected",
+        "encoding",
+    ),
+]
+
+
+def _spec(overrides: dict[str, Any]) -> ModelSpec:
+    data = yaml.safe_load(SPEC.read_text())
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) and key != "features" else value
+    return parse_spec(data)
+
+
+def _explaining(report: ValidationReport, case: Case) -> list[Any]:
+    return [c for c in report.checks if c.name == case.check]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus_case(case: Case) -> None:
+    data = case.build()
+    context = case.context(data) if case.context is not None else None
+    report = validate_bytes(data, case.filename, _spec(case.spec), context=context)
+    assert report.verdict == case.verdict, report.summary
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    checks = _explaining(report, case)
+    assert checks, f"no {case.check} check in {[c.name for c in report.checks]}"
+    if case.verdict == "rejected":
+        failed = [c for c in checks if not c.passed and c.severity == "error"]
+        assert failed, report.summary
+        assert case.check in {c.name for c in report.failures()}
+    elif case.flagged:
+        failed = [c for c in checks if not c.passed]
+        assert failed and all(c.severity in ("warn", "info") for c in failed), report.summary
+        assert report.warnings == len(report.failures("warn"))
+    else:
+        failed = checks
+        assert all(c.passed for c in checks) and report.warnings == 0, report.summary
+    if case.column is not None:
+        assert any(c.column == case.column or case.column in c.message for c in failed), [c.message for c in failed]
+    assert "internal_error" not in {c.name for c in report.checks}
+    json.dumps(report.to_dict())
+    assert report.summary.startswith(case.verdict)
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CASES) >= 25
+    assert {c.verdict for c in CASES} == {"accepted", "rejected"}
+
+
+def test_row_numbers_and_examples_name_the_rows() -> None:
+    report = validate_bytes(with_values("age", [0, 7], "forty")(), "drop.csv", _spec({}))
+    (check,) = report.failures()
+    assert check.details["examples"] == [{"row": 1, "value": "forty"}, {"row": 8, "value": "forty"}]
+    assert (
+        report.summary == "rejected drop.csv: 1 error (age: 2 value(s) are not number (row 1: 'forty', row 8: 'forty'))"
+    )
+
+
+def test_ragged_rows_keep_the_file_row_numbers() -> None:
+    frame = base()
+    lines = csv(frame).decode().splitlines()
+    lines[5] = lines[5].rsplit(",", 2)[0]
+    lines[10] = lines[10].replace(f",{frame.loc[9, 'age']},", ",forty,", 1)  # data row 10
+    report = validate_bytes(("\n".join(lines) + "\n").encode(), "drop.csv", _spec({}))
+    ragged = next(c for c in report.failures() if c.name == "ragged_rows")
+    assert ragged.details["examples"][0]["row"] == 5
+    typed = next(c for c in report.failures() if c.name == "type")
+    assert typed.details["examples"][0]["row"] == 10  # not shifted by the skipped row 5
+
+
+def test_delimiter_message_names_the_separator() -> None:
+    report = validate_bytes(csv(base(), sep=";"), "drop.csv", _spec({}))
+    assert "looks like ';'-separated" in report.failures()[0].message
+
+
+def test_compressed_message_names_the_compression() -> None:
+    report = validate_bytes(zipped(), "drop.csv", _spec({}))
+    assert "zip-compressed" in report.failures()[0].message
+
+
+def test_context_from_profile_documents() -> None:
+    short = ValidationContext.from_profile({"rows": 120, "features": {"edlevel": {"categories": {"1": 3, "2": 4}}}})
+    assert short.usual_rows == 120 and short.reference_categories == {"edlevel": ["1", "2"]}
+    lumped = {"rows": 9, "features": {"edlevel": {"kind": "categorical", "frequencies": {"1": 3, "__other__": 6}}}}
+    assert ValidationContext.from_profile(lumped).reference_categories is None
