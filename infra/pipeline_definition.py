@@ -1,6 +1,6 @@
 """The state machine "pipeline": one definition for AWS and for the local cloud.
 
-Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
+Run kind? -> (a drop) Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
 -> Gates passed? -> Deploy -> Notify. A drop that the retrain policy does not act on is recorded and the
 execution ends in "Recorded".
 Every Lambda task receives {"state": <the whole state>, "execution_id": ...} and writes its
@@ -78,9 +78,13 @@ def build_definition(
         "Notify candidate rejected", "Conveyor: candidate rejected", "$.evaluation.reason"
     ).next(sfn.Succeed(scope, "Candidate rejected"))
 
+    awaiting = notify("Notify awaiting approval", "Conveyor: candidate awaits approval", "$.registration.summary").next(
+        sfn.Succeed(scope, "Awaiting approval")
+    )
     gates = (
         sfn.Choice(scope, "Gates passed?")
-        .when(sfn.Condition.boolean_equals("$.evaluation.passed", True), serving)
+        .when(sfn.Condition.string_equals("$.registration.status", "approved"), serving)
+        .when(sfn.Condition.string_equals("$.registration.status", "candidate"), awaiting)
         .otherwise(candidate_rejected)
     )
     retrain = (
@@ -101,4 +105,19 @@ def build_definition(
         .when(sfn.Condition.string_equals("$.validation.verdict", "rejected"), rejected)
         .otherwise(check_drift.next(drifted))
     )
-    return validate.next(accepted)
+    # A retrain request (`conveyor impact --retrain`: retrain without data under a deletion request)
+    # skips validation and the drift policy: its data was all validated when it arrived.
+    prepare_retrain = sfn.Pass(
+        scope,
+        "Prepare retrain",
+        parameters={
+            "retrain.$": "$.retrain",
+            "validation": {"model.$": "$.retrain.model", "verdict": "accepted"},
+            "drift": {"verdict": "not_checked", "retrain": True, "summary.$": "$.retrain.reason"},
+        },
+    )
+    return (
+        sfn.Choice(scope, "Run kind?")
+        .when(sfn.Condition.is_present("$.retrain"), prepare_retrain.next(train))
+        .otherwise(validate.next(accepted))
+    )

@@ -52,7 +52,7 @@ def predict(monkeypatch, tmp_path, trained_model):
         key = artifact_key(MODEL, digest)
         s3.put_object(Bucket="artifacts", Key=key, Body=trained_model.onnx)
         registry = Registry(DynamoTable("registry"))
-        registry.register(ModelVersion(model=MODEL, version=0, status="candidate", artifact_key=key, sha256=digest))
+        registry.register(ModelVersion(model=MODEL, version=0, status="approved", artifact_key=key, sha256=digest))
         registry.promote(MODEL, 1)
         module = importlib.import_module("functions.predict.handler")
         module._service = None

@@ -96,7 +96,7 @@ def first_version(cloud: Target, tmp_path_factory: pytest.TempPathFactory) -> di
 
 def test_a_drop_becomes_a_registered_version_with_lineage(cloud: Target, first_version: dict[str, Any]) -> None:
     registration = first_version["output"]["registration"]
-    assert registration["version"] == 1 and registration["status"] in {"candidate", "production"}
+    assert registration["version"] == 1 and registration["status"] == "approved"
     evidence = json.loads(
         cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/1/evidence.json")[
             "Body"
@@ -277,7 +277,7 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
     result = json.loads(done.stdout)
     assert done.returncode in {0, 3}, done.stderr  # serving, or rejected by its gates with the champion kept
     assert result["exit_code"] == done.returncode and result["status"] == "SUCCEEDED"
-    assert [s["state"] for s in result["stages"]][:2] == ["Validate", "Data accepted?"]
+    assert [s["state"] for s in result["stages"]][:3] == ["Run kind?", "Validate", "Data accepted?"]
     assert "Check drift" in [s["state"] for s in result["stages"]]
     received = [
         json.loads(m["Body"])
@@ -369,3 +369,42 @@ def test_a_small_arrival_without_drift_is_recorded_and_does_not_retrain(
     assert after["revision"] == before["revision"]
     metrics = cloud.client("cloudwatch").list_metrics(Namespace="Conveyor", MetricName="FeaturePSI")["Metrics"]
     assert {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "Feature"} >= {"age", "hhninc"}
+
+
+def test_impact_lists_versions_trained_on_an_object_and_retrains_without_it(
+    cloud: Target, first_version: dict[str, Any], tmp_path: Path
+) -> None:
+    """Runs last: it excludes the first drop from all later training."""
+    state = tmp_path / "local.json"
+    state.write_text(
+        json.dumps(
+            {"endpoint": cloud.endpoint, "api_url": cloud.api_url, "region": cloud.region, "outputs": cloud.outputs}
+        )
+    )
+    uri = f"s3://{cloud.output('DataBucketName')}/{MODEL}/incoming/{first_version['data'].name}"
+    conveyor = [sys.executable, "-m", "conveyor.cli.main", "impact", uri, "--state", str(state), "--json"]
+    listed = subprocess.run(conveyor, capture_output=True, text=True, check=True)
+    document = json.loads(listed.stdout)
+    (obj,) = document["objects"]
+    assert 1 in [v["version"] for v in document["versions"]]
+    retrained = subprocess.run(
+        [*conveyor, "--retrain", "--reason", "erasure request 7"], capture_output=True, text=True, check=False
+    )
+    assert retrained.returncode in {0, 3}, retrained.stderr
+    result = json.loads(retrained.stdout)
+    assert result["retrain"]["status"] == "SUCCEEDED"
+    version = result["retrain"]["registration"]["version"]
+    evidence = json.loads(
+        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/{version}/evidence.json")[
+            "Body"
+        ].read()
+    )
+    assert obj["sha256"] not in {d["sha256"] for d in evidence["lineage"]["data"]}
+    assert evidence["lineage"]["trigger"]["retrain"]["reason"].startswith("erasure request 7")
+    missing = subprocess.run(
+        [sys.executable, "-m", "conveyor.cli.main", "impact", uri + ".nope", "--state", str(state)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2

@@ -39,12 +39,19 @@ def test_one_standard_state_machine_with_logs_tracing_timeout(synth: Synth, asl:
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert asl["TimeoutSeconds"] == 3600
-    assert asl["StartAt"] == "Validate"
+    assert asl["StartAt"] == "Run kind?"
+    kind = asl["States"]["Run kind?"]
+    assert kind["Choices"] == [{"Variable": "$.retrain", "IsPresent": True, "Next": "Prepare retrain"}]
+    assert kind["Default"] == "Validate"
+    assert asl["States"]["Prepare retrain"]["Type"] == "Pass"
+    assert asl["States"]["Prepare retrain"]["Next"] == "Train"
 
 
 def test_the_states(asl: dict[str, Any]) -> None:
     assert set(asl["States"]) == {
         *LAMBDA_STATES,
+        "Run kind?",
+        "Prepare retrain",
         "Data accepted?",
         "Drift detected?",
         "Alert drift",
@@ -57,6 +64,8 @@ def test_the_states(asl: dict[str, Any]) -> None:
         "Serving",
         "Notify candidate rejected",
         "Candidate rejected",
+        "Notify awaiting approval",
+        "Awaiting approval",
         "Alert pipeline failed",
         "Pipeline failed",
     }
@@ -126,7 +135,12 @@ def test_drift_and_retrain_policy_branches(asl: dict[str, Any]) -> None:
 def test_gates_branch(asl: dict[str, Any]) -> None:
     states = asl["States"]
     gates = states["Gates passed?"]
-    assert gates["Choices"] == [{"Variable": "$.evaluation.passed", "BooleanEquals": True, "Next": "Deploy"}]
+    assert gates["Choices"] == [
+        {"Variable": "$.registration.status", "StringEquals": "approved", "Next": "Deploy"},
+        {"Variable": "$.registration.status", "StringEquals": "candidate", "Next": "Notify awaiting approval"},
+    ]
+    assert states["Notify awaiting approval"]["Next"] == "Awaiting approval"
+    assert states["Awaiting approval"]["Type"] == "Succeed"
     assert gates["Default"] == "Notify candidate rejected"
     assert states["Notify deployed"]["Parameters"]["Message.$"] == "$.registration.summary"
     assert states["Notify deployed"]["ResultPath"] is None

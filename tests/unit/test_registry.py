@@ -8,7 +8,7 @@ from conveyor.ports import ConditionFailed
 from conveyor.registry import ModelVersion, Registry, UnknownModel, artifact_key, load_verified, sha256_hex
 
 
-def _version(model="m", sha="a" * 64, status="candidate"):
+def _version(model="m", sha="a" * 64, status="approved"):
     return ModelVersion(model=model, version=0, status=status, artifact_key=artifact_key(model, sha), sha256=sha)
 
 
@@ -88,3 +88,51 @@ def test_datasets_are_recorded_once_per_content():
     assert registry.record_dataset("m", dataset) is True
     assert registry.record_dataset("m", {**dataset, "key": "m/accepted/y.csv"}) is False
     assert [d["key"] for d in registry.datasets("m")] == ["m/accepted/x.csv"]
+
+
+def test_only_approved_versions_can_serve():
+    from conveyor.registry import RegistryError
+
+    registry = Registry(MemoryTable())
+    registry.register(_version(status="rejected"))
+    registry.register(_version(status="candidate"))
+    for version in (1, 2):
+        with pytest.raises(RegistryError, match="only approved"):
+            registry.promote("m", version)
+    assert registry.routing("m") is None
+
+
+def test_impact_finds_every_version_trained_on_an_object_and_exclusion_keeps_it_out():
+    registry = Registry(MemoryTable())
+    first = {
+        "sha256": "1" * 64,
+        "bucket": "b",
+        "key": "m/accepted/1/a.csv",
+        "source_key": "m/incoming/a.csv",
+        "accepted_at": 1.0,
+    }
+    second = {
+        "sha256": "2" * 64,
+        "bucket": "b",
+        "key": "m/accepted/2/b.csv",
+        "source_key": "m/incoming/b.csv",
+        "accepted_at": 2.0,
+    }
+    registry.record_dataset("m", first)
+    registry.record_dataset("m", second)
+    v1 = _version()
+    v1.lineage = {"data": [first]}
+    v2 = _version(sha="b" * 64)
+    v2.lineage = {"data": [first, second]}
+    v3 = _version(sha="c" * 64)
+    v3.lineage = {"data": [second]}
+    for v in (v1, v2, v3):
+        registry.register(v)
+    datasets, versions = registry.impact("m", "b", "m/incoming/a.csv")
+    assert [d["sha256"] for d in datasets] == ["1" * 64]
+    assert [v.version for v in versions] == [1, 2]
+    registry.exclude_dataset("m", "1" * 64, "deletion request 42")
+    assert [d["sha256"] for d in registry.datasets("m")] == ["2" * 64]
+    assert registry.impact("m", "b", "m/accepted/1/a.csv")[0][0]["excluded_reason"] == "deletion request 42"
+    with pytest.raises(UnknownModel):
+        registry.exclude_dataset("m", "9" * 64, "x")

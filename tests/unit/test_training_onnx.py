@@ -68,13 +68,13 @@ def test_split_groups_patients(sample_df: pd.DataFrame, spec: ModelSpec) -> None
 
 
 def test_split_without_identifiers_hashes_rows(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
-    spec = make_spec(identifiers=["no_such_column"])
+    spec = make_spec(identifiers=["no_such_column"], time_column=None)
     train, holdout = split_holdout(sample_df, spec)
     assert 0.17 < len(holdout) / len(sample_df) < 0.23
     assert set(train["id"]) & set(holdout["id"])  # patients now straddle the split
     rate = (sample_df["docvis"] > 0).mean()
     assert abs((holdout["docvis"] > 0).mean() - rate) < 0.05
-    other_seed = make_spec(identifiers=[], split={"holdout_fraction": 0.2, "seed": 1})
+    other_seed = make_spec(identifiers=[], time_column=None, split={"holdout_fraction": 0.2, "seed": 1})
     assert not split_holdout(sample_df, other_seed)[1].index.equals(holdout.index)
 
 
@@ -196,3 +196,39 @@ def test_bad_model_bytes_and_missing_inputs(trained: dict) -> None:
     model = OnnxModel(trained["logistic_regression"][2])
     with pytest.raises(ArtifactError, match="'age'"):
         model.predict({"hhninc": np.zeros((1, 1), dtype=np.float32)})
+
+
+def test_auto_split_prefers_groups_then_time(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
+    from conveyor.training import split_strategy
+
+    assert split_strategy(sample_df, make_spec()) == "grouped"
+    no_ids = make_spec(identifiers=[], time_column="year")
+    assert split_strategy(sample_df.drop(columns=["id"]), no_ids) == "temporal"
+    assert split_strategy(sample_df, make_spec(identifiers=[], time_column=None)) == "random"
+
+
+def test_temporal_split_trains_on_the_past_and_keeps_entities_on_one_side(
+    sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]
+) -> None:
+    spec = make_spec(time_column="year", split={"strategy": "temporal", "holdout_fraction": 0.2, "seed": 42})
+    train, holdout = split_holdout(sample_df, spec)
+    assert train["year"].max() < holdout["year"].min()
+    assert not set(train["id"]) & set(holdout["id"])
+    assert holdout["year"].nunique() >= 1 and len(train) > 0
+
+
+def test_class_weight_reaches_the_estimator_and_is_refused_for_regression(
+    sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]
+) -> None:
+    from conveyor.training import build_pipeline
+
+    spec = make_spec(estimator={"type": "logistic_regression", "class_weight": "balanced"})
+    assert build_pipeline(spec).named_steps["model"].class_weight == "balanced"
+    regression = make_spec(
+        task="regression",
+        target={"column": "docvis"},
+        estimator={"type": "linear_regression", "class_weight": "balanced"},
+        gates={"primary_metric": "rmse"},
+    )
+    with pytest.raises(TrainingError, match="class_weight"):
+        build_pipeline(regression)

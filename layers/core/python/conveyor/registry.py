@@ -22,6 +22,7 @@ from conveyor.errors import ArtifactError, ConveyorError
 from conveyor.ports import ConditionFailed, ObjectStore, Table
 
 STATUSES = ("candidate", "approved", "rejected", "production", "archived")
+PROMOTABLE = ("approved", "production", "archived")
 _VERSION_ATTEMPTS = 50
 
 
@@ -193,6 +194,10 @@ class Registry:
     def promote(self, model: str, version: int) -> Routing:
         """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record."""
         target = self.get(model, version)
+        if target.status not in PROMOTABLE:
+            raise RegistryError(
+                f"{model} v{version} is {target.status}; only approved (or earlier production) versions can serve"
+            )
         current = self.routing(model)
         previous = current.champion if current else None
         routing = Routing(
@@ -230,6 +235,29 @@ class Registry:
             return False
         return True
 
-    def datasets(self, model: str) -> list[dict[str, Any]]:
+    def datasets(self, model: str, *, include_excluded: bool = False) -> list[dict[str, Any]]:
+        """Accepted data objects, oldest first; those excluded (e.g. by a deletion request) left out."""
         items = self._table.query(model_pk(model), "DATASET#")
+        if not include_excluded:
+            items = [i for i in items if not i.get("excluded")]
         return sorted(items, key=lambda i: float(i.get("accepted_at", 0.0)))
+
+    def exclude_dataset(self, model: str, sha256: str, reason: str) -> dict[str, Any]:
+        """Keep a data object out of every future training (the object itself is not touched)."""
+        item = self._table.get(model_pk(model), f"DATASET#{sha256}")
+        if item is None:
+            raise UnknownModel(f"model {model} has no accepted data object with sha256 {sha256}")
+        item.update(excluded=True, excluded_reason=reason, excluded_at=time.time())
+        self._table.put(item)
+        return item
+
+    def impact(self, model: str, bucket: str, key: str) -> tuple[list[dict[str, Any]], list[ModelVersion]]:
+        """The accepted data objects stored at (or dropped as) s3://bucket/key, and every version trained on them."""
+        matches = [
+            d
+            for d in self.datasets(model, include_excluded=True)
+            if d.get("bucket") == bucket and key in {d.get("key"), d.get("source_key")}
+        ]
+        hashes = {d["sha256"] for d in matches}
+        versions = [v for v in self.versions(model) if hashes & {d.get("sha256") for d in v.lineage.get("data", [])}]
+        return matches, versions

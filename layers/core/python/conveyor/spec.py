@@ -117,9 +117,12 @@ class Feature(_Strict):
 class Estimator(_Strict):
     type: EstimatorType
     params: dict[str, Any] = Field(default_factory=dict)
+    class_weight: Literal["balanced"] | None = None  # classification: weight classes inversely to frequency
 
 
 class Split(_Strict):
+    # auto: grouped by the first identifier present, else temporal by time_column, else by row content.
+    strategy: Literal["auto", "grouped", "temporal", "random"] = "auto"
     holdout_fraction: Annotated[float, Field(gt=0.0, le=0.9)] = 0.2
     seed: int = 42
 
@@ -128,6 +131,17 @@ class Gates(_Strict):
     primary_metric: Metric | None = None  # filled from the task by ModelSpec
     max_degradation: Annotated[float, Field(ge=0.0)] = 0.0
     parity_tolerance: Annotated[float, Field(gt=0.0)] = 1e-5
+    # The other gates (conveyor.gates.GateThresholds); unset keys keep its defaults.
+    max_slice_gap: Annotated[float, Field(ge=0.0)] | None = None
+    min_slice_rows: Annotated[int, Field(ge=1)] | None = None
+    max_flip_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    noise_scale: Annotated[float, Field(ge=0.0)] | None = None
+    swap_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    min_agreement: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    max_importance_share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_p99_ms_single: Annotated[float, Field(gt=0.0)] | None = None
+    max_p99_ms_batch: Annotated[float, Field(gt=0.0)] | None = None
+    max_model_mb: Annotated[float, Field(gt=0.0)] | None = None
 
 
 class Deployment(_Strict):
@@ -166,7 +180,15 @@ class DriftSettings(_Strict):
 class RetrainPolicy(_Strict):
     on_drift: bool = True
     min_new_rows: Annotated[int, Field(ge=0)] = 1000
-    schedule: Annotated[str, Field(pattern=r"^(rate|cron)\(.+\)$")] | None = None  # e.g. "rate(7 days)"
+    # Retrain when the latest training is older than this, checked at each arrival: "rate(7 days)".
+    schedule: Annotated[str, Field(pattern=r"^rate\(\s*\d+\s+(minute|hour|day|week)s?\s*\)$")] | None = None
+
+    def schedule_seconds(self) -> float | None:
+        if self.schedule is None:
+            return None
+        amount, unit = self.schedule[5:-1].split()
+        seconds = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.rstrip("s")]
+        return int(amount) * seconds
 
 
 class ModelSpec(_Strict):

@@ -73,6 +73,10 @@ def _estimator(spec: ModelSpec) -> Any:
         )
     cls = ESTIMATORS[key]
     params = {**DEFAULT_PARAMS.get(spec.estimator.type, {}), **spec.estimator.params}
+    if spec.estimator.class_weight is not None:
+        if spec.task != "classification":
+            raise TrainingError("estimator.class_weight: only for classification", details={"task": spec.task})
+        params["class_weight"] = spec.estimator.class_weight
     if "random_state" in inspect.signature(cls).parameters:
         params.setdefault("random_state", spec.split.seed)
     try:
@@ -125,9 +129,49 @@ def _stable_fraction(keys: pd.Series, seed: int) -> np.ndarray:
     return hashed.to_numpy(dtype=np.uint64) / float(2**64)
 
 
+def split_strategy(df: pd.DataFrame, spec: ModelSpec) -> str:
+    """The split a spec asks for; ``auto`` is grouped when an identifier is in the data, else temporal
+    when the time column is, else random (by row content)."""
+    strategy = spec.split.strategy
+    if strategy != "auto":
+        return strategy
+    group = _group_column(df, spec)
+    if group is not None and df[group].nunique() >= 2:
+        return "grouped"
+    if spec.time_column and spec.time_column in df.columns and df[spec.time_column].nunique() >= 2:
+        return "temporal"
+    return "random"
+
+
+def _temporal_split(df: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on the past, hold out the latest rows (about ``holdout_fraction`` of them, whole time
+    values kept together); entities of the holdout are removed from training, so none leaks across."""
+    time_column = str(spec.time_column)
+    if time_column not in df.columns:
+        raise DataError(f"split.strategy temporal needs the time column {time_column!r} in the data")
+    raw = df[time_column]
+    times = raw if pd.api.types.is_numeric_dtype(raw) else pd.to_datetime(raw, errors="coerce", utc=True)
+    if bool(times.isna().any()):
+        raise DataError(f"time column {time_column!r} has values that are not times", details={"column": time_column})
+    cutoff = times.quantile(1.0 - spec.split.holdout_fraction, interpolation="higher")
+    holdout = (times >= cutoff).to_numpy()
+    if holdout.all():  # a single time value at the top: hold out only the rows after the rest
+        holdout = (times > times.min()).to_numpy()
+    group = _group_column(df, spec)
+    train = ~holdout
+    if group is not None:
+        train &= ~df[group].isin(set(df.loc[holdout, group])).to_numpy()
+    if not train.any() or not holdout.any():
+        raise DataError(
+            f"the temporal split on {time_column!r} leaves one side empty; add data or change split.holdout_fraction",
+            details={"rows": len(df)},
+        )
+    return df[train], df[holdout]
+
+
 def split_holdout(df: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stable holdout split: an entity (the first identifier present) or, without one, a row's content
-    lands on the same side in every training run.
+    """Holdout split by ``split_strategy``. Grouped and random splits are stable: an entity (the first
+    identifier present) or, without one, a row's content lands on the same side in every training run.
 
     Stability is what makes champion and challenger comparable: when v2 is trained on more data than v1,
     v2's holdout holds only entities that were in v1's holdout too, so the champion is never scored on
@@ -141,11 +185,13 @@ def split_holdout(df: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.D
     if len(df) < 2:
         raise DataError(f"need at least 2 rows to split, got {len(df)}", details={"rows": len(df)})
     fraction, seed = spec.split.holdout_fraction, spec.split.seed
+    strategy = split_strategy(df, spec)
+    if strategy == "temporal":
+        return _temporal_split(df, spec)
     group = _group_column(df, spec)
-    if group is not None and df[group].nunique() >= 2:
-        keys = df[group]
-    else:
-        keys = pd.util.hash_pandas_object(df, index=False).astype(str)
+    if strategy == "grouped" and (group is None or df[group].nunique() < 2):
+        raise DataError("split.strategy grouped needs an identifier column with at least two values in the data")
+    keys = df[group] if strategy == "grouped" else pd.util.hash_pandas_object(df, index=False).astype(str)
     holdout = _stable_fraction(keys, seed) < fraction
     if holdout.all() or not holdout.any():
         raise DataError(

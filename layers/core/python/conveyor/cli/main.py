@@ -284,6 +284,96 @@ def status(
         out.print(grid)
 
 
+@app.command()
+def impact(
+    uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY of a dropped (incoming/) or accepted data object.")],
+    model: Annotated[str | None, typer.Option(help="Model [default: the key's first path segment].")] = None,
+    retrain: Annotated[
+        bool, typer.Option(help="Exclude the object from all future training and retrain without it now.")
+    ] = False,
+    reason: Annotated[
+        str, typer.Option(help="Why (recorded with the exclusion and the new version).")
+    ] = "deletion request",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain.")] = 900.0,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List every model version trained on a data object (for deletion requests); --retrain retrains without it.
+
+    Exit codes: 0 listed (with --retrain: a version trained without the object serves); 2 no such accepted
+    object; 3 the retrained candidate was rejected by its gates; 1 the retrain failed.
+    """
+    from conveyor.adapters.aws import DynamoTable, StepFunctionsStarter
+    from conveyor.registry import Registry
+
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise _fail(f"{uri!r} is not an s3://BUCKET/KEY uri", 2)
+    bucket, key = uri[5:].split("/", 1)
+    name = model or key.split("/", 1)[0]
+    target = _target(state)
+    registry = Registry(DynamoTable(target.output("RegistryTableName"), resource=_resource(target)))
+    datasets, versions = registry.impact(name, bucket, key)
+    if not datasets:
+        raise _fail(f"no accepted data object of model {name!r} at {uri}", 2)
+    routing = registry.routing(name)
+    serving = int(routing.champion["version"]) if routing and routing.champion else None
+    document: dict[str, Any] = {
+        "model": name,
+        "objects": [
+            {k: d.get(k) for k in ("bucket", "key", "source_key", "sha256", "rows", "excluded")} for d in datasets
+        ],
+        "versions": [{"version": v.version, "status": v.status, "serving": v.version == serving} for v in versions],
+    }
+    if not as_json:
+        for d in document["objects"]:
+            console.print(f"object s3://{d['bucket']}/{d['key']} (sha256 {str(d['sha256'])[:12]}, {d['rows']} rows)")
+        for v in document["versions"]:
+            console.print(f"  trained v{v['version']} ({v['status']}{', serving' if v['serving'] else ''})")
+        if not versions:
+            console.print("  no version was trained on it")
+    code = 0
+    if retrain:
+        for d in datasets:
+            registry.exclude_dataset(name, d["sha256"], reason)
+        digest = "-".join(sorted(str(d["sha256"])[:8] for d in datasets))
+        execution = f"{name}-retrain-{digest}-{int(time.time())}"[:80]
+        payload = {
+            "retrain": {
+                "model": name,
+                "reason": f"{reason}: retrain without {uri}",
+                "excluded": [d["sha256"] for d in datasets],
+            }
+        }
+        arn = target.output("StateMachineArn")
+        StepFunctionsStarter(arn, client=target.sfn).start(execution, payload)
+        if not as_json:
+            console.print(f"excluded from training; retraining ({execution})")
+        outcome = following.follow(
+            target.sfn, arn.replace(":stateMachine:", ":execution:") + f":{execution}", timeout=timeout
+        )
+        registration = outcome.output.get("registration") or {}
+        document["retrain"] = {
+            "execution": execution,
+            "status": outcome.status,
+            "final_state": outcome.final_state,
+            "registration": registration,
+        }
+        code = outcome.exit_code
+        if not as_json:
+            _print_outcome(
+                {
+                    "exit_code": code,
+                    "registration": registration,
+                    "error": outcome.error,
+                    "cause": outcome.cause,
+                    "execution_arn": execution,
+                }
+            )
+    if as_json:
+        out.print_json(json.dumps(document, default=str))
+    raise typer.Exit(code)
+
+
 def _resource(target: Target) -> Any:
     import boto3
 

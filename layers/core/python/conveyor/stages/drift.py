@@ -7,6 +7,7 @@ again. Drift results go beside the drop (``{data_key}.drift.json``) and to Cloud
 from __future__ import annotations
 
 import json
+import time
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -80,6 +81,11 @@ def check_drift(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     reasons = []
     if on_drift and document["verdict"] == "drift":
         reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
+    max_age = spec.retrain.schedule_seconds()
+    if max_age is not None and latest:
+        age = time.time() - ctx.registry.get(model, latest).created_at
+        if age >= max_age:
+            reasons.append(f"v{latest} was trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})")
     if new_rows >= min_new_rows:
         reasons.append(f"{new_rows} new rows since v{latest} was trained (policy: at least {min_new_rows})")
     action = (

@@ -58,7 +58,8 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     version = ModelVersion(
         model=model,
         version=0,
-        status="candidate" if passed else "rejected",
+        # auto approval: a candidate that passed every gate is approved by the pipeline itself.
+        status=("approved" if training.get("approval", "auto") == "auto" else "candidate") if passed else "rejected",
         artifact_key=key,
         sha256=training["sha256"],
         metrics={"candidate": evaluation.get("candidate") or {}, "champion": evaluation.get("champion")},
@@ -66,7 +67,11 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         decision=str(evaluation.get("reason", "")),
         lineage={
             "data": training.get("data", []),
-            "trigger": {"key": validation.get("data_key"), "report_key": validation.get("report_key")},
+            "trigger": {
+                "key": validation.get("data_key"),
+                "report_key": validation.get("report_key"),
+                "retrain": event.state.get("retrain"),
+            },
             "spec_hash": training.get("spec_hash"),
             "code_version": code_version(),
             "libraries": training.get("libraries", {}),
@@ -97,6 +102,16 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
             details={"status": stored.status, "sha256": stored.sha256, "reason": stored.decision},
         )
     )
+    if stored.status == "approved":
+        ctx.emit(
+            RegistryEvent(
+                name="ModelApproved",
+                model=model,
+                model_version=stored.version,
+                correlation_id=event.execution_id,
+                details={"by": "pipeline (deployment.approval: auto)"},
+            )
+        )
     verb = "registered" if passed else "rejected"
     summary = f"{model} v{stored.version} {verb}: {_metric_line(evaluation)}. {evaluation.get('reason', '')}".strip()
     return {

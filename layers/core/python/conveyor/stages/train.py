@@ -72,6 +72,7 @@ def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         "n_train": result.n_train,
         "n_holdout": result.n_holdout,
         "estimator": spec.estimator.type,
+        "approval": spec.deployment.approval,
         "params": spec.estimator.params,
         "data": [{k: d.get(k) for k in ("bucket", "key", "version_id", "etag", "sha256", "rows")} for d in datasets],
         "libraries": library_versions(),

@@ -22,7 +22,7 @@ def _rejected_without_data(model: str, source: str, message: str) -> dict[str, A
 
 def _context(ctx: PipelineContext, model: str) -> ValidationContext:
     """What the gate knows beyond the file: earlier arrivals (hashes, usual size) and the champion's profile."""
-    datasets = ctx.registry.datasets(model)
+    datasets = ctx.registry.datasets(model, include_excluded=True)
     hashes = frozenset(str(d["sha256"]) for d in datasets if d.get("sha256"))
     sizes = sorted(int(d["rows"]) for d in datasets if d.get("rows"))
     usual_rows = sizes[len(sizes) // 2] if sizes else None
