@@ -371,6 +371,49 @@ def test_a_small_arrival_without_drift_is_recorded_and_does_not_retrain(
     assert {d["Value"] for m in metrics for d in m["Dimensions"] if d["Name"] == "Feature"} >= {"age", "hhninc"}
 
 
+def test_the_kill_switch_over_http_takes_effect_within_the_routing_cache_time(
+    cloud: Target, first_version: dict[str, Any], tmp_path: Path
+) -> None:
+    state = tmp_path / "local.json"
+    state.write_text(
+        json.dumps(
+            {"endpoint": cloud.endpoint, "api_url": cloud.api_url, "region": cloud.region, "outputs": cloud.outputs}
+        )
+    )
+    conveyor = [sys.executable, "-m", "conveyor.cli.main"]
+    row = {
+        "age": 40,
+        "hhninc": 3.0,
+        "educ": 12,
+        "female": 1,
+        "married": 1,
+        "kids": 0,
+        "outwork": 0,
+        "self": 0,
+        "edlevel": "1",
+    }
+    assert _predict(cloud, [row]).status_code == 200
+    killed = subprocess.run(
+        [*conveyor, "kill", MODEL, "--fallback", "none", "--state", str(state), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.returncode == 0, killed.stderr
+    started = time.monotonic()
+    while _predict(cloud, [row]).status_code == 200:
+        assert time.monotonic() - started < 5 + 2, "the kill did not reach the endpoint within the routing cache time"
+        time.sleep(0.2)
+    response = _predict(cloud, [row])
+    assert response.status_code == 503 and response.json()["error"]["code"] == "model_unavailable"
+    assert requests.get(f"{cloud.api_url}/models/{MODEL}", timeout=10).json()["killed"] is True
+    subprocess.run([*conveyor, "revive", MODEL, "--state", str(state)], capture_output=True, text=True, check=True)
+    started = time.monotonic()
+    while _predict(cloud, [row]).status_code != 200:
+        assert time.monotonic() - started < 5 + 2
+        time.sleep(0.2)
+
+
 def test_impact_lists_versions_trained_on_an_object_and_retrains_without_it(
     cloud: Target, first_version: dict[str, Any], tmp_path: Path
 ) -> None:

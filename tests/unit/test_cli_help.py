@@ -7,7 +7,10 @@ from tests.conftest import DEMO_SPEC
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["up", "demo", "drop", "status", "predict", "impact", "validate", "drift", "init"])
+@pytest.mark.parametrize(
+    "command",
+    ["up", "demo", "drop", "status", "predict", "impact", "validate", "drift", "init", "kill", "revive", "rollback"],
+)
 def test_every_command_teaches_with_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

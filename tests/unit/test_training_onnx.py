@@ -131,11 +131,16 @@ def test_parity_with_missing_values(
 
 
 def test_regression_export_and_parity(sample_df: pd.DataFrame, make_spec: Callable[..., ModelSpec]) -> None:
-    for estimator in ("linear_regression", "hist_gradient_boosting"):
+    params = {
+        "linear_regression": {},
+        "hist_gradient_boosting": {"max_iter": 30},
+        "random_forest": {"n_estimators": 20},
+    }
+    for estimator in ("linear_regression", "hist_gradient_boosting", "random_forest"):
         spec = make_spec(
             task="regression",
             target={"column": "docvis"},
-            estimator={"type": estimator, "params": {"max_iter": 30} if estimator != "linear_regression" else {}},
+            estimator={"type": estimator, "params": params[estimator]},
             gates={"primary_metric": "mae"},
         )
         result = train_model(sample_df, spec)

@@ -123,6 +123,8 @@ class Routing:
     killed: bool = False
     updated_at: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # While killed: {"mode": "previous", "version": {...}} | {"mode": "static", "prediction": v} | {"mode": "none"}
+    fallback: dict[str, Any] | None = None
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -134,6 +136,7 @@ class Routing:
             "killed": self.killed,
             "updated_at": self.updated_at,
             "history": self.history[-20:],
+            "fallback": self.fallback,
         }
 
     @classmethod
@@ -145,6 +148,7 @@ class Routing:
             killed=bool(item.get("killed", False)),
             updated_at=float(item.get("updated_at", 0.0)),
             history=list(item.get("history", [])),
+            fallback=item.get("fallback"),
         )
 
 
@@ -191,7 +195,7 @@ class Registry:
         item = self._table.get(model_pk(model), "ROUTING")
         return Routing.from_item(item) if item else None
 
-    def promote(self, model: str, version: int) -> Routing:
+    def promote(self, model: str, version: int, *, action: str = "promote") -> Routing:
         """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record."""
         target = self.get(model, version)
         if target.status not in PROMOTABLE:
@@ -208,7 +212,7 @@ class Registry:
             updated_at=time.time(),
             history=[
                 *(current.history if current else []),
-                {"action": "promote", "version": version, "at": time.time()},
+                {"action": action, "version": version, "at": time.time()},
             ],
         )
         if current is None:
@@ -219,6 +223,65 @@ class Registry:
         if previous and int(previous["version"]) != version:
             self.set_status(model, int(previous["version"]), "archived")
         return routing
+
+    def _change_routing(self, model: str, action: str, change: dict[str, Any]) -> Routing:
+        current = self.routing(model)
+        if current is None or current.champion is None:
+            raise UnknownModel(f"no model named {model!r} is deployed")
+        for name, value in change.items():
+            setattr(current, name, value)
+        now = time.time()
+        current.history = [*current.history, {"action": action, "version": current.champion["version"], "at": now}]
+        current.updated_at = now
+        expected = current.revision
+        current.revision = expected + 1
+        self._table.put(current.to_item(), if_equals=("revision", expected))
+        return current
+
+    def previous_champion(self, model: str) -> ModelVersion | None:
+        """The version that served before the current champion (for rollback and kill fallbacks)."""
+        routing = self.routing(model)
+        if routing is None or routing.champion is None:
+            return None
+        current = int(routing.champion["version"])
+        served = [int(h["version"]) for h in routing.history if h.get("action") in {"promote", "rollback"}]
+        earlier = [v for v in reversed(served) if v != current]
+        return self.get(model, earlier[0]) if earlier else None
+
+    def kill(self, model: str, mode: str = "previous", static_prediction: Any = None) -> Routing:
+        """Switch the champion off; requests get the previous version, a static answer, or 503."""
+        fallback: dict[str, Any]
+        if mode == "previous":
+            previous = self.previous_champion(model)
+            if previous is None:
+                raise RegistryError(f"{model} has no previous version to fall back to; use --fallback static or none")
+            fallback = {
+                "mode": "previous",
+                "version": {
+                    "version": previous.version,
+                    "artifact_key": previous.artifact_key,
+                    "sha256": previous.sha256,
+                },
+            }
+        elif mode == "static":
+            if static_prediction is None:
+                raise RegistryError("a static fallback needs the prediction to answer with")
+            fallback = {"mode": "static", "prediction": static_prediction}
+        elif mode == "none":
+            fallback = {"mode": "none"}
+        else:
+            raise RegistryError(f"unknown fallback {mode!r}; expected previous, static or none")
+        return self._change_routing(model, "kill", {"killed": True, "fallback": fallback})
+
+    def revive(self, model: str) -> Routing:
+        return self._change_routing(model, "revive", {"killed": False, "fallback": None})
+
+    def rollback(self, model: str, to: int | None = None) -> Routing:
+        """Serve ``to`` (default: the version that served before) again, all traffic at once."""
+        target = self.get(model, to) if to is not None else self.previous_champion(model)
+        if target is None:
+            raise RegistryError(f"{model} has no earlier version to roll back to")
+        return self.promote(model, target.version, action="rollback")
 
     def champion(self, model: str) -> ModelVersion | None:
         routing = self.routing(model)

@@ -181,15 +181,27 @@ class PredictionService:
             raise ModelNotFound(
                 f"no model named {model!r} is deployed", [{"field": "model", "message": "unknown model"}]
             )
-        if routing.killed:
-            raise ModelUnavailable(f"model {model!r} is switched off", [])
         champion = routing.champion
+        fallback = routing.fallback or {"mode": "none"}
+        if routing.killed:
+            if fallback.get("mode") == "previous" and fallback.get("version"):
+                champion = fallback["version"]
+            elif fallback.get("mode") != "static":
+                raise ModelUnavailable(f"model {model!r} is switched off and has no fallback", [])
         onnx_model = self._models.get(champion["artifact_key"], champion["sha256"])
         if not isinstance(body, dict):
             raise InvalidInput(
                 "the body must be a JSON object with 'instances'", [{"field": "body", "message": "not an object"}]
             )
         columns = columns_from_instances(body.get("instances"), onnx_model.features, self._max_rows)
+        if routing.killed and fallback.get("mode") == "static":
+            return {
+                "model": model,
+                "model_version": None,
+                "request_id": request_id,
+                "predictions": [fallback.get("prediction")] * len(body["instances"]),
+                "fallback": "static",
+            }
         prediction = onnx_model.predict(columns)
         response: dict[str, Any] = {
             "model": model,
@@ -197,6 +209,8 @@ class PredictionService:
             "request_id": request_id,
             "predictions": [_json_value(v) for v in prediction.labels.tolist()],
         }
+        if routing.killed:
+            response["fallback"] = "previous"
         if prediction.probabilities is not None and onnx_model.classes is not None:
             labels = [str(c) for c in onnx_model.classes]
             response["probabilities"] = [
@@ -216,6 +230,8 @@ class PredictionService:
             "champion": routing.champion,
             "revision": routing.revision,
             "killed": routing.killed,
+            "fallback": routing.fallback,
+            "history": routing.history[-10:],
             "traffic": {str(routing.champion["version"]): 1.0} if routing.champion else {},
             "updated_at": routing.updated_at,
         }

@@ -374,6 +374,85 @@ def impact(
     raise typer.Exit(code)
 
 
+def _routing_registry(state: Path | None) -> Any:
+    from conveyor.adapters.aws import DynamoTable
+    from conveyor.registry import Registry
+
+    target = _target(state)
+    return Registry(DynamoTable(target.output("RegistryTableName"), resource=_resource(target)))
+
+
+def _routing_change(action: str, run: Any, as_json: bool) -> None:
+    from conveyor.registry import RegistryError
+
+    try:
+        routing = run()
+    except RegistryError as error:
+        raise _fail(str(error), 2) from None
+    document = {
+        "model": routing.model,
+        "action": action,
+        "champion": routing.champion,
+        "killed": routing.killed,
+        "fallback": routing.fallback,
+        "revision": routing.revision,
+    }
+    if as_json:
+        out.print_json(json.dumps(document, default=str))
+    else:
+        console.print(
+            f"{action}: {routing.model} champion v{routing.champion['version']}, "
+            f"{'KILLED, fallback ' + json.dumps(routing.fallback) if routing.killed else 'serving'} "
+            f"(routing revision {routing.revision}; endpoints see it within the routing cache time)"
+        )
+
+
+@app.command()
+def kill(
+    model: Annotated[str, typer.Argument(help="Model to switch off.")],
+    fallback: Annotated[
+        str, typer.Option(help="What requests get meanwhile: previous (the version before), static, or none (503).")
+    ] = "previous",
+    static_prediction: Annotated[
+        str | None, typer.Option(help="With --fallback static: the prediction to answer with (JSON value).")
+    ] = None,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Kill switch: stop serving MODEL's champion now. Undo with `conveyor revive MODEL`."""
+    value = None
+    if static_prediction is not None:
+        try:
+            value = json.loads(static_prediction)
+        except json.JSONDecodeError as error:
+            raise _fail(f"--static-prediction is not a JSON value: {error}", 2) from None
+    registry = _routing_registry(state)
+    _routing_change("kill", lambda: registry.kill(model, fallback, value), as_json)
+
+
+@app.command()
+def revive(
+    model: Annotated[str, typer.Argument(help="Model to switch back on.")],
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Undo a kill: the champion serves again."""
+    registry = _routing_registry(state)
+    _routing_change("revive", lambda: registry.revive(model), as_json)
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="Model to roll back.")],
+    to: Annotated[int | None, typer.Option(help="Version to serve [default: the one that served before].")] = None,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send all traffic back to an earlier version (by a conditional write of the routing record)."""
+    registry = _routing_registry(state)
+    _routing_change("rollback", lambda: registry.rollback(model, to), as_json)
+
+
 def _resource(target: Target) -> Any:
     import boto3
 
