@@ -62,10 +62,12 @@ def predict(model: str) -> Response:
     raw = app.current_event.body or ""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, TypeError) as error:
+    except json.JSONDecodeError as error:
+        raise InvalidInput("the body is not valid JSON", [{"field": "body", "message": error.msg}]) from None
+    except (ValueError, TypeError, RecursionError):  # e.g. a 5,000-digit integer, or nesting 100,000 deep
         raise InvalidInput(
-            "the body is not valid JSON",
-            [{"field": "body", "message": str(error.msg if hasattr(error, "msg") else error)}],
+            "the body is JSON this API cannot read",
+            [{"field": "body", "message": "integer too long or nesting too deep"}],
         ) from None
     response = _prediction_service().predict(model, body, request_id)
     logger.info(

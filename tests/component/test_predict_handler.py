@@ -7,6 +7,8 @@ import json
 import boto3
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from conveyor.adapters.aws import DynamoTable
@@ -113,6 +115,10 @@ def test_a_request_id_is_generated_when_absent(predict):
         ({"rows": []}, 400, "instances"),
         ([1, 2], 400, "body"),
         ({"instances": [{"age": 40}] * 51}, 413, "instances"),
+        ('{"instances": [{"age": ' + "9" * 5000 + "}]}", 400, "body"),  # past Python's int-parsing limit
+        ('{"instances": [{"age": ' + "9" * 401 + "}]}", 400, "instances[0].age"),  # past float's range
+        ({"instances": [{"age": 1e39}]}, 400, "instances[0].age"),  # past float32's range
+        ("[" * 100_000, 400, "body"),  # nesting past the recursion limit
     ],
 )
 def test_bad_requests_get_field_level_errors_never_500(predict, body, status, field):
@@ -146,3 +152,23 @@ def test_a_tampered_artifact_is_refused(predict, tmp_path):
         cached.unlink()
     status, body, _ = call(_event())
     assert status == 503 and body["error"]["code"] == "model_unavailable"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=20,
+)
+_feature_names = st.sampled_from(["age", "hhninc", "educ", "female", "edlevel", "kids", "unknown"])
+_instances = st.lists(st.dictionaries(_feature_names, _json_values, max_size=8), max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_json_values | st.fixed_dictionaries({"instances": _instances}) | st.binary(max_size=200))
+def test_no_body_a_client_sends_gets_a_5xx(predict, body):
+    call, _, _ = predict
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else json.dumps(body)
+    status, answer, _ = call(_event(raw))
+    assert status < 500, answer
+    if status != 200:
+        assert answer["error"]["code"] and isinstance(answer["error"]["details"], list)

@@ -217,12 +217,13 @@ def test_a_duplicated_s3_event_starts_one_execution(
         sqs.send_message(QueueUrl=cloud.output("IngestQueueUrl"), MessageBody=json.dumps(event))
     execution = _wait_for_end(cloud, key)
     time.sleep(2)  # let every delivery reach the dispatcher
-    assert (
-        sqs.get_queue_attributes(
-            QueueUrl=cloud.output("IngestQueueUrl"), AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]["ApproximateNumberOfMessages"]
-        == "0"
-    )
+    # Neither waiting nor in flight: every delivery was handled and deleted, none left to reappear.
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=cloud.output("IngestQueueUrl"),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "0"
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
     assert len(_executions_for(cloud, key)) == 1
     assert execution["status"] == "SUCCEEDED"
 

@@ -61,6 +61,18 @@ def request_id_from(headers: dict[str, str] | None) -> str:
     return str(uuid.uuid4())
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_float32(value: int | float) -> bool:
+    """Finite, and within float32's range: the model's inputs are float32 (a huge int would overflow)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and abs(number) <= _FLOAT32_MAX
+
+
 def columns_from_instances(instances: Any, features: dict[str, str], max_rows: int) -> dict[str, np.ndarray]:
     """Validate ``instances`` against the model's inputs and turn them into ONNX input columns.
 
@@ -90,10 +102,15 @@ def columns_from_instances(instances: Any, features: dict[str, str], max_rows: i
                     numbers[name].append(math.nan)
                 elif isinstance(value, bool):
                     numbers[name].append(1.0 if value else 0.0)
-                elif isinstance(value, int | float) and math.isfinite(float(value)):
+                elif isinstance(value, int | float) and _fits_float32(value):
                     numbers[name].append(float(value))
                 else:
-                    errors.append({"field": field, "message": f"must be a finite number, got {type(value).__name__}"})
+                    errors.append(
+                        {
+                            "field": field,
+                            "message": f"must be a finite number within float32 range, got {type(value).__name__}",
+                        }
+                    )
             elif value is None:
                 strings[name].append("")
             elif isinstance(value, str | int | bool) and not isinstance(value, float):

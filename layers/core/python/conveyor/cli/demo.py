@@ -120,6 +120,7 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     dataset = root / "events" / "data" / "german_health_1984_1988.csv"
     spec = root / "events" / "specs" / f"{MODEL}.yaml"
     files = split_by_year(dataset, workdir / "drops")
+    tables = console if as_json else out  # with --json, stdout carries the one JSON document only
     console.rule("[bold]Conveyor demo: doctor visits (German health registry, 1984-1988)")
     console.print("Predict whether a person visits a doctor in a year (docvis > 0) from demographics.")
     process, target, startup = _start_cloud(root, workdir, console)
@@ -142,14 +143,14 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
         if response.status_code != 200:
             console.print(f"[bold red]prediction failed[/] {response.status_code}: {response.text}")
             return 1
-        _show_predictions(out, instances, response.json())
+        _show_predictions(tables, instances, response.json())
         console.print(f"drop → first served prediction: [bold]{summary['drop_to_first_prediction_seconds']:.1f} s[/]")
 
         console.rule("2. A new year arrives: 1986")
         second = drop_and_follow(target, files["1986"], MODEL, wait=True, timeout=900)
         summary["drops"].append(_drop_summary("1986", second))
         response = _predict(target, instances, "demo-request-2")
-        _show_predictions(out, instances, response.json())
+        _show_predictions(tables, instances, response.json())
 
         console.rule("3. A broken file arrives (target column missing, 'forty' in age)")
         third = drop_and_follow(target, files["broken"], MODEL, wait=True, timeout=900)
@@ -179,7 +180,7 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
         console.rule("5. 1988 arrives: incomes have risen since 1984-1985")
         fifth = drop_and_follow(target, files["1988"], MODEL, wait=True, timeout=900)
         summary["drops"].append(_drop_summary("1988", fifth))
-        _show_drift(out, target, fifth)
+        _show_drift(tables, target, fifth)
 
         console.rule("Summary")
         grid = Table()
@@ -195,7 +196,7 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
                 d["champion_roc_auc"],
                 f"{d['seconds']:.1f}",
             )
-        out.print(grid)
+        tables.print(grid)
         # v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined; the small
         # sample is only recorded; 1988 is flagged for drift and retrains.
         ok = (
