@@ -5,7 +5,15 @@ import pytest
 from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
 from conveyor.errors import ArtifactError
 from conveyor.ports import ConditionFailed
-from conveyor.registry import ModelVersion, Registry, UnknownModel, artifact_key, load_verified, sha256_hex
+from conveyor.registry import (
+    ModelVersion,
+    Registry,
+    RegistryError,
+    UnknownModel,
+    artifact_key,
+    load_verified,
+    sha256_hex,
+)
 
 
 def _version(model="m", sha="a" * 64, status="approved"):
@@ -136,3 +144,51 @@ def test_impact_finds_every_version_trained_on_an_object_and_exclusion_keeps_it_
     assert registry.impact("m", "b", "m/accepted/1/a.csv")[0][0]["excluded_reason"] == "deletion request 42"
     with pytest.raises(UnknownModel):
         registry.exclude_dataset("m", "9" * 64, "x")
+
+
+def _champion_and_candidate(status="approved"):
+    registry = Registry(MemoryTable())
+    registry.register(_version(sha="a" * 64))
+    registry.register(_version(sha="b" * 64, status=status))
+    registry.promote("m", 1)
+    return registry
+
+
+def test_a_challenger_takes_its_weight_of_traffic_sticky_by_key():
+    registry = _champion_and_candidate()
+    routing = registry.set_challenger("m", 2, 0.25)
+    assert routing.traffic() == {"1": 0.75, "2": 0.25}
+    assert routing.revision == 2 and routing.history[-1]["version"] == 2
+    stored = registry.routing("m")
+    assert stored.challenger_weight == 0.25 and stored.challenger["version"] == 2
+    roles = [stored.choose(f"request-{n}")[1] for n in range(20_000)]
+    assert abs(roles.count("challenger") / len(roles) - 0.25) < 0.015
+    # Sticky: the same entity always lands on the same version, whatever the request.
+    assert {stored.choose("patient-42")[0]["version"] for _ in range(50)} == {stored.choose("patient-42")[0]["version"]}
+    # Raising the weight keeps everyone already on the challenger there (linear steps never flip a user back).
+    raised = registry.set_challenger("m", 2, 0.5)
+    on_challenger = [k for k in (f"request-{n}" for n in range(2000)) if stored.choose(k)[1] == "challenger"]
+    assert all(raised.choose(k)[1] == "challenger" for k in on_challenger)
+
+
+def test_only_approved_versions_can_be_challengers_or_shadows_and_weights_are_fractions():
+    registry = _champion_and_candidate(status="candidate")
+    with pytest.raises(RegistryError, match="candidate"):
+        registry.set_challenger("m", 2, 0.1)
+    with pytest.raises(RegistryError, match="candidate"):
+        registry.set_shadow("m", 2)
+    registry.set_status("m", 2, "approved")
+    with pytest.raises(RegistryError, match="between 0 and 1"):
+        registry.set_challenger("m", 2, 1.5)
+
+
+def test_ending_a_trial_or_promoting_clears_challenger_and_shadow():
+    registry = _champion_and_candidate()
+    registry.set_shadow("m", 2)
+    registry.set_challenger("m", 2, 0.1)
+    ended = registry.end_trial("m", "p99 latency 40 ms > 25 ms")
+    assert ended.challenger is None and ended.shadow is None and ended.traffic() == {"1": 1.0}
+    assert ended.history[-1]["action"].startswith("rollback") and ended.history[-1]["version"] == 2
+    registry.set_challenger("m", 2, 0.1)
+    promoted = registry.promote("m", 2)
+    assert promoted.challenger is None and promoted.traffic() == {"2": 1.0}

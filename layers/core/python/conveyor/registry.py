@@ -113,9 +113,25 @@ class ModelVersion:
         )
 
 
+def served_ref(version: ModelVersion) -> dict[str, Any]:
+    """How the routing record names a version: enough to load and verify its artifact."""
+    return {"version": version.version, "artifact_key": version.artifact_key, "sha256": version.sha256}
+
+
+def traffic_share(key: str) -> float:
+    """A stable number in [0, 1) for a routing key (entity key or request id): the same key always
+    lands on the same side of a traffic split, so a user sees one model during a canary."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
 @dataclass
 class Routing:
-    """What the endpoint serves for one model."""
+    """What the endpoint serves for one model.
+
+    ``champion`` takes the traffic that ``challenger`` (if any) does not: ``challenger_weight`` of
+    it, chosen by a stable hash of the entity key or request id. ``shadow`` scores every request
+    beside the served version; its answers are captured, never returned.
+    """
 
     model: str
     champion: dict[str, Any] | None  # {"version", "artifact_key", "sha256"}
@@ -125,6 +141,26 @@ class Routing:
     history: list[dict[str, Any]] = field(default_factory=list)
     # While killed: {"mode": "previous", "version": {...}} | {"mode": "static", "prediction": v} | {"mode": "none"}
     fallback: dict[str, Any] | None = None
+    challenger: dict[str, Any] | None = None
+    challenger_weight: float = 0.0
+    shadow: dict[str, Any] | None = None
+
+    def choose(self, routing_key: str) -> tuple[dict[str, Any], str]:
+        """The version that answers a request with this routing key, and its role."""
+        if self.champion is None:
+            raise UnknownModel(f"no model named {self.model!r} is deployed")
+        if self.challenger is not None and traffic_share(routing_key) < self.challenger_weight:
+            return self.challenger, "challenger"
+        return self.champion, "champion"
+
+    def traffic(self) -> dict[str, float]:
+        """Share of requests per version, as ``GET /models/{model}`` shows it."""
+        if self.champion is None:
+            return {}
+        if self.challenger is None or self.challenger_weight <= 0:
+            return {str(self.champion["version"]): 1.0}
+        weight = round(float(self.challenger_weight), 6)
+        return {str(self.champion["version"]): round(1.0 - weight, 6), str(self.challenger["version"]): weight}
 
     def to_item(self) -> dict[str, Any]:
         return {
@@ -137,6 +173,10 @@ class Routing:
             "updated_at": self.updated_at,
             "history": self.history[-20:],
             "fallback": self.fallback,
+            "challenger": self.challenger,
+            # A string: DynamoDB stores numbers as Decimal, and a weight is compared as a float.
+            "challenger_weight": repr(float(self.challenger_weight)),
+            "shadow": self.shadow,
         }
 
     @classmethod
@@ -149,6 +189,9 @@ class Routing:
             updated_at=float(item.get("updated_at", 0.0)),
             history=list(item.get("history", [])),
             fallback=item.get("fallback"),
+            challenger=item.get("challenger"),
+            challenger_weight=float(item.get("challenger_weight") or 0.0),
+            shadow=item.get("shadow"),
         )
 
 
@@ -206,7 +249,7 @@ class Registry:
         previous = current.champion if current else None
         routing = Routing(
             model=model,
-            champion={"version": target.version, "artifact_key": target.artifact_key, "sha256": target.sha256},
+            champion=served_ref(target),
             revision=(current.revision if current else 0) + 1,
             killed=False,
             updated_at=time.time(),
@@ -214,7 +257,7 @@ class Registry:
                 *(current.history if current else []),
                 {"action": action, "version": version, "at": time.time()},
             ],
-        )
+        )  # all traffic to the target: any challenger or shadow of the previous deployment ends here
         if current is None:
             self._table.put(routing.to_item(), if_absent=True)
         else:
@@ -224,14 +267,19 @@ class Registry:
             self.set_status(model, int(previous["version"]), "archived")
         return routing
 
-    def _change_routing(self, model: str, action: str, change: dict[str, Any]) -> Routing:
+    def _change_routing(self, model: str, action: str, change: dict[str, Any], version: int | None = None) -> Routing:
         current = self.routing(model)
         if current is None or current.champion is None:
             raise UnknownModel(f"no model named {model!r} is deployed")
         for name, value in change.items():
             setattr(current, name, value)
         now = time.time()
-        current.history = [*current.history, {"action": action, "version": current.champion["version"], "at": now}]
+        entry = {
+            "action": action,
+            "version": version if version is not None else current.champion["version"],
+            "at": now,
+        }
+        current.history = [*current.history, entry]
         current.updated_at = now
         expected = current.revision
         current.revision = expected + 1
@@ -272,6 +320,43 @@ class Registry:
         else:
             raise RegistryError(f"unknown fallback {mode!r}; expected previous, static or none")
         return self._change_routing(model, "kill", {"killed": True, "fallback": fallback})
+
+    def _servable(self, model: str, version: int) -> ModelVersion:
+        target = self.get(model, version)
+        if target.status not in PROMOTABLE:
+            raise RegistryError(
+                f"{model} v{version} is {target.status}; only approved (or earlier production) versions can serve"
+            )
+        return target
+
+    def set_challenger(self, model: str, version: int, weight: float) -> Routing:
+        """Send ``weight`` (0..1) of the traffic to ``version`` beside the champion (canary, linear steps)."""
+        if not 0.0 <= weight <= 1.0:
+            raise RegistryError(f"a challenger's weight is between 0 and 1, not {weight}")
+        target = self._servable(model, version)
+        return self._change_routing(
+            model, f"challenger {weight:.0%}", {"challenger": served_ref(target), "challenger_weight": weight}, version
+        )
+
+    def set_shadow(self, model: str, version: int | None) -> Routing:
+        """Score every request with ``version`` too, capturing its answers and never returning them."""
+        if version is None:
+            return self._change_routing(model, "shadow off", {"shadow": None})
+        target = self._servable(model, version)
+        return self._change_routing(model, "shadow", {"shadow": served_ref(target)}, version)
+
+    def end_trial(self, model: str, reason: str) -> Routing:
+        """Take the challenger and the shadow out (a breach during the bake, or a rejection): the champion
+        gets all traffic again."""
+        current = self.routing(model)
+        trial = current.challenger or current.shadow if current else None
+        routing = self._change_routing(
+            model,
+            f"rollback: {reason}",
+            {"challenger": None, "challenger_weight": 0.0, "shadow": None},
+            int(trial["version"]) if trial else None,
+        )
+        return routing
 
     def revive(self, model: str) -> Routing:
         return self._change_routing(model, "revive", {"killed": False, "fallback": None})

@@ -249,6 +249,8 @@ class PredictionService:
             "killed": routing.killed,
             "fallback": routing.fallback,
             "history": routing.history[-10:],
-            "traffic": {str(routing.champion["version"]): 1.0} if routing.champion else {},
+            "challenger": routing.challenger,
+            "shadow": routing.shadow,
+            "traffic": routing.traffic(),
             "updated_at": routing.updated_at,
         }
