@@ -107,13 +107,35 @@ def test_cli_init_then_validate(tmp_path: Path, sample_df: pd.DataFrame, spec_pa
 
     accepted = runner.invoke(_app(), ["validate", str(data), "--spec", str(spec_path), "--json"])
     assert accepted.exit_code == 0, accepted.output
-    assert json.loads(accepted.stdout)["verdict"] == "accepted"
+    document = json.loads(accepted.stdout)
+    assert document["verdict"] == "accepted"
+    for check in document["checks"]:  # every check: name, severity, measured value, threshold, message
+        assert {"name", "severity", "passed", "value", "threshold", "message", "column", "details"} <= set(check)
+        if check["column"] is not None:
+            assert check["column"] in check["message"], check
+    checks = {(c["name"], c["column"]): c for c in document["checks"]}
+    assert (checks["not_empty", None]["value"], checks["not_empty", None]["threshold"]) == (2000, 1)
+    assert (checks["range", "age"]["value"], checks["range", "age"]["threshold"]) == (0.0, 0.01)
+    assert (checks["type", "hhninc"]["value"], checks["type", "hhninc"]["threshold"]) == (0, 0)
+    assert (checks["allowed", "edlevel"]["value"], checks["allowed", "edlevel"]["threshold"]) == (0, 0)
+    assert (checks["target", "docvis"]["value"], checks["target", "docvis"]["threshold"]) == (2, 2)
+    leakage = checks["leakage", None]
+    assert leakage["threshold"] == 0.98 and leakage["value"] == max(leakage["details"]["strength"].values())
+    assert 0.5 <= leakage["value"] < 0.98
 
     profile = tmp_path / "profile.json"
     profile.write_text(json.dumps({"rows": 100_000, "features": {"edlevel": {"categories": {"1": 5}}}}))
     warned = runner.invoke(_app(), ["validate", str(data), "--spec", str(spec_path), "--reference", str(profile)])
     assert warned.exit_code == 1, warned.output
     assert "row_count" in warned.stdout
+    warned_json = runner.invoke(
+        _app(), ["validate", str(data), "--spec", str(spec_path), "--reference", str(profile), "--json"]
+    )
+    assert warned_json.exit_code == 1, warned_json.output
+    flagged = {c["name"]: c for c in json.loads(warned_json.stdout)["checks"] if not c["passed"]}
+    assert flagged["row_count"]["severity"] == "warn"
+    assert (flagged["row_count"]["value"], flagged["row_count"]["threshold"]) == (2000, 20_000)
+    assert set(flagged) == {"row_count"}  # edlevel has allowed values: the reference's categories do not apply
 
     broken = tmp_path / "broken.csv"
     sample_df.drop(columns=["docvis"]).to_csv(broken, index=False)
@@ -121,8 +143,50 @@ def test_cli_init_then_validate(tmp_path: Path, sample_df: pd.DataFrame, spec_pa
     assert rejected.exit_code == 2
     document = json.loads(rejected.stdout)
     assert document["verdict"] == "rejected"
-    assert any(c["column"] == "docvis" and not c["passed"] for c in document["checks"])
+    (missing,) = [c for c in document["checks"] if not c["passed"]]
+    assert (missing["name"], missing["column"], missing["severity"]) == ("required_column", "docvis", "error")
+    assert missing["message"] == "docvis missing (required target column)"
+    assert missing["value"] is None and missing["threshold"] is None  # nothing to measure
 
     bad_spec = tmp_path / "bad.yaml"
     bad_spec.write_text("name: x\n")
     assert runner.invoke(_app(), ["validate", str(data), "--spec", str(bad_spec)]).exit_code == 2
+
+
+def test_init_flags_unique_per_row_columns_without_id_like_names() -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "ticket": [f"T{code:06d}" for code in rng.choice(1_000_000, n, replace=False)],  # unique strings
+            "seq": rng.permutation(np.arange(5000, 5000 + 3 * n, 3)),  # unique integers, shuffled, not a row number
+            "x": rng.normal(size=n),
+            "score": rng.integers(0, 500, n),  # integers with repeats: a feature
+            "y": rng.integers(0, 2, n),
+        }
+    )
+    assert frame["ticket"].is_unique and frame["seq"].is_unique and not frame["score"].is_unique
+    spec, findings = infer_spec(frame, "tickets", "y")
+    identifiers = _findings(findings, "identifier")
+    assert identifiers == {
+        "ticket": "identifier: a distinct value on every row",
+        "seq": "identifier: a distinct integer on every row",
+    }
+    assert spec["identifiers"] == ["ticket", "seq"]
+    assert set(spec["features"]) == {"x", "score"}
+    assert not _findings(findings, "free_text")  # ticket is an identifier, not free text
+    text = spec_yaml(spec, findings, source="tickets.csv")
+    assert "#   ticket: identifier: a distinct value on every row" in text
+    assert "#   seq: identifier: a distinct integer on every row" in text
+    assert set(load_spec(text).features) == {"x", "score"}
+
+
+def test_init_keeps_unique_measurements_and_small_samples() -> None:
+    rng = np.random.default_rng(6)
+    n = 300
+    frame = pd.DataFrame({"weight": rng.normal(70, 10, n), "y": rng.integers(0, 2, n)})  # unique floats: a measure
+    spec, findings = infer_spec(frame, "m", "y")
+    assert not _findings(findings, "identifier") and "weight" in spec["features"]
+    few = pd.DataFrame({"seq": np.arange(10) * 7, "x": rng.normal(size=10), "y": [0, 1] * 5})
+    spec, findings = infer_spec(few, "m", "y")
+    assert "seq" not in _findings(findings, "identifier")  # ten rows: too few to call it an identifier

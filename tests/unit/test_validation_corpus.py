@@ -1,7 +1,9 @@
 """A corpus of malformed and adversarial drops, built here from a sample of the real data.
 
 Each case: how to build the bytes, the file name, spec overrides, an optional arrival
-context, the expected verdict, and the check (name, column) that must say why.
+context, the expected verdict, and the check (name, column) that must say why: a column-level
+case needs a check whose ``column`` is that column and whose message names it. Cases with a
+``measure`` also pin the check's measured value and threshold.
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ def corrupt_parquet() -> bytes:
     return bytes(data)
 
 
+def truncated_parquet() -> bytes:
+    data = parquet(base())
+    return data[: len(data) * 3 // 5]  # an interrupted upload: header and some pages, no footer
+
+
 def parquet_wrong_types() -> bytes:
     frame = base()
     frame["age"] = frame["age"].map(lambda v: f"{v} years")
@@ -137,6 +144,12 @@ def duplicate_header() -> bytes:
     return data.replace(b'"hospvis"', b'"age"', 1).replace(b"hospvis", b"age", 1)
 
 
+def second_category_column() -> bytes:
+    frame = base().assign(region=lambda f: np.where(f.index % 2 == 0, "north", "south"))
+    frame.loc[[12, 40, 41], "region"] = "west"
+    return csv(frame)
+
+
 def mapped(feature_overrides: dict[str, Any]) -> dict[str, Any]:
     spec = yaml.safe_load(SPEC.read_text())
     spec["features"].update(feature_overrides)
@@ -154,6 +167,7 @@ class Case:
     spec: dict[str, Any] = field(default_factory=dict)
     context: Callable[[bytes], ValidationContext] | None = None
     flagged: bool = True  # False: the named check must pass (the file is fine in that respect)
+    measure: tuple[float | None, float | None] | None = None  # (value, threshold) of the explaining check
 
 
 CASES = [
@@ -168,20 +182,21 @@ CASES = [
     Case("zip", zipped, "rejected", "compressed"),
     Case("bzip2", lambda: bz2.compress(csv(base())), "rejected", "compressed"),
     Case("truncated last line", truncated_last_line, "rejected", "truncated"),
-    Case("ragged row", ragged_row, "rejected", "ragged_rows"),
+    Case("ragged row", ragged_row, "rejected", "ragged_rows", measure=(1, 0)),
     Case("unterminated quote", lambda: csv(base()) + b'"1,2,3\n', "rejected", "ragged_rows"),
-    Case("duplicate header", duplicate_header, "rejected", "duplicate_columns", "age"),
+    Case("duplicate header", duplicate_header, "rejected", "duplicate_columns", "age", measure=(1, 0)),
     Case("oversized", lambda: csv(base()), "rejected", "file_size", spec={"validation": {"max_file_mb": 0.001}}),
     Case("unsupported suffix", lambda: csv(base()), "rejected", "file_type", filename="drop.json"),
     Case("corrupt parquet", corrupt_parquet, "rejected", "readable", filename="drop.parquet"),
+    Case("truncated parquet", truncated_parquet, "rejected", "readable", filename="drop.parquet", measure=(None, None)),
     Case("not parquet at all", lambda: csv(base()), "rejected", "readable", filename="drop.parquet"),
     Case("parquet wrong types", parquet_wrong_types, "rejected", "type", "age", filename="drop.parquet"),
     Case("parquet is fine", lambda: parquet(base()), "accepted", "not_empty", filename="drop.parquet", flagged=False),
     Case("missing target", lambda: csv(base().drop(columns=["docvis"])), "rejected", "required_column", "docvis"),
     Case("missing feature", lambda: csv(base().drop(columns=["hhninc"])), "rejected", "required_column", "hhninc"),
     Case("extra column", lambda: csv(base().assign(notes="x")), "accepted", "unexpected_columns", "notes"),
-    Case("'forty' in age", with_values("age", [0, 7], "forty"), "rejected", "type", "age"),
-    Case("-1 sentinel in age", with_values("age", [4], -1), "rejected", "sentinel", "age"),
+    Case("'forty' in age", with_values("age", [0, 7], "forty"), "rejected", "type", "age", measure=(2, 0)),
+    Case("-1 sentinel in age", with_values("age", [4], -1), "rejected", "sentinel", "age", measure=(1, 0)),
     Case("9999 in hhninc", with_values("hhninc", [9, 10], 9999), "rejected", "sentinel", "hhninc"),
     Case(
         "99999 in hhninc without a range",
@@ -191,9 +206,33 @@ CASES = [
         "hhninc",
         spec=mapped({"hhninc": {"type": "number"}}),
     ),
-    Case("age out of range (many)", with_values("age", list(range(0, 30)), 80), "rejected", "range", "age"),
-    Case("age out of range (one row)", with_values("age", [17], 80), "accepted", "range", "age"),
-    Case("unseen category", with_values("edlevel", [2, 3], 7), "rejected", "allowed", "edlevel"),
+    Case(
+        "age out of range (many)",
+        with_values("age", list(range(0, 30)), 80),
+        "rejected",
+        "range",
+        "age",
+        measure=(30 / ROWS, 0.01),
+    ),
+    Case("age out of range (one row)", with_values("age", [17], 80), "accepted", "range", "age", measure=(1 / ROWS, 0)),
+    Case(
+        "hhninc out of range (one row)",
+        with_values("hhninc", [21], 45.5),
+        "accepted",
+        "range",
+        "hhninc",
+        measure=(1 / ROWS, 0),
+    ),
+    Case("unseen category", with_values("edlevel", [2, 3], 7), "rejected", "allowed", "edlevel", measure=(2, 0)),
+    Case(
+        "declared sentinel code in a category",
+        with_values("edlevel", [5, 6], 0),
+        "rejected",
+        "sentinel",
+        "edlevel",
+        spec=mapped({"edlevel": {"type": "category", "allowed": [1, 2, 3, 4], "sentinels": [0]}}),
+        measure=(2, 0),
+    ),
     Case(
         "renamed category handled by mapping",
         old_codes,
@@ -211,14 +250,52 @@ CASES = [
         "edlevel",
         spec=mapped({"edlevel": {"type": "category"}}),
         context=lambda _: ValidationContext(reference_categories={"edlevel": ["1", "2", "3"]}),
+        measure=(sum(base()["edlevel"] == 4) + 1, 0),
     ),
-    Case("nulls in a non-nullable feature", with_values("educ", [1, 2], None), "rejected", "not_null", "educ"),
+    Case(
+        "category unseen in the reference, second column",
+        second_category_column,
+        "accepted",
+        "unseen_categories",
+        "region",
+        spec=mapped({"edlevel": {"type": "category"}, "region": {"type": "category"}}),
+        context=lambda _: ValidationContext(
+            reference_categories={"edlevel": ["1", "2", "3", "4"], "region": ["north", "south"]}
+        ),
+        measure=(3, 0),
+    ),
+    Case(
+        "nulls in a non-nullable feature",
+        with_values("educ", [1, 2], None),
+        "rejected",
+        "not_null",
+        "educ",
+        measure=(2 / ROWS, 0.0),
+    ),
+    Case(
+        "nullable feature above max_null_share",
+        with_values("hhninc", list(range(0, ROWS, 30)), None),
+        "rejected",
+        "not_null",
+        "hhninc",
+        spec=mapped({"hhninc": {"type": "number", "range": [0, 40], "nullable": True, "max_null_share": 0.01}}),
+        measure=(10 / ROWS, 0.01),
+    ),
+    Case(
+        "deprecated column still sent",
+        lambda: csv(base()),
+        "accepted",
+        "deprecated_columns",
+        "hospvis",
+        spec={"deprecated": ["hospvis"], "ignored": ["edlevel1", "edlevel2", "edlevel3", "edlevel4"]},
+        measure=(1, 0),
+    ),
     Case("boolean that is not", with_values("female", [8], "maybe"), "rejected", "type", "female"),
-    Case("duplicate rows", duplicates, "accepted", "duplicates"),
-    Case("constant column", lambda: csv(base().assign(married=1)), "accepted", "constant", "married"),
-    Case("one-class target", one_class, "rejected", "target", "docvis"),
-    Case("target with nulls", with_values("docvis", [5], None), "rejected", "target", "docvis"),
-    Case("extreme imbalance", imbalance, "accepted", "class_balance", "docvis"),
+    Case("duplicate rows", duplicates, "accepted", "duplicates", measure=(60 / (ROWS + 60), 0.05)),
+    Case("constant column", lambda: csv(base().assign(married=1)), "accepted", "constant", "married", measure=(1, 2)),
+    Case("one-class target", one_class, "rejected", "target", "docvis", measure=(1, 2)),
+    Case("target with nulls", with_values("docvis", [5], None), "rejected", "target", "docvis", measure=(1, 0)),
+    Case("extreme imbalance", imbalance, "accepted", "class_balance", "docvis", measure=(2 / ROWS, 0.01)),
     Case(
         "leakage: copy of the target",
         leak_copy,
@@ -226,6 +303,7 @@ CASES = [
         "leakage",
         "docvis_copy",
         spec=mapped({"docvis_copy": {"type": "number"}}),
+        measure=(1.0, 0.98),
     ),
     Case(
         "leakage: docvis > 0 as a feature",
@@ -242,6 +320,7 @@ CASES = [
         "identifier_feature",
         "line",
         spec=mapped({"line": {"type": "integer"}}),
+        measure=(1.0, 1.0),
     ),
     Case(
         "repeated arrival",
@@ -256,6 +335,15 @@ CASES = [
         "accepted",
         "row_count",
         context=lambda _: ValidationContext(usual_rows=19609),
+        measure=(ROWS, 0.2 * 19609),
+    ),
+    Case(
+        "fewer rows than min_rows",
+        lambda: csv(base()),
+        "rejected",
+        "min_rows",
+        spec={"validation": {"min_rows": 500}},
+        measure=(ROWS, 500),
     ),
     Case("BOM-prefixed UTF-8", lambda: b"\xef\xbb\xbf" + csv(base()), "accepted", "not_empty", flagged=False),
     Case("CRLF line endings", lambda: csv(base(), lineterminator="\r\n"), "accepted", "not_empty", flagged=False),
@@ -301,15 +389,98 @@ def test_corpus_case(case: Case) -> None:
         failed = checks
         assert all(c.passed for c in checks) and report.warnings == 0, report.summary
     if case.column is not None:
-        assert any(c.column == case.column or case.column in c.message for c in failed), [c.message for c in failed]
+        naming = [c for c in failed if c.column == case.column and case.column in c.message]
+        assert naming, [(c.column, c.message) for c in failed]
+        failed = naming
+    if case.measure is not None:
+        value, threshold = case.measure
+        assert any(c.value == pytest.approx(value) and c.threshold == pytest.approx(threshold) for c in failed), [
+            (c.value, c.threshold) for c in failed
+        ]
     assert "internal_error" not in {c.name for c in report.checks}
-    json.dumps(report.to_dict())
+    document = json.loads(json.dumps(report.to_dict()))
+    for check in document["checks"]:
+        assert {"name", "severity", "passed", "message", "column", "value", "threshold", "details"} <= set(check)
     assert report.summary.startswith(case.verdict)
 
 
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 25
+    assert len({c.name for c in CASES}) == len(CASES)
     assert {c.verdict for c in CASES} == {"accepted", "rejected"}
+    assert sum(c.column is not None for c in CASES) >= 25  # cases that must name their column
+
+
+# How each measured check compares its value with its threshold: "max" fails above the threshold,
+# "min" fails below it, "reach" fails at or above it.
+DIRECTION = {
+    "file_size": "max",
+    "truncated": "min",
+    "ragged_rows": "max",
+    "duplicate_columns": "max",
+    "not_empty": "min",
+    "min_rows": "min",
+    "row_count": "min",
+    "unexpected_columns": "max",
+    "deprecated_columns": "max",
+    "type": "max",
+    "not_null": "max",
+    "sentinel": "max",
+    "range": "max",
+    "allowed": "max",
+    "unseen_categories": "max",
+    "constant": "min",
+    "identifier_feature": "reach",
+    "duplicates": "max",
+    "target": "min",  # classes (distinct values) vs 2; null targets: their count vs 0 ("max")
+    "class_balance": "min",
+    "leakage": "reach",
+}
+UNMEASURED = {  # no numeric measure: value and threshold are None
+    "repeated_arrival",
+    "empty_file",
+    "compressed",
+    "file_type",
+    "encoding",
+    "delimiter",
+    "readable",
+    "final_newline",
+    "required_column",
+}
+
+
+def _crosses(direction: str, value: float, threshold: float) -> bool:
+    if direction == "max":
+        return value > threshold
+    if direction == "min":
+        return value < threshold
+    return value >= threshold
+
+
+def test_every_check_measures_what_decided_it() -> None:
+    """Over the whole corpus: a check fails exactly when its value crosses its threshold."""
+    seen: set[str] = set()
+    for case in CASES:
+        data = case.build()
+        context = case.context(data) if case.context is not None else None
+        report = validate_bytes(data, case.filename, _spec(case.spec), context=context)
+        for check in report.checks:
+            seen.add(check.name)
+            where = f"{case.name}: {check.name} {check.column} {check.message}"
+            if check.name in UNMEASURED:
+                assert (check.value, check.threshold) == (None, None), where
+                continue
+            if check.name == "target" and check.value is None:  # an unusable target (wrong type)
+                assert not check.passed and check.threshold is None, where
+                continue
+            if check.name == "leakage" and not check.details.get("strength", True):  # too few rows to score
+                assert check.passed and check.value is None and "not measured" in check.message, where
+                continue
+            assert check.name in DIRECTION, where
+            assert check.value is not None and check.threshold is not None, where
+            direction = "max" if check.name == "target" and "nulls" in check.details else DIRECTION[check.name]
+            assert _crosses(direction, check.value, check.threshold) == (not check.passed), where
+    assert set(DIRECTION) <= seen, set(DIRECTION) - seen
 
 
 def test_row_numbers_and_examples_name_the_rows() -> None:

@@ -87,12 +87,26 @@ ID_NAME = re.compile(r"^(id|uuid|guid|index|row_?(id|no|num|number))$|(_id|_uuid
 
 @dataclass
 class Check:
+    """One check of the gate.
+
+    ``value`` is what the check measured and ``threshold`` the limit it was held to, both None
+    when the check has no numeric measure (a wrong delimiter, a missing column). The direction
+    depends on the check: shares and counts fail above the threshold (``not_null``: null share vs
+    ``max_null_share``; ``type``, ``sentinel``, ``allowed``: a count vs 0; ``leakage``: AUC or
+    |correlation| vs the leakage limit, failing at or above it), while sizes fail below it
+    (``min_rows``, ``row_count``: rows vs the minimum expected; ``class_balance``: the rarest
+    class's share vs ``min_class_share``; ``constant``, ``target``: distinct values vs 2, though null
+    targets are counted against 0).
+    """
+
     name: str
     severity: Severity
     passed: bool
     message: str
     column: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -296,7 +310,7 @@ def _parse_feature(column: pd.Series, feature: Feature) -> _Parsed:
 def _type_check(name: str, kind: str, column: pd.Series, parsed: _Parsed, rows: _Rows) -> Check:
     count = int(parsed.bad.sum())
     if not count:
-        return Check("type", "error", True, f"{name}: all values are {kind}", column=name)
+        return Check("type", "error", True, f"{name}: all values are {kind}", column=name, value=0, threshold=0)
     examples = _row_examples(parsed.bad, column, rows)
     return Check(
         "type",
@@ -305,6 +319,8 @@ def _type_check(name: str, kind: str, column: pd.Series, parsed: _Parsed, rows: 
         f"{name}: {count} value(s) are not {kind} ({_shown(examples)})",
         column=name,
         details={"count": count, "examples": examples, "expected": kind},
+        value=count,
+        threshold=0,
     )
 
 
@@ -313,7 +329,9 @@ def _null_check(name: str, feature: Feature, column: pd.Series, parsed: _Parsed,
     share = count / len(column) if len(column) else 0.0
     limit = feature.null_share_limit
     if share <= limit:
-        return None if not count else Check("not_null", "error", True, f"{name}: {share:.1%} nulls", column=name)
+        if not count:
+            return None
+        return Check("not_null", "error", True, f"{name}: {share:.1%} nulls", column=name, value=share, threshold=limit)
     where = "in a non-nullable feature" if not feature.nullable else f"above max_null_share {limit:g}"
     return Check(
         "not_null",
@@ -327,6 +345,8 @@ def _null_check(name: str, feature: Feature, column: pd.Series, parsed: _Parsed,
             "max_share": limit,
             "examples": rows.of(np.flatnonzero(parsed.nulls)[:_EXAMPLES]),
         },
+        value=share,
+        threshold=limit,
     )
 
 
@@ -371,6 +391,8 @@ def _value_checks(
                     f"meaning 'unknown' ({_shown(examples)})",
                     column=name,
                     details={"count": int(sentinel.sum()), "values": found, "examples": examples},
+                    value=int(sentinel.sum()),
+                    threshold=0,
                 )
             )
         if feature.range is not None:
@@ -382,6 +404,7 @@ def _value_checks(
             if count:
                 share = count / max(int(present.sum()), 1)
                 severity: Severity = "error" if share > OUT_OF_RANGE_ERROR_SHARE else "warn"
+                # an error is held to the allowed share; a warning to none at all
                 examples = _row_examples(outside, column, rows)
                 checks.append(
                     Check(
@@ -398,10 +421,22 @@ def _value_checks(
                             "max": float(np.max(numbers[outside])),
                             "examples": examples,
                         },
+                        value=share,
+                        threshold=OUT_OF_RANGE_ERROR_SHARE if severity == "error" else 0.0,
                     )
                 )
             else:
-                checks.append(Check("range", "error", True, f"{name}: within [{low:g}, {high:g}]", column=name))
+                checks.append(
+                    Check(
+                        "range",
+                        "error",
+                        True,
+                        f"{name}: within [{low:g}, {high:g}]",
+                        column=name,
+                        value=0.0,
+                        threshold=OUT_OF_RANGE_ERROR_SHARE,
+                    )
+                )
     categories = parsed.categories
     if categories is None and feature.type == "integer" and feature.allowed is not None and numbers is not None:
         categories = category_strings(pd.Series(numbers))  # NaN -> ""
@@ -420,6 +455,8 @@ def _value_checks(
                         f"{name}: {int(hit.sum())} sentinel value(s) meaning 'unknown' ({_shown(examples)})",
                         column=name,
                         details={"count": int(hit.sum()), "examples": examples},
+                        value=int(hit.sum()),
+                        threshold=0,
                     )
                 )
                 present &= ~hit
@@ -447,10 +484,16 @@ def _value_checks(
                         f"({_shown(examples)})",
                         column=name,
                         details={"count": count, "values": values, "known": sorted(known), "examples": examples},
+                        value=count,
+                        threshold=0,
                     )
                 )
             else:
-                checks.append(Check(check_name, severity, True, f"{name}: every value is known", column=name))
+                checks.append(
+                    Check(
+                        check_name, severity, True, f"{name}: every value is known", column=name, value=0, threshold=0
+                    )
+                )
     return checks
 
 
@@ -531,16 +574,33 @@ def _target_checks(df: pd.DataFrame, spec: ModelSpec) -> tuple[list[Check], np.n
     try:
         y = target_vector(df, spec)
     except DataError as exc:
-        return (
-            [Check("target", "error", False, f"{name}: {exc.message}", column=name, details=dict(exc.details))],
-            None,
+        nulls = exc.details.get("nulls")
+        check = Check(
+            "target",
+            "error",
             False,
+            f"{name}: {exc.message}",
+            column=name,
+            details=dict(exc.details),
+            value=nulls if isinstance(nulls, int) else None,  # null targets: their count, held to 0
+            threshold=0 if isinstance(nulls, int) else None,
         )
+        return [check], None, False
     if spec.task == "regression":
-        if np.unique(y).size < 2:
-            check = Check("target", "error", False, f"{name}: the target is constant", column=name)
+        distinct = int(np.unique(y).size)
+        if distinct < 2:
+            check = Check(
+                "target",
+                "error",
+                False,
+                f"{name}: the target is constant",
+                column=name,
+                value=distinct,
+                threshold=2,
+            )
             return [check], None, False
-        return [Check("target", "error", True, f"target {name!r}: numeric", column=name)], y.astype(np.float64), False
+        check = Check("target", "error", True, f"target {name!r}: numeric", column=name, value=distinct, threshold=2)
+        return [check], y.astype(np.float64), False
     classes, counts = np.unique(y, return_counts=True)
     distribution = {str(c): int(n) for c, n in zip(classes.tolist(), counts.tolist(), strict=True)}
     if len(classes) < 2:
@@ -551,6 +611,8 @@ def _target_checks(df: pd.DataFrame, spec: ModelSpec) -> tuple[list[Check], np.n
             f"{name}: target has a single class {classes.tolist()}; need at least two",
             column=name,
             details={"classes": distribution},
+            value=len(classes),
+            threshold=2,
         )
         return [check], None, False
     checks = [
@@ -561,6 +623,8 @@ def _target_checks(df: pd.DataFrame, spec: ModelSpec) -> tuple[list[Check], np.n
             f"target {name!r}: {len(classes)} classes",
             column=name,
             details={"classes": distribution},
+            value=len(classes),
+            threshold=2,
         )
     ]
     shares = counts / counts.sum()
@@ -575,6 +639,8 @@ def _target_checks(df: pd.DataFrame, spec: ModelSpec) -> tuple[list[Check], np.n
                 f"(below min_class_share {settings.min_class_share:g})",
                 column=name,
                 details={"classes": distribution, "min_class_share": settings.min_class_share},
+                value=float(shares[rarest]),
+                threshold=settings.min_class_share,
             )
         )
     if len(classes) != 2:
@@ -597,12 +663,19 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
     columns = [str(c) for c in df.columns]
     checks: list[Check] = []
     if len(df) == 0:
-        checks.append(Check("not_empty", "error", False, "no data rows (header only)"))
+        checks.append(Check("not_empty", "error", False, "no data rows (header only)", value=0, threshold=1))
         return checks
-    checks.append(Check("not_empty", "error", True, f"{len(df)} rows"))
+    checks.append(Check("not_empty", "error", True, f"{len(df)} rows", value=len(df), threshold=1))
     if len(df) < settings.min_rows:
         checks.append(
-            Check("min_rows", "error", False, f"only {len(df)} rows; validation.min_rows is {settings.min_rows}")
+            Check(
+                "min_rows",
+                "error",
+                False,
+                f"only {len(df)} rows; validation.min_rows is {settings.min_rows}",
+                value=len(df),
+                threshold=settings.min_rows,
+            )
         )
     if context is not None and context.usual_rows:
         floor = settings.min_rows_ratio * context.usual_rows
@@ -615,6 +688,8 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
                 if len(df) < floor
                 else f"{len(df)} rows (usual {context.usual_rows})",
                 details={"rows": len(df), "usual_rows": context.usual_rows, "min_rows_ratio": settings.min_rows_ratio},
+                value=len(df),
+                threshold=floor,
             )
         )
     target = spec.target.column
@@ -632,7 +707,10 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
                 "warn",
                 False,
                 f"columns not in the spec (ignored): {', '.join(extra[:10])}{', ...' if len(extra) > 10 else ''}",
+                column=extra[0],
                 details={"columns": extra},
+                value=len(extra),
+                threshold=0,
             )
         )
     deprecated = [c for c in spec.deprecated if c in df.columns]
@@ -645,6 +723,8 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
                 f"deprecated columns still sent (ignored): {', '.join(deprecated)}",
                 column=deprecated[0],
                 details={"columns": deprecated},
+                value=len(deprecated),
+                threshold=0,
             )
         )
     parsed_features: dict[str, _Parsed] = {}
@@ -668,6 +748,8 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
                     False,
                     f"{name}: constant (every value is {_json_safe(distinct.iloc[0])!r})",
                     column=name,
+                    value=1,  # distinct values, held to at least 2
+                    threshold=2,
                 )
             )
         reason = _identifier_reason(name, feature, distinct)
@@ -679,6 +761,8 @@ def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext 
                     False,
                     f"{name}: looks like an identifier ({reason}); a model would memorize it",
                     column=name,
+                    value=1.0,  # share of rows with a distinct value: an identifier has one on every row
+                    threshold=1.0,
                 )
             )
     checks.extend(_duplicate_check(df, spec, rows))
@@ -701,7 +785,17 @@ def _duplicate_check(df: pd.DataFrame, spec: ModelSpec, rows: _Rows) -> list[Che
     share = count / len(df)
     limit = spec.validation.max_duplicate_share
     if share <= limit:
-        return [Check("duplicates", "warn", True, f"{count} duplicate row(s) ({share:.1%})", details={"count": count})]
+        return [
+            Check(
+                "duplicates",
+                "warn",
+                True,
+                f"{count} duplicate row(s) ({share:.1%})",
+                details={"count": count},
+                value=share,
+                threshold=limit,
+            )
+        ]
     return [
         Check(
             "duplicates",
@@ -710,6 +804,8 @@ def _duplicate_check(df: pd.DataFrame, spec: ModelSpec, rows: _Rows) -> list[Che
             f"{count} duplicate row(s) ({share:.1%}, above max_duplicate_share {limit:g}), e.g. rows "
             f"{', '.join(str(r) for r in rows.of(np.flatnonzero(duplicated)[:_EXAMPLES]))}",
             details={"count": count, "share": share, "rows": rows.of(np.flatnonzero(duplicated)[:_EXAMPLES])},
+            value=share,
+            threshold=limit,
         )
     ]
 
@@ -748,6 +844,8 @@ def _leakage_checks(spec: ModelSpec, parsed_features: dict[str, _Parsed], y: np.
                     f"({label} {strength:.3f} >= {threshold:g}); a leak of the label?",
                     column=name,
                     details={"statistic": statistic, "value": strength, "threshold": threshold},
+                    value=strength,
+                    threshold=threshold,
                 )
             )
     if not checks:
@@ -756,8 +854,12 @@ def _leakage_checks(spec: ModelSpec, parsed_features: dict[str, _Parsed], y: np.
                 "leakage",
                 "error",
                 True,
-                "no single feature predicts the target almost perfectly",
+                "no single feature predicts the target almost perfectly"
+                if strengths
+                else f"leakage not measured: too few rows (at least {LEAKAGE_MIN_PER_CLASS} of each class needed)",
                 details={"strength": strengths, "threshold": threshold},
+                value=max(strengths.values()) if strengths else None,  # the strongest single feature
+                threshold=threshold,
             )
         )
     return checks
@@ -794,6 +896,8 @@ def _bad_row_checks(bad_rows: list[BadRow], data: bytes, header_fields: int) -> 
                 f"the last line (row {last.row}) is cut off: {last.actual} of {last.expected} fields and no final "
                 "newline; was the upload interrupted?",
                 details={"row": last.row, "fields": last.actual, "expected": last.expected, "text": last.text[:100]},
+                value=last.actual,  # fields on the last line, held to the header's count
+                threshold=last.expected,
             )
         )
     if ragged:
@@ -806,6 +910,8 @@ def _bad_row_checks(bad_rows: list[BadRow], data: bytes, header_fields: int) -> 
                 False,
                 f"{len(ragged)} row(s) do not have the header's {header_fields} fields ({shown})",
                 details={"count": len(ragged), "expected": header_fields, "examples": examples},
+                value=len(ragged),
+                threshold=0,
             )
         )
     return checks
@@ -869,6 +975,8 @@ def _read_csv(data: bytes, filename: str, checks: list[Check]) -> tuple[pd.DataF
                 f"column name(s) repeated in the header: {', '.join(repr(n) for n in repeated)}",
                 column=repeated[0],
                 details={"columns": repeated},
+                value=len(repeated),
+                threshold=0,
             )
         )
     if not data.endswith((b"\n", b"\r")) and not parsed.bad_rows:
@@ -970,6 +1078,8 @@ def _read(
                 False,
                 f"{filename} is {size_mb:.1f} MB, above validation.max_file_mb {limit:g}; split it",
                 details={"bytes": len(data), "max_file_mb": limit},
+                value=size_mb,
+                threshold=limit,
             )
         )
         return None, _Rows()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from conveyor.config import Settings
@@ -96,7 +98,18 @@ class PipelineContext:
         self.store.put(bucket, key, json.dumps(document, indent=2, default=str).encode(), "application/json")
 
 
+@functools.cache
 def code_version() -> str:
+    """What code made a model: ``CONVEYOR_CODE_VERSION`` when the deployment sets it (e.g. a git
+    commit), else the package version plus a digest of the domain package's source, so two
+    different codes never share a version string, in the cloud or locally."""
     import conveyor
 
-    return os.environ.get("CONVEYOR_CODE_VERSION") or str(getattr(conveyor, "__version__", "0"))
+    configured = os.environ.get("CONVEYOR_CODE_VERSION")
+    if configured:
+        return configured
+    root = Path(conveyor.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{getattr(conveyor, '__version__', '0')}+src.{digest.hexdigest()[:12]}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -39,7 +40,11 @@ def _policy(spec: ModelSpec) -> tuple[bool, int]:
     return bool(getattr(retrain, "on_drift", True)), int(getattr(retrain, "min_new_rows", 1000))
 
 
-def check_drift(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+def check_drift(event: StageEvent, ctx: PipelineContext, *, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Drift of the accepted drop against the champion's profile, and whether the policy retrains.
+
+    ``clock`` (seconds since the epoch) dates the schedule check; tests pass a fixed one.
+    """
     validation = event.require("validation")
     model = str(validation["model"])
     dataset = validation["dataset"]
@@ -82,19 +87,23 @@ def check_drift(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     if on_drift and document["verdict"] == "drift":
         reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
     max_age = spec.retrain.schedule_seconds()
+    not_due = ""
     if max_age is not None and latest:
-        age = time.time() - ctx.registry.get(model, latest).created_at
+        age = clock() - ctx.registry.get(model, latest).created_at
         if age >= max_age:
             reasons.append(f"v{latest} was trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})")
+        else:
+            not_due = f", v{latest} trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})"
     if new_rows >= min_new_rows:
         reasons.append(f"{new_rows} new rows since v{latest} was trained (policy: at least {min_new_rows})")
     action = (
         "retraining: " + "; ".join(reasons)
         if reasons
         else (
-            f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift)"
+            f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift{not_due})"
             if document["verdict"] != "drift"
-            else "recorded; drift found but the policy does not retrain on drift"
+            else f"recorded; drift found but the policy does not retrain on drift ({new_rows} new rows < "
+            f"{min_new_rows}{not_due})"
         )
     )
     return {

@@ -66,7 +66,17 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         report_doc: dict[str, Any] = {
             "verdict": "rejected",
             "summary": spec_problem,
-            "checks": [{"name": "spec", "severity": "error", "passed": False, "column": None, "message": spec_problem}],
+            "checks": [
+                {
+                    "name": "spec",
+                    "severity": "error",
+                    "passed": False,
+                    "column": None,
+                    "message": spec_problem,
+                    "value": None,
+                    "threshold": None,
+                }
+            ],
         }
         verdict = "rejected"
         summary = spec_problem
