@@ -51,12 +51,23 @@ def _show(report: ValidationReport) -> None:
     if not flagged:
         return
     table = Table(show_lines=False)
-    for header in ("severity", "check", "column", "message"):
+    for header in ("severity", "check", "column", "value", "threshold", "message"):
         table.add_column(header, overflow="fold")
     for check in sorted(flagged, key=lambda c: c.severity != "error"):
         color = "red" if check.severity == "error" else "yellow"
-        table.add_row(f"[{color}]{check.severity}[/]", check.name, check.column or "", check.message)
+        table.add_row(
+            f"[{color}]{check.severity}[/]",
+            check.name,
+            check.column or "",
+            _measure(check.value),
+            _measure(check.threshold),
+            check.message,
+        )
     out.print(table)
+
+
+def _measure(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
 
 
 def validate(
