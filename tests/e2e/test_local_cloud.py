@@ -326,6 +326,20 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
         check=False,
     )
     assert refused.returncode == 1 and "invalid_input" in refused.stdout
+    listed = subprocess.run(
+        [*conveyor, "models", MODEL, "--json", "--state", str(state)], capture_output=True, text=True, check=True
+    )
+    (entry,) = json.loads(listed.stdout)["models"]
+    assert entry["serving"]["version"] == model["serving"]
+    assert [v["version"] for v in entry["versions"]] == [v["version"] for v in model["versions"]]
+    assert [v["version"] for v in entry["versions"] if v["serving"]] == [model["serving"]]
+    assert all(v["metric"] == "roc_auc" and v["created"] for v in entry["versions"])
+    traced = subprocess.run(
+        [*conveyor, "lineage", MODEL, "1", "--json", "--state", str(state)], capture_output=True, text=True, check=True
+    )
+    lineage = json.loads(traced.stdout)["lineage"]
+    assert lineage["data"] and all({"bucket", "key", "version_id", "etag", "sha256"} <= set(d) for d in lineage["data"])
+    assert lineage["spec_hash"] and lineage["execution"] and "libraries" in lineage
 
 
 def test_a_small_arrival_without_drift_is_recorded_and_does_not_retrain(

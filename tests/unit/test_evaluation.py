@@ -110,3 +110,55 @@ def test_primary_score_regression_metrics() -> None:
     assert primary_score("rmse", y, prediction) == pytest.approx(np.sqrt(4 / 3))
     with pytest.raises(ValueError, match="probabilities"):
         primary_score("roc_auc", y, prediction)
+
+
+# --- minimum improvement over the champion ---------------------------------------------------
+
+
+def test_min_improvement_records_the_score_to_reach_and_passes_only_above_it(
+    models: dict, make_spec: Callable[..., ModelSpec]
+) -> None:
+    good, weak, holdout = models["good"], models["weak"], models["holdout"]
+    baseline = evaluate_candidate(good, weak, holdout, models["spec"])
+    assert baseline.champion is not None
+    margin = baseline.candidate["roc_auc"] - baseline.champion["roc_auc"]
+    assert margin > 0.02  # the boosted model is clearly better than one boolean feature
+    for required, expected in ((margin / 2, True), (margin + 0.01, False)):
+        spec = make_spec(gates={"primary_metric": "roc_auc", "min_improvement": required})
+        evaluation = evaluate_candidate(good, weak, holdout, spec)
+        (gate,) = evaluation.gates
+        assert gate.name == "primary_metric_vs_champion" and gate.passed is expected
+        assert gate.value == pytest.approx(evaluation.candidate["roc_auc"])
+        assert gate.threshold == pytest.approx(baseline.champion["roc_auc"] + required)
+        sign = ">=" if expected else "<"
+        assert gate.message.endswith(f"better by {margin:.3f} {sign} required improvement {required:.3f}")
+        assert evaluation.passed is expected
+
+
+def test_min_improvement_refuses_an_equal_model_and_follows_the_metric_direction(
+    models: dict, make_spec: Callable[..., ModelSpec]
+) -> None:
+    good, weak, holdout = models["good"], models["weak"], models["holdout"]
+    same = evaluate_candidate(
+        good, good, holdout, make_spec(gates={"primary_metric": "roc_auc", "min_improvement": 0.001})
+    )
+    assert not same.passed and "better by 0.000 < required improvement 0.001" in same.reason
+    # lower is better: the candidate must bring log_loss below champion - required
+    spec = make_spec(gates={"primary_metric": "log_loss", "min_improvement": 0.0})
+    evaluation = evaluate_candidate(weak, good, holdout, spec)
+    assert evaluation.champion is not None
+    (gate,) = evaluation.gates
+    assert gate.threshold == pytest.approx(evaluation.champion["log_loss"])
+    assert gate.passed is (evaluation.candidate["log_loss"] <= evaluation.champion["log_loss"])
+    strict = make_spec(gates={"primary_metric": "log_loss", "min_improvement": 0.05})
+    (gate,) = evaluate_candidate(weak, good, holdout, strict).gates
+    assert gate.threshold == pytest.approx(evaluation.champion["log_loss"] - 0.05)
+    assert gate.passed is (evaluation.candidate["log_loss"] <= evaluation.champion["log_loss"] - 0.05)
+
+
+def test_min_improvement_without_a_champion_passes_as_the_first_model(
+    models: dict, make_spec: Callable[..., ModelSpec]
+) -> None:
+    spec = make_spec(gates={"primary_metric": "roc_auc", "min_improvement": 0.5})
+    evaluation = evaluate_candidate(models["good"], None, models["holdout"], spec)
+    assert evaluation.passed and evaluation.reason.startswith("no champion")

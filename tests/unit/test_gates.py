@@ -15,14 +15,16 @@ from conveyor.gates import (
     GateReport,
     GateThresholds,
     agreement,
+    assess_candidate,
     importance_shares,
     latency,
     noise_flip_rate,
+    parity_gates,
     permutation_importance,
     run_gates,
     slice_metrics,
 )
-from conveyor.onnx_export import export_onnx
+from conveyor.onnx_export import export_onnx, parity
 from conveyor.scoring import OnnxModel
 from conveyor.spec import ModelSpec, spec_hash
 from conveyor.tabular import target_vector
@@ -175,6 +177,92 @@ def test_spec_sensitive_columns_are_sliced(demo: dict[str, Any], spec_dict: dict
     spec = parse_spec({**spec_dict, "sensitive": ["married"]})
     report = run_gates(demo["model"], None, demo["holdout"], spec, candidate_bytes=demo["bytes"])
     assert list(report.slices) == ["married"]
+
+
+def test_spec_slices_are_sliced_beside_sensitive_and_gated(demo: dict[str, Any], spec_dict: dict[str, Any]) -> None:
+    from conveyor.spec import parse_spec
+
+    spec_dict["features"]["married"]["allow_sensitive"] = True
+    spec = parse_spec({**spec_dict, "sensitive": ["married"], "slices": ["year", "female"]})
+    report = run_gates(demo["model"], None, demo["holdout"], spec, candidate_bytes=demo["bytes"])
+    assert list(report.slices) == ["married", "year", "female"]
+    assert set(report.slices["year"]["slices"]) == {"1984", "1985"}
+    # the demo model's gap between women and men (see above) now fails the gate through the spec alone
+    gate = _gate(report, "slice_gap")
+    assert not gate.passed and gate.message.startswith("largest gap: female ")
+    lenient = parse_spec({**spec_dict, "slices": ["female"], "gates": {"max_slice_gap": 0.9}})
+    assessment = assess_candidate(
+        demo["model"], None, demo["holdout"], lenient, candidate_bytes=demo["bytes"], parity=None
+    )
+    (gate,) = [g for g in assessment.gates if g.name == "slice_gap"]
+    assert gate.passed and gate.threshold == 0.9 and "female" in assessment.details()["slices"]
+
+
+# --- ONNX parity -----------------------------------------------------------------------------
+
+
+def test_classification_parity_needs_close_probabilities_and_identical_labels() -> None:
+    measured = {"max_abs_diff": 2e-7, "label_agreement": 1.0, "rows": 500, "task": "classification", "tolerance": 1e-5}
+    probability, labels = parity_gates(measured)
+    assert (probability.name, probability.value, probability.threshold, probability.passed) == (
+        "onnx_parity",
+        2e-7,
+        1e-5,
+        True,
+    )
+    assert (labels.name, labels.value, labels.threshold, labels.passed) == ("onnx_label_agreement", 1.0, 1.0, True)
+    # one flipped label (a row on the decision boundary) fails, however small the probability difference
+    probability, labels = parity_gates({**measured, "label_agreement": 0.998})
+    assert probability.passed and not labels.passed and "99.80% of 500" in labels.message
+    probability, labels = parity_gates({**measured, "max_abs_diff": 3e-3})
+    assert not probability.passed and labels.passed and "3.00e-03 > 1e-05" in probability.message
+
+
+def test_parity_that_was_not_measured_passes_and_says_why() -> None:
+    (gate,) = parity_gates(None, missing_reason="no scikit-learn model at hand")
+    assert (gate.name, gate.value, gate.passed) == ("onnx_parity", None, True)
+    assert gate.message == "not measured: no scikit-learn model at hand"
+
+
+def test_classification_parity_of_the_demo_model_passes(trained_model: Any) -> None:
+    report = parity(
+        trained_model.result.pipeline, trained_model.onnx, trained_model.result.holdout_df, trained_model.spec
+    )
+    assert report.passed and report.to_dict()["passed"] is True
+    assert all(gate.passed for gate in parity_gates(report.to_dict()))
+
+
+@pytest.mark.parametrize(
+    ("estimator", "params"),
+    [("linear_regression", {}), ("hist_gradient_boosting", {"max_iter": 30}), ("random_forest", {"n_estimators": 20})],
+)
+def test_regression_pipelines_pass_the_parity_gate_with_a_relative_tolerance(
+    demo: dict[str, Any], make_spec: Callable[..., ModelSpec], estimator: str, params: dict[str, Any]
+) -> None:
+    # visits x 10,000: float32 in onnxruntime loses ~1e-7 of each value, far above any absolute 1e-4
+    rows = demo["rows"].assign(docvis=demo["rows"]["docvis"] * 10_000)
+    spec = make_spec(
+        task="regression",
+        target={"column": "docvis"},
+        estimator={"type": estimator, "params": params},
+        gates={"primary_metric": "mae"},
+    )
+    result = train_model(rows, spec)
+    onnx_bytes = export_onnx(result.pipeline, spec, classes=None, spec_hash="h")
+    report = parity(result.pipeline, onnx_bytes, result.holdout_df, spec)
+    assert (report.task, report.tolerance, report.rtol) == ("regression", 1e-4, 1e-5)
+    assert report.passed and report.label_agreement == 1.0, report
+    assert report.max_abs_diff > report.tolerance  # an absolute-only gate would refuse a faithful export
+    (gate,) = parity_gates(report.to_dict())
+    assert gate.name == "onnx_parity" and gate.passed and gate.threshold == 1.0
+    assert gate.value == report.tolerance_used and 0.0 <= gate.value <= 1.0
+    # an absolute tolerance alone, one float32 arithmetic cannot meet, fails the same model
+    tight = spec.model_copy(
+        update={"gates": spec.gates.model_copy(update={"parity_tolerance": 1e-9, "parity_rtol": 0.0})}
+    )
+    strict = parity(result.pipeline, onnx_bytes, result.holdout_df, tight)
+    (gate,) = parity_gates(strict.to_dict())
+    assert not strict.passed and not gate.passed and gate.value > 1.0 and strict.label_agreement < 1.0
 
 
 # --- noise robustness ------------------------------------------------------------------------

@@ -118,22 +118,38 @@ def model_metrics(model: OnnxModel, df: pd.DataFrame, y_true: np.ndarray) -> dic
     return metrics_from_arrays(model.task, y_true, prediction.labels, prediction.probabilities, model.classes)
 
 
-def _compare(metric: str, higher: bool, candidate: float, champion: float, allowed: float) -> Gate:
+def _compare(
+    metric: str, higher: bool, candidate: float, champion: float, allowed: float, required: float | None = None
+) -> Gate:
+    """The primary metric against the champion's on the same holdout.
+
+    Without ``required`` the candidate may be worse by at most ``allowed`` (max_degradation); with
+    ``required`` (min_improvement) it must be better by at least that much. The recorded threshold
+    is the score the candidate had to reach: champion -/+ allowed, or champion +/- required.
+    """
     worse_by = (champion - candidate) if higher else (candidate - champion)
-    threshold = champion - allowed if higher else champion + allowed
     name = "primary_metric_vs_champion"
+    if required is not None:
+        threshold = champion + required if higher else champion - required
+    else:
+        threshold = champion - allowed if higher else champion + allowed
     if math.isnan(candidate):
         return Gate(name, candidate, threshold, False, f"{metric} of the candidate is undefined on this holdout")
     if math.isnan(champion):
         return Gate(name, candidate, None, True, f"{metric} of the champion is undefined; candidate {candidate:.3f}")
+    versus = f"{metric} {candidate:.3f} vs champion {champion:.3f}"
+    if required is not None:
+        better_by = (candidate - champion) if higher else (champion - candidate)
+        passed = better_by >= required - _EPSILON
+        sign = ">=" if passed else "<"
+        what = f"better by {better_by:.3f}" if better_by >= 0 else f"worse by {worse_by:.3f}"
+        return Gate(name, candidate, threshold, passed, f"{versus}: {what} {sign} required improvement {required:.3f}")
     passed = worse_by <= allowed + _EPSILON
     if worse_by <= 0:
-        message = f"{metric} {candidate:.3f} vs champion {champion:.3f}: better by {-worse_by:.3f}"
+        message = f"{versus}: better by {-worse_by:.3f}"
     else:
         sign = "<=" if passed else ">"
-        message = (
-            f"{metric} {candidate:.3f} vs champion {champion:.3f}: worse by {worse_by:.3f} {sign} allowed {allowed:.3f}"
-        )
+        message = f"{versus}: worse by {worse_by:.3f} {sign} allowed {allowed:.3f}"
     return Gate(name, candidate, threshold, passed, message)
 
 
@@ -164,7 +180,14 @@ def evaluate_candidate(
             champion_error = str(exc)[:300]
     gates: list[Gate] = []
     if champion_metrics is not None and metric in champion_metrics:
-        gate = _compare(metric, higher, score, champion_metrics[metric], spec.gates.max_degradation)
+        gate = _compare(
+            metric,
+            higher,
+            score,
+            champion_metrics[metric],
+            spec.gates.max_degradation,
+            spec.gates.min_improvement,
+        )
         reason = gate.message
     else:
         if champion is None:

@@ -1,7 +1,9 @@
 """Model gates beyond the primary metric: slices, robustness, agreement, explainability, latency, size.
 
-The primary-metric gate lives in :mod:`conveyor.evaluation` and the ONNX-parity gate in the
-pipeline; :func:`run_gates` adds the others. Every gate is a :class:`conveyor.evaluation.Gate`.
+The primary-metric gate lives in :mod:`conveyor.evaluation`; :func:`parity_gate` judges the ONNX
+parity measured at training time; :func:`run_gates` adds the others. :func:`assess_candidate`
+puts every gate together: the Evaluate stage and ``conveyor evaluate`` both call it. Every gate
+is a :class:`conveyor.evaluation.Gate`.
 
 Every model is scored through ONNX, with inputs built by :mod:`conveyor.tabular` from the
 feature types the model was exported with, exactly as the serving path builds them.
@@ -25,7 +27,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from conveyor.errors import ArtifactError, ConveyorError, DataError
-from conveyor.evaluation import Gate, primary_score
+from conveyor.evaluation import Evaluation, Gate, evaluate_candidate, primary_score
 from conveyor.scoring import OnnxModel, Prediction
 from conveyor.spec import HIGHER_IS_BETTER, ModelSpec
 from conveyor.tabular import MISSING_CATEGORY, category_strings, inputs_from_frame, target_vector, typed_frame
@@ -281,7 +283,9 @@ def slice_metrics(
 def _slice_gate(slices: dict[str, Any], thresholds: GateThresholds) -> Gate:
     name, limit = "slice_gap", thresholds.max_slice_gap
     if not slices:
-        return Gate(name, None, limit, True, "no slice columns (spec.sensitive is empty): slice gaps not measured")
+        return Gate(
+            name, None, limit, True, "no slice columns (spec.sensitive and spec.slices are empty): gaps not measured"
+        )
     worst: tuple[float, str, str, dict[str, Any]] | None = None
     for column, entry in slices.items():
         for metric, gap in entry.get("gaps", {}).items():
@@ -622,7 +626,7 @@ def run_gates(
 ) -> GateReport:
     """Run the slice, robustness, agreement, explainability, latency and size gates on a holdout.
 
-    Gates, in order: ``slice_gap`` (columns ``spec.sensitive`` + ``slice_columns``),
+    Gates, in order: ``slice_gap`` (columns ``spec.sensitive`` + ``spec.slices`` + ``slice_columns``),
     ``noise_robustness``, ``inference_agreement`` (holdout, plus ``live_instances`` when given;
     passes with a message without a champion or when the champion cannot score the rows),
     ``explainability`` (on at most ``IMPORTANCE_MAX_ROWS`` rows), ``latency_single``,
@@ -636,7 +640,7 @@ def run_gates(
     thresholds = thresholds or GateThresholds()
     started = time.perf_counter()
     y_true = target_vector(holdout, spec)
-    columns = list(dict.fromkeys([*spec.sensitive, *slice_columns]))
+    columns = list(dict.fromkeys([*spec.sensitive, *spec.slices, *slice_columns]))
     try:
         slices = slice_metrics(candidate, holdout, y_true, columns, min_slice_rows=thresholds.min_slice_rows)
         flip_rate = noise_flip_rate(candidate, holdout, spec, thresholds)
@@ -668,3 +672,140 @@ def run_gates(
         extra={"model": spec.name, "passed": report.passed, "failed": report.failed, "seconds": report.seconds},
     )
     return report
+
+
+# --- every gate, for the Evaluate stage and `conveyor evaluate` -------------------------------
+
+
+def thresholds_of(spec: ModelSpec) -> GateThresholds:
+    """The spec's gate thresholds, over the defaults for anything it leaves out."""
+    fields = GateThresholds.__dataclass_fields__
+    given = {k: v for k, v in spec.gates.model_dump().items() if k in fields and v is not None}
+    return GateThresholds(**given)
+
+
+PARITY_GATE = "onnx_parity"
+LABEL_AGREEMENT_GATE = "onnx_label_agreement"
+
+
+def parity_gates(parity: Mapping[str, Any] | None, *, missing_reason: str = "") -> list[Gate]:
+    """Gates on the scikit-learn / onnxruntime parity measured on the holdout at training time.
+
+    ``parity`` is :meth:`conveyor.onnx_export.ParityReport.to_dict` (the Train stage's
+    ``$.training.parity``, or ``training.json`` of ``conveyor train``), with the tolerances it was
+    measured with. Classification gives two gates: ``onnx_parity`` (largest probability difference
+    against ``tolerance``) and ``onnx_label_agreement`` (share of identical labels, which must be 1).
+    Regression gives one: ``onnx_parity`` with the worst value's share of its allowed difference
+    ``tolerance + rtol * |value|`` (at most 1), the largest absolute and relative differences in
+    its message.
+
+    Without a measurement (no scikit-learn model at hand, e.g. ``conveyor evaluate`` on ONNX files
+    alone) ``onnx_parity`` passes with no value and ``missing_reason`` as its message: it was not
+    measured, and says so.
+    """
+    if parity is None:
+        reason = missing_reason or "no parity measurement"
+        return [Gate(PARITY_GATE, None, None, True, f"not measured: {reason}")]
+    diff, rows = float(parity["max_abs_diff"]), int(parity.get("rows", 0))
+    agreement = float(parity.get("label_agreement", 1.0))
+    tolerance = float(parity.get("tolerance", 1e-5))
+    if parity.get("task") == "regression":
+        rtol = float(parity.get("rtol", 0.0))
+        used = parity.get("tolerance_used")
+        used = float(used) if used is not None else diff / tolerance
+        passed = used <= 1.0 and agreement == 1.0
+        sign = "<=" if passed else ">"
+        relative = parity.get("max_rel_diff")
+        message = (
+            f"{agreement:.2%} of {rows} holdout values within {tolerance:.0e} + {rtol:.0e} x |value|; "
+            f"worst at {used:.2f} of its allowance {sign} 1 (max |sklearn - onnx| {diff:.2e}"
+            + (f", max relative {float(relative):.2e})" if relative is not None else ")")
+        )
+        return [Gate(PARITY_GATE, used, 1.0, passed, message)]
+    passed = diff <= tolerance
+    sign = "<=" if passed else ">"
+    probability = Gate(
+        PARITY_GATE,
+        diff,
+        tolerance,
+        passed,
+        f"max |sklearn - onnx| probability {diff:.2e} {sign} {tolerance:.0e} on {rows} holdout rows",
+    )
+    agreed = agreement == 1.0
+    labels = Gate(
+        LABEL_AGREEMENT_GATE,
+        agreement,
+        1.0,
+        agreed,
+        f"sklearn and onnx labels agree on {agreement:.2%} of {rows} holdout rows" + ("" if agreed else " (< 100%)"),
+    )
+    return [probability, labels]
+
+
+@dataclass
+class CandidateAssessment:
+    """Every gate of one candidate on one holdout, and the evidence behind them."""
+
+    evaluation: Evaluation
+    report: GateReport
+    gates: list[Gate]
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    @property
+    def failed(self) -> list[Gate]:
+        return [gate for gate in self.gates if not gate.passed]
+
+    @property
+    def reason(self) -> str:
+        """The primary metric's verdict when every gate passes, else every failed gate's message."""
+        failed = self.failed
+        return "; ".join(gate.message for gate in failed) if failed else self.evaluation.reason
+
+    def to_dict(self) -> dict[str, Any]:
+        """The evaluation (metric, candidate and champion metrics...) with every gate, ``passed`` and ``reason``."""
+        result = self.evaluation.to_dict()
+        result["gates"] = [json_safe(asdict(gate)) for gate in self.gates]
+        result["passed"] = self.passed
+        result["reason"] = self.reason
+        return result
+
+    def details(self) -> dict[str, Any]:
+        """Slices, importance, latency, flip rate and agreement (the gate list is in :meth:`to_dict`)."""
+        return {key: value for key, value in self.report.to_dict().items() if key != "gates"}
+
+
+def assess_candidate(
+    candidate: OnnxModel,
+    champion: OnnxModel | None,
+    holdout: pd.DataFrame,
+    spec: ModelSpec,
+    *,
+    candidate_bytes: bytes,
+    parity: Mapping[str, Any] | None,
+    parity_missing_reason: str = "",
+    live_instances: Sequence[Mapping[str, Any]] | None = None,
+) -> CandidateAssessment:
+    """Run every gate: the primary metric against the champion, ONNX parity, then :func:`run_gates`
+    (slices over ``spec.sensitive`` and ``spec.slices``, noise robustness, agreement with the
+    champion, explainability, latency, size), with the spec's thresholds.
+
+    Raises
+    ------
+    DataError
+        If the candidate cannot score the holdout (missing target or feature columns).
+    """
+    evaluation = evaluate_candidate(candidate, champion, holdout, spec)
+    report = run_gates(
+        candidate,
+        champion,
+        holdout,
+        spec,
+        candidate_bytes=candidate_bytes,
+        thresholds=thresholds_of(spec),
+        live_instances=live_instances,
+    )
+    gates = [*evaluation.gates, *parity_gates(parity, missing_reason=parity_missing_reason), *report.gates]
+    return CandidateAssessment(evaluation=evaluation, report=report, gates=gates)

@@ -49,17 +49,38 @@ _patch_hist_gradient_boosting_leaves()
 
 @dataclass(frozen=True)
 class ParityReport:
-    """sklearn versus onnxruntime on the same rows."""
+    """sklearn versus onnxruntime on the same rows.
+
+    Classification: ``max_abs_diff`` is the largest probability difference and ``label_agreement``
+    the share of identical labels; parity holds when ``max_abs_diff <= tolerance`` and every label
+    agrees. Regression: onnxruntime computes in float32, so an absolute tolerance alone is wrong for
+    large values; a value agrees when ``|onnx - sklearn| <= tolerance + rtol * |sklearn|``
+    (numpy.isclose), ``label_agreement`` is the share of values that agree, ``tolerance_used`` the
+    largest ``|onnx - sklearn| / (tolerance + rtol * |sklearn|)`` (<= 1 passes) and ``max_rel_diff``
+    the largest ``|onnx - sklearn| / |sklearn|``.
+    """
 
     max_abs_diff: float
     label_agreement: float
     rows: int
+    task: str = "classification"
+    tolerance: float = 1e-5
+    rtol: float = 0.0
+    max_rel_diff: float | None = None
+    tolerance_used: float | None = None
 
     def within(self, tolerance: float) -> bool:
         return self.max_abs_diff <= tolerance and self.label_agreement == 1.0
 
+    @property
+    def passed(self) -> bool:
+        """Parity by the rule of the task, with the tolerances it was measured with."""
+        if self.task == "regression":
+            return self.label_agreement == 1.0 and (self.tolerance_used or 0.0) <= 1.0
+        return self.within(self.tolerance)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "passed": self.passed}
 
 
 def _initial_types(spec: ModelSpec) -> list[tuple[str, Any]]:
@@ -109,13 +130,14 @@ def export_onnx(pipeline: Pipeline, spec: ModelSpec, *, classes: list[Any] | Non
 
 
 def parity(pipeline: Pipeline, onnx_bytes: bytes, df: pd.DataFrame, spec: ModelSpec) -> ParityReport:
-    """Compare sklearn (predict_proba / predict) with onnxruntime on the same rows of ``df``."""
+    """Compare sklearn (predict_proba / predict) with onnxruntime on the same rows of ``df``.
+
+    Tolerances come from the spec: ``gates.parity_tolerance`` and, for regression, ``gates.parity_rtol``.
+    """
     frame = feature_frame(df, spec)
     onnx_prediction = OnnxModel(onnx_bytes).predict(onnx_inputs(frame, spec))
     labels = pipeline.predict(frame)
-    agreement = (
-        float(np.mean(np.asarray(labels).astype(str) == onnx_prediction.labels.astype(str))) if len(frame) else 1.0
-    )
+    tolerance = spec.parity_tolerance
     if spec.task == "classification":
         expected = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
         actual = onnx_prediction.probabilities
@@ -125,5 +147,24 @@ def parity(pipeline: Pipeline, onnx_bytes: bytes, df: pd.DataFrame, spec: ModelS
     if actual is None or actual.shape != expected.shape:
         shape = None if actual is None else actual.shape
         raise ArtifactError(f"ONNX output shape {shape} differs from sklearn {expected.shape}")
-    diff = float(np.max(np.abs(expected - actual))) if expected.size else 0.0
-    return ParityReport(max_abs_diff=diff, label_agreement=agreement, rows=len(frame))
+    difference = np.abs(expected - np.asarray(actual, dtype=np.float64))
+    diff = float(np.max(difference)) if expected.size else 0.0
+    if spec.task == "classification":
+        agreement = (
+            float(np.mean(np.asarray(labels).astype(str) == onnx_prediction.labels.astype(str))) if len(frame) else 1.0
+        )
+        return ParityReport(max_abs_diff=diff, label_agreement=agreement, rows=len(frame), tolerance=tolerance)
+    rtol = spec.gates.parity_rtol
+    allowed = tolerance + rtol * np.abs(expected)
+    size = np.abs(expected)
+    relative = np.divide(difference, size, out=np.zeros_like(difference), where=size > 0)
+    return ParityReport(
+        max_abs_diff=diff,
+        label_agreement=float(np.mean(difference <= allowed)) if expected.size else 1.0,
+        rows=len(frame),
+        task="regression",
+        tolerance=tolerance,
+        rtol=rtol,
+        max_rel_diff=float(np.max(relative)) if expected.size else 0.0,
+        tolerance_used=float(np.max(difference / allowed)) if expected.size else 0.0,
+    )

@@ -18,6 +18,9 @@ The evidence dict (missing optional sections are omitted from the page)::
                    drifted, message}], verdict})
     robustness  -- {flip_rate, ...}
     agreement   -- GateReport.to_dict()["agreement"]
+    verdict     -- {passed, status, reason, failed_gates}
+
+:func:`build_evidence` assembles that dict; the Register stage and ``conveyor evaluate`` both use it.
 """
 
 from __future__ import annotations
@@ -166,6 +169,10 @@ def _header(evidence: Mapping[str, Any]) -> str:
     model, version = evidence.get("model", "model"), evidence.get("version", "")
     decision = evidence.get("decision")
     line = f"<p>{_e(decision)}</p>" if decision else ""
+    verdict = evidence.get("verdict")
+    failed = verdict.get("failed_gates") if isinstance(verdict, Mapping) else None
+    if failed:
+        line += f"<p>Failed gates: {_e(', '.join(map(str, failed)))}</p>"
     return (
         f'<header class="{kind}"><h1>{_e(model)} &#183; version {_e(version)}</h1>'
         f"<p><strong>{_e(status.upper())}</strong></p>{line}</header>"
@@ -368,6 +375,47 @@ def _lineage(lineage: Mapping[str, Any]) -> str:
 def _mapping(evidence: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     value = evidence.get(key)
     return value if isinstance(value, Mapping) else {}
+
+
+def build_evidence(
+    version: Mapping[str, Any],
+    *,
+    evaluation: Mapping[str, Any],
+    training: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+    drift: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything that decided a candidate's fate, in one JSON-able dict (what :func:`render_report` draws).
+
+    ``version`` holds the header and registry facts (model, version, status, decision, metrics,
+    gates, lineage...); ``evaluation`` is the Evaluate stage's output (or ``CandidateAssessment.to_dict``);
+    ``details`` the gate measurements (``CandidateAssessment.details()``: slices, importance,
+    latency, flip rate, agreement); ``drift`` the drift report of the data that triggered the run.
+    """
+    evidence: dict[str, Any] = dict(version)
+    evidence.setdefault(
+        "metrics", {"candidate": evaluation.get("candidate") or {}, "champion": evaluation.get("champion")}
+    )
+    evidence.setdefault("gates", list(evaluation.get("gates") or []))
+    evidence.update(evaluation=dict(evaluation), training=dict(training or {}))
+    if details:
+        evidence.update(
+            slices=details.get("slices"),
+            importance=details.get("importance"),
+            latency=details.get("latency"),
+            robustness={"flip_rate": details.get("flip_rate")},
+            agreement=details.get("agreement"),
+        )
+    if drift:
+        evidence["drift"] = dict(drift)
+    gates = [g for g in evidence.get("gates") or [] if isinstance(g, Mapping)]
+    evidence["verdict"] = {
+        "passed": bool(evaluation.get("passed")),
+        "status": evidence.get("status"),
+        "reason": str(evaluation.get("reason", evidence.get("decision", ""))),
+        "failed_gates": [str(g.get("name")) for g in gates if g.get("passed") is False],
+    }
+    return evidence
 
 
 def render_report(evidence: Mapping[str, Any]) -> str:

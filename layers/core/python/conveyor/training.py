@@ -8,8 +8,10 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,9 @@ from conveyor.errors import DataError, TrainingError
 from conveyor.spec import ModelSpec
 from conveyor.tabular import MISSING_CATEGORY, feature_frame, target_vector
 
+if TYPE_CHECKING:
+    from conveyor.onnx_export import ParityReport
+
 logger = logging.getLogger(__name__)
 
 CATEGORY_FILL = "__missing__"
@@ -40,6 +45,7 @@ ESTIMATORS: dict[tuple[str, str], type[Any]] = {
     ("hist_gradient_boosting", "classification"): HistGradientBoostingClassifier,
     ("hist_gradient_boosting", "regression"): HistGradientBoostingRegressor,
 }
+LIBRARIES = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy", "pandas", "pyarrow")
 SCALED_ESTIMATORS = frozenset({"logistic_regression", "linear_regression"})
 # Defaults that keep training small and fast in a Lambda; spec params override them.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -201,7 +207,15 @@ def split_holdout(df: pd.DataFrame, spec: ModelSpec) -> tuple[pd.DataFrame, pd.D
     return df[~holdout], df[holdout]
 
 
-def _check_before_training(df: pd.DataFrame, spec: ModelSpec) -> None:
+def check_before_training(df: pd.DataFrame, spec: ModelSpec) -> None:
+    """The checks that stop a training run before any fitting time is spent.
+
+    Raises
+    ------
+    TrainingError
+        If the estimator is unsupported, a feature or the target column is missing from the data,
+        or a classification target has a single class; the message names the problem.
+    """
     _estimator(spec)
     missing = [name for name in spec.features if name not in df.columns]
     if missing:
@@ -233,7 +247,7 @@ def train_model(df: pd.DataFrame, spec: ModelSpec) -> TrainResult:
     """
     from conveyor.evaluation import metrics_from_arrays
 
-    _check_before_training(df, spec)
+    check_before_training(df, spec)
     started = time.perf_counter()
     try:
         train_df, holdout_df = split_holdout(df, spec)
@@ -268,4 +282,111 @@ def train_model(df: pd.DataFrame, spec: ModelSpec) -> TrainResult:
         classes=classes,
         seconds=seconds,
         params=pipeline.named_steps["model"].get_params(),
+    )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model (recorded in its lineage)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+# Steps of build_candidate, in order (reported through its on_step callback).
+CANDIDATE_STEPS = ("check", "train", "export", "parity", "profile")
+
+
+@dataclass
+class Candidate:
+    """A trained candidate, exported to ONNX, checked for parity and profiled: what the Train stage
+    and ``conveyor train`` both produce from the same data and spec."""
+
+    spec: ModelSpec
+    result: TrainResult
+    onnx: bytes
+    sha256: str
+    spec_hash: str
+    split: str
+    parity: ParityReport
+    profile: dict[str, Any]
+    seconds: dict[str, float]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able facts about the candidate (metrics, parity, split, sizes, libraries)."""
+        from conveyor.gates import json_safe
+
+        return json_safe(
+            {
+                "model": self.spec.name,
+                "task": self.spec.task,
+                "estimator": self.spec.estimator.type,
+                "params": self.spec.estimator.params,
+                "spec_hash": self.spec_hash,
+                "sha256": self.sha256,
+                "split": self.split,
+                "n_train": self.result.n_train,
+                "n_holdout": self.result.n_holdout,
+                "metrics": self.result.metrics,
+                "parity": self.parity.to_dict(),
+                "size_bytes": len(self.onnx),
+                "seconds": {name: round(value, 3) for name, value in self.seconds.items()},
+                "libraries": library_versions(),
+            }
+        )
+
+
+def build_candidate(
+    frame: pd.DataFrame, spec: ModelSpec, *, on_step: Callable[[str, str, float], None] | None = None
+) -> Candidate:
+    """Check, train, export to ONNX, measure parity on the holdout and build the reference profile.
+
+    ``on_step(step, "started" | "done", seconds)`` is called around each of ``CANDIDATE_STEPS``.
+
+    Raises
+    ------
+    TrainingError
+        Before any fitting when the data or spec cannot train (see :func:`check_before_training`).
+    ArtifactError
+        If the pipeline cannot be exported to ONNX.
+    """
+    from conveyor.onnx_export import export_onnx, parity
+    from conveyor.profile import build_profile
+    from conveyor.registry import sha256_hex
+    from conveyor.spec import spec_hash
+
+    seconds: dict[str, float] = {}
+    hashed = spec_hash(spec)
+
+    def step(name: str, run: Callable[[], Any]) -> Any:
+        if on_step is not None:
+            on_step(name, "started", 0.0)
+        started = time.perf_counter()
+        value = run()
+        seconds[name] = time.perf_counter() - started
+        if on_step is not None:
+            on_step(name, "done", seconds[name])
+        return value
+
+    step("check", lambda: check_before_training(frame, spec))
+    result: TrainResult = step("train", lambda: train_model(frame, spec))
+    onnx_bytes: bytes = step(
+        "export", lambda: export_onnx(result.pipeline, spec, classes=result.classes, spec_hash=hashed)
+    )
+    check: ParityReport = step("parity", lambda: parity(result.pipeline, onnx_bytes, result.holdout_df, spec))
+    # The reference profile of what this candidate learned from: drift checks read it, never the data.
+    profile: dict[str, Any] = step("profile", lambda: build_profile(result.train_df, spec).to_dict())
+    return Candidate(
+        spec=spec,
+        result=result,
+        onnx=onnx_bytes,
+        sha256=sha256_hex(onnx_bytes),
+        spec_hash=hashed,
+        split=split_strategy(frame, spec),
+        parity=check,
+        profile=profile,
+        seconds=seconds,
     )

@@ -3,6 +3,8 @@
 Gates: the primary metric against the champion, ONNX parity, slices, noise robustness, agreement
 with the champion, explainability, latency and size. Each is recorded with its measured value and
 threshold; the full measurements (slices, importances, latencies) are stored beside the candidate.
+The gates are put together by :func:`conveyor.gates.assess_candidate`, which ``conveyor evaluate``
+runs too.
 """
 
 from __future__ import annotations
@@ -12,30 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from conveyor.evaluation import evaluate_candidate
-from conveyor.gates import GateThresholds, json_safe, run_gates
+from conveyor.gates import assess_candidate, json_safe, thresholds_of
 from conveyor.registry import load_verified
 from conveyor.scoring import OnnxModel
-from conveyor.spec import ModelSpec, load_spec
+from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 
-
-def thresholds_of(spec: ModelSpec) -> GateThresholds:
-    """The spec's gate thresholds, over the defaults for anything it leaves out."""
-    fields = GateThresholds.__dataclass_fields__
-    given = {k: v for k, v in spec.gates.model_dump().items() if k in fields and v is not None}
-    return GateThresholds(**given)
-
-
-def _parity_gate(parity: dict[str, Any]) -> dict[str, Any]:
-    value, tolerance = float(parity["max_abs_diff"]), float(parity["tolerance"])
-    return {
-        "name": "onnx_parity",
-        "value": value,
-        "threshold": tolerance,
-        "passed": value <= tolerance,
-        "message": f"max |sklearn - onnx| = {value:.2e} on {parity['rows']} holdout rows (allowed {tolerance:.0e})",
-    }
+__all__ = ["evaluate", "thresholds_of"]
 
 
 def evaluate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
@@ -50,19 +35,18 @@ def evaluate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     champion = None
     if champion_version is not None:
         champion = OnnxModel(load_verified(ctx.store, bucket, champion_version.artifact_key, champion_version.sha256))
-    result = evaluate_candidate(candidate, champion, holdout, spec).to_dict()
-    report = run_gates(
-        candidate, champion, holdout, spec, candidate_bytes=candidate_bytes, thresholds=thresholds_of(spec)
+    assessment = assess_candidate(
+        candidate,
+        champion,
+        holdout,
+        spec,
+        candidate_bytes=candidate_bytes,
+        parity=training.get("parity"),
+        parity_missing_reason="the Train stage recorded no parity measurement",
     )
-    details = report.to_dict()
-    gates = [*result.get("gates", []), _parity_gate(training["parity"]), *details["gates"]]
-    failed = [g for g in gates if not g["passed"]]
-    result["gates"] = gates
-    result["passed"] = not failed
-    if failed:
-        result["reason"] = "; ".join(str(g["message"]) for g in failed)
+    result = assessment.to_dict()
     details_key = training["candidate_key"].rsplit("/", 1)[0] + "/gates.json"
-    ctx.put_json(bucket, details_key, json_safe({k: v for k, v in details.items() if k != "gates"}))
+    ctx.put_json(bucket, details_key, json_safe(assessment.details()))
     result["details_key"] = details_key
     result["champion_version"] = champion_version.version if champion_version else None
     return result
