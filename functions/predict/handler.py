@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -16,9 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from conveyor.errors import ArtifactError
 from conveyor.openapi import openapi_document
-from conveyor.serving import InvalidInput, RequestError, request_id_from
+from conveyor.serving import RequestError, entity_key_from, request_id_from
 
 logger = Logger(service="conveyor")
+# Dimensions are exactly model and version (service="" keeps Powertools from adding "service");
+# the configured namespace replaces this one at cold start.
+metrics = Metrics(namespace="Conveyor", service="")
 app = APIGatewayRestResolver()
 _service: Any = None
 
@@ -26,17 +29,37 @@ _service: Any = None
 def _prediction_service() -> Any:
     global _service  # noqa: PLW0603 - built once per container, on first use, not at import
     if _service is None:
-        from conveyor.adapters.aws import DynamoTable, S3ObjectStore
+        from conveyor.adapters.aws import DynamoTable, FirehoseCapture, S3ObjectStore
+        from conveyor.adapters.powertools import PowertoolsMetrics
+        from conveyor.capture import BatchingS3Capture, NullCapture
         from conveyor.config import Settings
+        from conveyor.ports import CaptureSink
         from conveyor.registry import Registry
         from conveyor.serving import ModelCache, PredictionService
 
         settings = Settings.from_env()
+        metrics.namespace = settings.metrics_namespace
+        store = S3ObjectStore()
+        capture: CaptureSink
+        if settings.capture_stream:
+            capture = FirehoseCapture(settings.capture_stream)
+        elif settings.capture_bucket:  # the local cloud: no Firehose there (see the README)
+            capture = BatchingS3Capture(
+                store,
+                settings.capture_bucket,
+                max_records=settings.capture_flush_records,
+                max_seconds=settings.capture_flush_seconds,
+            )
+        else:
+            capture = NullCapture()
         _service = PredictionService(
             Registry(DynamoTable(settings.registry_table)),
-            ModelCache(S3ObjectStore(), settings.artifact_bucket),
+            ModelCache(store, settings.artifact_bucket),
             routing_cache_seconds=settings.routing_cache_seconds,
             max_rows=settings.max_batch_rows,
+            capture=capture,
+            metrics=PowertoolsMetrics(metrics),
+            metrics_namespace=settings.metrics_namespace,
         )
     return _service
 
@@ -59,19 +82,17 @@ def _json(status: int, body: dict[str, Any], request_id: str) -> Response:
 @app.post("/models/<model>/predict")
 def predict(model: str) -> Response:
     request_id = _request_id()
-    raw = app.current_event.body or ""
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise InvalidInput("the body is not valid JSON", [{"field": "body", "message": error.msg}]) from None
-    except (ValueError, TypeError, RecursionError):  # e.g. a 5,000-digit integer, or nesting 100,000 deep
-        raise InvalidInput(
-            "the body is JSON this API cannot read",
-            [{"field": "body", "message": "integer too long or nesting too deep"}],
-        ) from None
-    response = _prediction_service().predict(model, body, request_id)
+    entity_key = entity_key_from(dict(app.current_event.headers or {}))
+    # Captures leave through the service's sink: Firehose per request, or the local batch writer's own timer.
+    response = _prediction_service().predict_json(model, app.current_event.body, request_id, entity_key)
     logger.info(
-        "scored", extra={"model": model, "version": response["model_version"], "rows": len(response["predictions"])}
+        "scored",
+        extra={
+            "model": model,
+            "version": response["model_version"],
+            "rows": len(response["predictions"]),
+            "warnings": len(response["warnings"]),
+        },
     )
     return _json(200, response, request_id)
 
@@ -83,7 +104,10 @@ def describe(model: str) -> Response:
 
 @app.get("/openapi.json")
 def openapi() -> Response:
-    return _json(200, openapi_document(), _request_id())
+    request_id = _request_id()
+    model = app.current_event.get_query_string_value("model")
+    contract = _prediction_service().contract(model) if model else None
+    return _json(200, openapi_document(contract), request_id)
 
 
 @app.exception_handler(RequestError)
@@ -126,5 +150,6 @@ def unexpected(error: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

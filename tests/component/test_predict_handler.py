@@ -41,6 +41,7 @@ def predict(monkeypatch, tmp_path, trained_model):
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="artifacts")
+        s3.create_bucket(Bucket="capture")
         boto3.client("dynamodb").create_table(
             TableName="registry",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -67,6 +68,8 @@ def predict(monkeypatch, tmp_path, trained_model):
             return response["statusCode"], json.loads(response["body"]), headers
 
         yield call, s3, key
+        if module._service is not None:  # batched captures go out while moto still serves the bucket
+            module._service.flush()
 
 
 def _event(body=None, path="/models/doctor-visits/predict", method="POST", headers=None):

@@ -30,6 +30,10 @@ class Settings:
     routing_cache_seconds: float = 5.0
     max_batch_rows: int = 1000
     metrics_namespace: str = "Conveyor"
+    # Capture: to this Firehose stream when set (the cloud); else batched straight to capture_bucket.
+    capture_stream: str = ""
+    capture_flush_seconds: float = 1.0
+    capture_flush_records: int = 100
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,4 +47,7 @@ class Settings:
             routing_cache_seconds=float(os.environ.get("ROUTING_CACHE_SECONDS", "5")),
             max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
             metrics_namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Conveyor"),
+            capture_stream=os.environ.get("CAPTURE_STREAM", ""),
+            capture_flush_seconds=float(os.environ.get("CAPTURE_FLUSH_SECONDS", "1")),
+            capture_flush_records=int(os.environ.get("CAPTURE_FLUSH_RECORDS", "100")),
         )

@@ -1,8 +1,24 @@
-"""The OpenAPI document of the prediction API (served at GET /openapi.json)."""
+"""The OpenAPI document of the prediction API, served at ``GET /openapi.json``.
+
+The same document drives API Gateway's request validation in the CDK app: ``predict_request_schema``
+is the body model it checks (plain JSON Schema draft 4, no ``$ref``, so API Gateway reads it as is).
+That schema is deliberately loose (an object with a non-empty ``instances`` list of objects): the
+function validates each field against the version's serving contract and answers with field-level
+details, and a row limit enforced at the gateway would turn the documented 413 into a 400.
+
+``GET /openapi.json?model=M`` returns the document specialised to the model's serving contract
+(its feature names, types, required fields and allowed values), so generated clients and test
+generators build requests the model can score.
+"""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+from conveyor.contract import ServingContract
+
+MODEL_NAME_PATTERN = "^[a-z0-9-]{1,63}$"
 
 _ERROR = {
     "type": "object",
@@ -20,27 +36,143 @@ _ERROR = {
     },
 }
 
+_WARNING = {
+    "type": "object",
+    "required": ["row", "field", "message"],
+    "properties": {
+        "row": {"type": "integer", "description": "index in 'instances'"},
+        "field": {"type": "string"},
+        "message": {"type": "string"},
+    },
+}
 
-def _error(description: str) -> dict[str, Any]:
+_VERSION_REF = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "version": {"type": "integer"},
+        "artifact_key": {"type": "string"},
+        "sha256": {"type": "string"},
+        "contract_key": {"type": "string"},
+        "contract_sha256": {"type": "string"},
+    },
+}
+
+_MODEL_STATE = {
+    "type": "object",
+    "required": ["model", "champion", "challenger", "challenger_weight", "shadow", "traffic", "killed", "revision"],
+    "properties": {
+        "model": {"type": "string"},
+        "champion": _VERSION_REF,
+        "challenger": _VERSION_REF,
+        "challenger_weight": {"type": "number", "minimum": 0, "maximum": 1},
+        "shadow": _VERSION_REF,
+        "traffic": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "share of requests per version",
+        },
+        "killed": {"type": "boolean"},
+        "fallback": {"type": "object", "nullable": True},
+        "revision": {"type": "integer"},
+        "updated_at": {"type": "number"},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def predict_request_schema() -> dict[str, Any]:
+    """The predict body as JSON Schema draft 4: what API Gateway validates before the function runs."""
     return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "type": "object",
+        "required": ["instances"],
+        "properties": {
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "object"},
+                "description": "rows of feature: value; the maximum row count is answered with 413",
+            }
+        },
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    model_param = {
-        "name": "model",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,63}$"},
+def _feature_schema(kind: str, contract: ServingContract, name: str) -> dict[str, Any]:
+    rule = contract.features[name]
+    schema: dict[str, Any]
+    if kind == "category":
+        schema = {"type": "string"}
+        if rule.allowed is not None:
+            schema["enum"] = sorted({*rule.allowed, *(old for old, new in rule.mapping.items() if new in rule.allowed)})
+    elif kind == "boolean":
+        schema = {"type": "boolean"}
+    elif kind == "integer":
+        schema = {"type": "integer"}
+        if rule.allowed is not None:
+            schema["enum"] = sorted(int(v) for v in rule.allowed)
+    elif kind == "datetime":
+        schema = {"type": "string", "format": "date-time"}
+    else:
+        schema = {"type": "number"}
+    if rule.range is not None:
+        schema["description"] = (
+            f"training range [{rule.range[0]:g}, {rule.range[1]:g}]; a value outside is scored with a warning"
+        )
+    if rule.nullable:
+        schema["nullable"] = True
+    return schema
+
+
+def _instance_schema(contract: ServingContract) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        name: _feature_schema(rule.type, contract, name) for name, rule in contract.features.items()
     }
+    for column in sorted(contract.ignored):
+        properties[column] = {"description": "known to the spec, not used by the model: ignored"}
+    return {
+        "type": "object",
+        "required": [name for name, rule in contract.features.items() if not rule.nullable],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def openapi_document(contract: ServingContract | None = None) -> dict[str, Any]:
+    """The API's OpenAPI 3.0 document; with ``contract``, specialised to that model."""
+    model_schema: dict[str, Any] = {"type": "string", "pattern": MODEL_NAME_PATTERN}
+    request_schema = predict_request_schema()
+    if contract is not None:
+        model_schema = {"type": "string", "enum": [contract.model]}
+        request_schema = copy.deepcopy(request_schema)
+        request_schema["properties"]["instances"]["items"] = _instance_schema(contract)
+    model_param = {"name": "model", "in": "path", "required": True, "schema": model_schema}
     request_id = {
         "name": "X-Request-Id",
         "in": "header",
         "required": False,
         "schema": {"type": "string", "maxLength": 200},
+        "description": "echoed; generated when absent",
     }
+    entity_key = {
+        "name": "X-Entity-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "routes every request with this key to the same version during a traffic split",
+    }
+
+    def error(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+
+    def ok(description: str, schema: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+
     return {
         "openapi": "3.0.3",
         "info": {"title": "Conveyor prediction API", "version": "1"},
@@ -48,22 +180,17 @@ def openapi_document() -> dict[str, Any]:
             "/models/{model}/predict": {
                 "post": {
                     "operationId": "predict",
-                    "parameters": [model_param, request_id],
+                    "parameters": [model_param, request_id, entity_key],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
                     },
                     "responses": {
-                        "200": {
-                            "description": "scores",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}
-                            },
-                        },
-                        "400": _error("invalid input, with field-level details"),
-                        "404": _error("unknown model"),
-                        "413": _error("too many rows"),
-                        "503": _error("model switched off"),
+                        "200": ok("scores of the version that answered", "PredictResponse"),
+                        "400": error("invalid input, with field-level details"),
+                        "404": error("unknown model"),
+                        "413": error("too many rows"),
+                        "503": error("model switched off with no fallback, or its artifact failed verification"),
                     },
                 }
             },
@@ -71,32 +198,43 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "describeModel",
                     "parameters": [model_param],
-                    "responses": {"200": {"description": "deployment state"}, "404": _error("unknown model")},
+                    "responses": {"200": ok("deployment state", "ModelState"), "404": error("unknown model")},
                 }
             },
             "/openapi.json": {
-                "get": {"operationId": "openapi", "responses": {"200": {"description": "this document"}}}
+                "get": {
+                    "operationId": "openapi",
+                    "parameters": [
+                        {
+                            "name": "model",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+                            "description": "specialise the document to this model's features",
+                        }
+                    ],
+                    "responses": {"200": {"description": "this document"}, "404": error("unknown model")},
+                }
             },
         },
         "components": {
             "schemas": {
                 "Error": _ERROR,
-                "PredictRequest": {
-                    "type": "object",
-                    "required": ["instances"],
-                    "properties": {"instances": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
-                },
+                "PredictRequest": request_schema,
                 "PredictResponse": {
                     "type": "object",
-                    "required": ["model", "model_version", "request_id", "predictions"],
+                    "required": ["model", "model_version", "request_id", "predictions", "warnings"],
                     "properties": {
                         "model": {"type": "string"},
-                        "model_version": {"type": "integer"},
+                        "model_version": {"type": "integer", "nullable": True},
                         "request_id": {"type": "string"},
                         "predictions": {"type": "array"},
                         "probabilities": {"type": "array", "items": {"type": "object"}},
+                        "warnings": {"type": "array", "items": _WARNING},
+                        "fallback": {"type": "string", "enum": ["previous", "static"]},
                     },
                 },
+                "ModelState": _MODEL_STATE,
             }
         },
     }

@@ -86,3 +86,16 @@ class ExecutionStarter(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> bool:
         """Start an execution named ``name``; False if one with that name already exists."""
         ...
+
+
+class CaptureSink(Protocol):
+    """Where the prediction API's capture records go (``docs/capture.md``): Kinesis Data Firehose in
+    the cloud, batched S3 objects locally, a list in tests."""
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        """Accept records (JSON-ready dicts); a sink may buffer them. Raise if it cannot take them."""
+        ...
+
+    def flush(self) -> None:
+        """Deliver whatever is buffered."""
+        ...

@@ -80,9 +80,13 @@ class ModelVersion:
     lineage: dict[str, Any] = field(default_factory=dict)
     decision: str = ""
     created_at: float = 0.0
+    # The serving contract (conveyor.contract) written beside the version; empty for versions
+    # registered before contracts existed (serving then derives one from the ONNX inputs).
+    contract_key: str = ""
+    contract_sha256: str = ""
 
     def to_item(self) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "pk": model_pk(self.model),
             "sk": version_sk(self.version),
             "model": self.model,
@@ -96,6 +100,9 @@ class ModelVersion:
             "decision": self.decision,
             "created_at": self.created_at,
         }
+        if self.contract_key:
+            item["contract"] = {"key": self.contract_key, "sha256": self.contract_sha256}
+        return item
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ModelVersion:
@@ -110,12 +117,18 @@ class ModelVersion:
             lineage=item.get("lineage", {}),
             decision=item.get("decision", ""),
             created_at=float(item.get("created_at", 0.0)),
+            contract_key=str((item.get("contract") or {}).get("key", "")),
+            contract_sha256=str((item.get("contract") or {}).get("sha256", "")),
         )
 
 
 def served_ref(version: ModelVersion) -> dict[str, Any]:
-    """How the routing record names a version: enough to load and verify its artifact."""
-    return {"version": version.version, "artifact_key": version.artifact_key, "sha256": version.sha256}
+    """How the routing record names a version: enough to load and verify its artifact (and its
+    serving contract, when it has one)."""
+    ref: dict[str, Any] = {"version": version.version, "artifact_key": version.artifact_key, "sha256": version.sha256}
+    if version.contract_key:
+        ref.update(contract_key=version.contract_key, contract_sha256=version.contract_sha256)
+    return ref
 
 
 def traffic_share(key: str) -> float:
@@ -303,14 +316,7 @@ class Registry:
             previous = self.previous_champion(model)
             if previous is None:
                 raise RegistryError(f"{model} has no previous version to fall back to; use --fallback static or none")
-            fallback = {
-                "mode": "previous",
-                "version": {
-                    "version": previous.version,
-                    "artifact_key": previous.artifact_key,
-                    "sha256": previous.sha256,
-                },
-            }
+            fallback = {"mode": "previous", "version": served_ref(previous)}
         elif mode == "static":
             if static_prediction is None:
                 raise RegistryError("a static fallback needs the prediction to answer with")

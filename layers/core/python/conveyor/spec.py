@@ -191,6 +191,16 @@ class RetrainPolicy(_Strict):
         return int(amount) * seconds
 
 
+class CaptureSettings(_Strict):
+    """What the prediction API records of each request (``docs/capture.md``)."""
+
+    # Share of requests captured, decided by a stable hash of the request id; everything is
+    # captured while a challenger or a shadow is on trial, whatever this says.
+    sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    # Columns written as "***" in captured inputs, beside the identifiers (always masked).
+    pii: list[str] = Field(default_factory=list)
+
+
 class ModelSpec(_Strict):
     """One model's contract: data, task, estimator, split, gates and deployment."""
 
@@ -210,6 +220,7 @@ class ModelSpec(_Strict):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:

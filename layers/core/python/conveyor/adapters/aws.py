@@ -172,3 +172,49 @@ class StepFunctionsStarter:
                 return False
             raise
         return True
+
+
+class FirehoseCapture:
+    """Capture records to a Kinesis Data Firehose delivery stream (PutRecordBatch: at most 500
+    records and 4 MiB per call). Records Firehose reports as failed are retried once; the rest
+    raise, and the prediction service counts them without failing the request."""
+
+    _MAX_RECORDS = 500
+    _MAX_BYTES = 4 * 1024 * 1024
+
+    def __init__(self, stream_name: str, client: Any | None = None) -> None:
+        self._stream = stream_name
+        self._firehose = client or boto3.client("firehose")
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        from conveyor.capture import record_line
+
+        lines = [record_line(r) for r in records]
+        batch: list[bytes] = []
+        size = 0
+        for line in lines:
+            if batch and (len(batch) == self._MAX_RECORDS or size + len(line) > self._MAX_BYTES):
+                self._send(batch)
+                batch, size = [], 0
+            batch.append(line)
+            size += len(line)
+        if batch:
+            self._send(batch)
+
+    def flush(self) -> None:
+        return  # every put is delivered synchronously: a Lambda container may be frozen right after
+
+    def _send(self, lines: list[bytes]) -> None:
+        pending = lines
+        for _attempt in range(2):
+            response = self._firehose.put_record_batch(
+                DeliveryStreamName=self._stream, Records=[{"Data": line} for line in pending]
+            )
+            if not response.get("FailedPutCount"):
+                return
+            pending = [
+                line
+                for line, result in zip(pending, response["RequestResponses"], strict=True)
+                if result.get("ErrorCode")
+            ]
+        raise RuntimeError(f"Firehose refused {len(pending)} capture record(s) twice")

@@ -109,3 +109,19 @@ class MemoryStarter:
             return False
         self.executions[name] = payload
         return True
+
+
+class MemoryCapture:
+    """Capture records kept in a list; ``fail=True`` makes every put raise (a sink outage)."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        if self.fail:
+            raise RuntimeError("capture sink unavailable")
+        self.records.extend(copy.deepcopy(records))
+
+    def flush(self) -> None:
+        return

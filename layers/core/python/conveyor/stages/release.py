@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.events import RegistryEvent
-from conveyor.registry import ModelVersion, artifact_key, load_verified, version_key
+from conveyor.registry import ModelVersion, artifact_key, load_verified, sha256_hex, version_key
 from conveyor.report import render_report
 from conveyor.stages.context import PipelineContext, StageEvent, code_version
 
@@ -45,6 +47,31 @@ def _evidence(ctx: PipelineContext, stored: ModelVersion, state: dict[str, Any])
     return evidence
 
 
+log = logging.getLogger(__name__)
+
+
+def contract_key(model: str, sha256: str) -> str:
+    """Content-addressed, like the model artifact: the same contract always lands at the same key."""
+    return f"{model}/contracts/sha256-{sha256}.json"
+
+
+def _serving_contract(ctx: PipelineContext, training: dict[str, Any]) -> ServingContract | None:
+    """The serving contract of the candidate's spec: handed over by the train stage (``contract``,
+    built where the spec is parsed), else built here from the staged spec.yaml when pydantic and
+    PyYAML are importable (the local cloud, the CLI). The register Lambda's layers ship neither:
+    without a contract from Train it registers the version without one and serving masks every
+    captured input and validates types only (from the ONNX inputs)."""
+    if isinstance(training.get("contract"), dict):
+        return ServingContract.from_dict(training["contract"])
+    try:
+        from conveyor.spec import load_spec
+    except ImportError:
+        log.warning("no serving contract: the train stage handed none over and the spec cannot be parsed here")
+        return None
+    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, training["spec_key"]))
+    return contract_from_spec(spec)
+
+
 def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     training = event.require("training")
     evaluation = event.require("evaluation")
@@ -54,6 +81,11 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     data = load_verified(ctx.store, bucket, training["candidate_key"], training["sha256"])
     key = artifact_key(model, training["sha256"])
     ctx.store.put(bucket, key, data, "application/octet-stream")
+    contract = _serving_contract(ctx, training)
+    contract_bytes = contract.to_json() if contract is not None else b""
+    contract_sha256 = sha256_hex(contract_bytes) if contract is not None else ""
+    if contract is not None:
+        ctx.store.put(bucket, contract_key(model, contract_sha256), contract_bytes, "application/json")
     passed = bool(evaluation.get("passed"))
     version = ModelVersion(
         model=model,
@@ -82,8 +114,12 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
             "n_train": training.get("n_train"),
             "n_holdout": training.get("n_holdout"),
         },
+        contract_key=contract_key(model, contract_sha256) if contract is not None else "",
+        contract_sha256=contract_sha256,
     )
     stored = ctx.registry.register(version)
+    if contract is not None:  # beside the version too, for people; serving reads the content-addressed copy
+        ctx.store.put(bucket, version_key(model, stored.version, "contract.json"), contract_bytes, "application/json")
     evidence = _evidence(ctx, stored, event.state)
     ctx.put_json(bucket, version_key(model, stored.version, "evidence.json"), evidence)
     ctx.store.put(
