@@ -90,12 +90,18 @@ class Fn:
     EVALUATE = "evaluate"
     DRIFT = "drift"
     REGISTER = "register"
-    DEPLOY = "deploy"
+    DEPLOY = "deploy"  # promotion: all traffic to the version
+    PLAN = "plan"  # the deployment plan, from the version's spec
+    APPROVAL = "approval"  # manual approval: keeps the task token, tells the reviewers
+    TRIAL = "trial"  # starts a phase: the version as shadow or challenger
+    BAKE = "bake"  # judges a phase on its capture records
+    ROLLBACK = "rollback"  # ends a failed trial
     PREDICT = "predict"
 
 
-ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.PREDICT)
-IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE)
+ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK, Fn.PREDICT)
+# plan parses the spec (pydantic, yaml): the zip functions' layers ship neither.
+IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN)
 
 # (memory MB, timeout) per function.
 FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
@@ -106,6 +112,11 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.DRIFT: (2048, Duration.minutes(5)),
     Fn.REGISTER: (512, Duration.minutes(1)),
     Fn.DEPLOY: (512, Duration.minutes(1)),
+    Fn.PLAN: (1024, Duration.minutes(1)),
+    Fn.APPROVAL: (512, Duration.seconds(30)),
+    Fn.TRIAL: (512, Duration.seconds(30)),
+    Fn.BAKE: (1024, Duration.minutes(1)),
+    Fn.ROLLBACK: (512, Duration.seconds(30)),
     Fn.PREDICT: (1024, Duration.seconds(30)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
@@ -117,7 +128,13 @@ INGEST_VISIBILITY_TIMEOUT = Duration.seconds(6 * 30)
 INGEST_MAX_RECEIVE_COUNT = 5
 QUEUE_RETENTION = Duration.days(14)
 
-PIPELINE_TIMEOUT = Duration.hours(1)
+# Training takes minutes; a deployment may wait up to 7 days for approval and bake up to 7 days
+# (bounds checked by the spec: conveyor.spec.MAX_APPROVAL_TIMEOUT_SECONDS, MAX_TOTAL_BAKE_SECONDS).
+PIPELINE_TIMEOUT = Duration.days(15)
+# A deployment whose model already has another version on trial retries its first phase:
+# 60 s, then x1.5 each time, 10 times (about 1.9 hours), before it gives up.
+DEPLOYMENT_BUSY_RETRY_INTERVAL = Duration.seconds(60)
+DEPLOYMENT_BUSY_RETRY_ATTEMPTS = 10
 
 # Serving.
 API_STAGE = "v1"

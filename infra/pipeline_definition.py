@@ -1,8 +1,9 @@
 """The state machine "pipeline": one definition for AWS and for the local cloud.
 
 Run kind? -> (a drop) Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
--> Gates passed? -> Deploy -> Notify. A drop that the retrain policy does not act on is recorded and the
-execution ends in "Recorded".
+-> Gates passed? -> the deployment (infra/deployment_definition.py: plan, approval, canary/linear/shadow bakes,
+rollback) -> Deploy -> Notify. A drop that the retrain policy does not act on is recorded and the execution ends
+in "Recorded".
 Every Lambda task receives {"state": <the whole state>, "execution_id": ...} and writes its
 result under its own key ($.validation, $.training, ...), so later stages see earlier results.
 """
@@ -18,12 +19,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.constants import Fn
+from infra.deployment_definition import build_deployment
 
 
 def build_definition(
     scope: Construct, functions: Mapping[str, lambda_.IFunction], alerts: sns.ITopic
 ) -> sfn.IChainable:
-    """The chain of states; `functions` maps validate/train/evaluate/register/deploy to functions."""
+    """The chain of states; `functions` maps each stage (infra.constants.Fn) to its function."""
     failed = tasks.SnsPublish(
         scope,
         "Alert pipeline failed",
@@ -66,25 +68,25 @@ def build_definition(
     train = stage("Train", Fn.TRAIN, "$.training")
     evaluate = stage("Evaluate", Fn.EVALUATE, "$.evaluation")
     register = stage("Register", Fn.REGISTER, "$.registration")
-    deploy = stage("Deploy", Fn.DEPLOY, "$.deployment")
+    deployment = build_deployment(scope, functions, alerts, failed=failed)
 
     rejected = notify("Alert data rejected", "Conveyor: data rejected", "$.validation.summary").next(
         sfn.Fail(scope, "Data rejected", error="DataRejected", cause_path="$.validation.summary")
-    )
-    serving = deploy.next(notify("Notify deployed", "Conveyor: model deployed", "$.registration.summary")).next(
-        sfn.Succeed(scope, "Serving")
     )
     candidate_rejected = notify(
         "Notify candidate rejected", "Conveyor: candidate rejected", "$.evaluation.reason"
     ).next(sfn.Succeed(scope, "Candidate rejected"))
 
-    awaiting = notify("Notify awaiting approval", "Conveyor: candidate awaits approval", "$.registration.summary").next(
-        sfn.Succeed(scope, "Awaiting approval")
-    )
+    # approved (auto approval) or candidate (manual approval: the deployment waits for a reviewer).
     gates = (
         sfn.Choice(scope, "Gates passed?")
-        .when(sfn.Condition.string_equals("$.registration.status", "approved"), serving)
-        .when(sfn.Condition.string_equals("$.registration.status", "candidate"), awaiting)
+        .when(
+            sfn.Condition.or_(
+                sfn.Condition.string_equals("$.registration.status", "approved"),
+                sfn.Condition.string_equals("$.registration.status", "candidate"),
+            ),
+            deployment,
+        )
         .otherwise(candidate_rejected)
     )
     retrain = (

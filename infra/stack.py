@@ -48,6 +48,7 @@ class ConveyorStack(cdk.Stack):
             factory=factory,
             data_bucket=ingest.data_bucket,
             artifact_bucket=registry.artifact_bucket,
+            capture_bucket=capture.bucket,
             table=registry.table,
             alerts=alerts.topic,
         )

@@ -1,9 +1,9 @@
-"""Lambda entry point of the pipeline's deploy stage: parse the event, call one domain function."""
+"""Lambda entry point of the promotion (all traffic to the version): parse the event, call one domain function."""
 
 from aws_lambda_powertools import Logger
 
+from conveyor.stages.deployment import promote
 from conveyor.stages.entry import stage_entry
-from conveyor.stages.release import deploy
 
 logger = Logger(service="conveyor")
-lambda_handler = stage_entry(deploy, logger)
+lambda_handler = stage_entry(promote, logger)

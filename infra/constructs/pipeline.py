@@ -1,4 +1,5 @@
-"""The training pipeline: validate, train, evaluate, register, deploy, as one state machine."""
+"""The pipeline: validate, train, evaluate, register, then the deployment (approval, bakes, rollback), as one
+state machine."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Pipeline(Construct):
         factory: FunctionFactory,
         data_bucket: s3.IBucket,
         artifact_bucket: s3.IBucket,
+        capture_bucket: s3.IBucket,
         table: dynamodb.ITable,
         alerts: sns.ITopic,
     ) -> None:
@@ -39,6 +41,11 @@ class Pipeline(Construct):
         drift = factory.image_function(self, Fn.DRIFT)
         register = factory.zip_function(self, Fn.REGISTER)
         deploy = factory.zip_function(self, Fn.DEPLOY)
+        plan = factory.image_function(self, Fn.PLAN)
+        approval = factory.zip_function(self, Fn.APPROVAL)
+        trial = factory.zip_function(self, Fn.TRIAL)
+        bake = factory.zip_function(self, Fn.BAKE)
+        rollback = factory.zip_function(self, Fn.ROLLBACK)
 
         # validate moves each drop from incoming/ to accepted/ or quarantine/ with its report.
         data_bucket.grant_read_write(validate)
@@ -65,10 +72,19 @@ class Pipeline(Construct):
             table.grant_read_data(fn)
         artifact_bucket.grant_read_write(register)
         table.grant_read_write_data(register)
-        table.grant_read_write_data(deploy)
-        # Registry events (ModelRegistered, ModelRejected, ModelPromoted, DriftDetected) on the default bus.
+        # The deployment: each stage reads the registry and writes the routing record or the deployment record.
+        for fn in (deploy, plan, approval, trial, bake, rollback):
+            table.grant_read_write_data(fn)
+        artifact_bucket.grant_read(plan)  # the version's spec.yaml
+        nag.bucket_grants(plan, [(artifact_bucket, "*")], "plan reads the version's spec beside its artifact.")
+        capture_bucket.grant_read(bake)  # the captured requests of the bake window
+        nag.bucket_grants(bake, [(capture_bucket, "*")], "bake reads the capture records of its window.")
+        alerts.grant_publish(approval)  # tells the reviewers (the topic's key too)
+        nag.topic_publisher(approval)
+        # Registry events (ModelRegistered, ModelRejected, ModelPromoted, ModelRolledBack, DriftDetected)
+        # on the default bus.
         default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
-        for fn in (register, deploy, drift):
+        for fn in (register, deploy, rollback, drift):
             default_bus.grant_put_events_to(fn)
         nag.bucket_grants(
             validate,
@@ -88,6 +104,11 @@ class Pipeline(Construct):
             Fn.DRIFT: drift,
             Fn.REGISTER: register,
             Fn.DEPLOY: deploy,
+            Fn.PLAN: plan,
+            Fn.APPROVAL: approval,
+            Fn.TRIAL: trial,
+            Fn.BAKE: bake,
+            Fn.ROLLBACK: rollback,
         }
         log_group = logs.LogGroup(self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(

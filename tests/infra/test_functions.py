@@ -1,16 +1,18 @@
-"""The seven functions: tagged for the local cloud, same runtime, same common environment."""
+"""The functions: tagged for the local cloud, same runtime, same common environment."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from tests.infra.conftest import Synth
 
-FUNCTIONS = ("dispatch", "validate", "drift", "train", "evaluate", "register", "deploy", "predict")
-ZIP = ("dispatch", "register", "deploy", "predict")
-IMAGE = ("validate", "drift", "train", "evaluate")
+DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
+FUNCTIONS = ("dispatch", "validate", "drift", "train", "evaluate", "register", "deploy", "predict", *DEPLOYMENT)
+ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback")
+IMAGE = ("validate", "drift", "train", "evaluate", "plan")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -72,7 +74,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
     assert extras == {
         "dispatch": {"STATE_MACHINE_ARN"},
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS"},
-        **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy")},
+        **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
     }
     functions = functions_by_tag(synth)
     assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
@@ -160,4 +162,33 @@ def test_only_the_drift_function_publishes_metrics_and_only_to_its_namespace(syn
 def test_registry_events_are_published_only_by_the_stages_that_change_the_registry(synth: Synth) -> None:
     for name in FUNCTIONS:
         can_publish = "events:PutEvents" in _actions(_statements_of(synth, name))
-        assert can_publish == (name in {"register", "deploy", "drift"}), name
+        assert can_publish == (name in {"register", "deploy", "rollback", "drift"}), name
+
+
+def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:
+    def s3_resources(name: str) -> set[str]:
+        found = set()
+        for statement in _statements_of(synth, name):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(a.startswith("s3:") for a in actions):
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                found |= {json.dumps(r, sort_keys=True) for r in resources}
+        return found
+
+    def bucket_of(bucket: Any) -> str:
+        return synth.logical_id(bucket)
+
+    for name in DEPLOYMENT:
+        actions = _actions(_statements_of(synth, name))
+        assert "dynamodb:PutItem" in actions, name
+        assert not any(a.startswith(("s3:Put", "s3:Delete", "states:")) for a in actions), (name, actions)
+    # plan reads the version's spec from the artifact bucket; bake reads the capture bucket; no one else reads S3.
+    assert all(bucket_of(synth.stack.artifact_bucket) in r for r in s3_resources("plan")) and s3_resources("plan")
+    assert all(bucket_of(synth.stack.capture_bucket) in r for r in s3_resources("bake")) and s3_resources("bake")
+    for name in ("approval", "trial", "rollback"):
+        assert not s3_resources(name), name
+    assert "sns:Publish" in _actions(_statements_of(synth, "approval"))
+    for name in ("plan", "trial", "bake", "rollback"):
+        assert "sns:Publish" not in _actions(_statements_of(synth, name)), name

@@ -15,7 +15,19 @@ LAMBDA_STATES = {
     "Train": ("train", "$.training"),
     "Evaluate": ("evaluate", "$.evaluation"),
     "Register": ("register", "$.registration"),
-    "Deploy": ("deploy", "$.deployment"),
+    "Plan deployment": ("plan", "$.deployment"),
+    "Start phase": ("trial", "$.deployment"),
+    "Check bake": ("bake", "$.bake"),
+    "Roll back": ("rollback", "$.rollback"),
+    "Deploy": ("deploy", "$.promotion"),
+}
+# Where each Lambda task goes when it fails: the pipeline's failure alert, except once traffic may have
+# moved to the new version: then the trial is rolled back first.
+CATCH_TARGET = {
+    **{name: "Alert pipeline failed" for name in LAMBDA_STATES},
+    "Start phase": "Roll back",
+    "Check bake": "Roll back",
+    "Deploy": "Roll back",
 }
 
 
@@ -38,7 +50,8 @@ def test_one_standard_state_machine_with_logs_tracing_timeout(synth: Synth, asl:
     assert props.get("StateMachineType", "STANDARD") == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
-    assert asl["TimeoutSeconds"] == 3600
+    # Long enough for the longest approval wait plus the longest bakes the spec allows (7 + 7 days).
+    assert asl["TimeoutSeconds"] == 15 * 86400
     assert asl["StartAt"] == "Run kind?"
     kind = asl["States"]["Run kind?"]
     assert kind["Choices"] == [{"Variable": "$.retrain", "IsPresent": True, "Next": "Prepare retrain"}]
@@ -64,10 +77,23 @@ def test_the_states(asl: dict[str, Any]) -> None:
         "Serving",
         "Notify candidate rejected",
         "Candidate rejected",
-        "Notify awaiting approval",
-        "Awaiting approval",
         "Alert pipeline failed",
         "Pipeline failed",
+        # the deployment
+        "Approval needed?",
+        "Await approval",
+        "Notify rejected by reviewer",
+        "Rejected by reviewer",
+        "Notify approval expired",
+        "Approval expired",
+        "Next phase?",
+        "Bake",
+        "Bake verdict?",
+        "Extend bake",
+        "Alert rolled back",
+        "Rolled back",
+        "Alert deployment interrupted",
+        "Deployment interrupted",
     }
 
 
@@ -85,7 +111,9 @@ def test_lambda_tasks(synth: Synth, asl: dict[str, Any], state_name: str) -> Non
     assert "ResultSelector" not in state and "OutputPath" not in state
     assert state["ResultPath"] == result_path
     assert any("Lambda.ServiceException" in retry["ErrorEquals"] for retry in state["Retry"])
-    assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert pipeline failed"}]
+    assert state["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": CATCH_TARGET[state_name]}
+    ]
 
 
 def test_happy_path_transitions(asl: dict[str, Any]) -> None:
@@ -94,6 +122,7 @@ def test_happy_path_transitions(asl: dict[str, Any]) -> None:
     assert states["Train"]["Next"] == "Evaluate"
     assert states["Evaluate"]["Next"] == "Register"
     assert states["Register"]["Next"] == "Gates passed?"
+    assert states["Plan deployment"]["Next"] == "Approval needed?"
     assert states["Deploy"]["Next"] == "Notify deployed"
     assert states["Notify deployed"]["Next"] == "Serving"
     assert states["Serving"]["Type"] == "Succeed"
@@ -135,12 +164,16 @@ def test_drift_and_retrain_policy_branches(asl: dict[str, Any]) -> None:
 def test_gates_branch(asl: dict[str, Any]) -> None:
     states = asl["States"]
     gates = states["Gates passed?"]
+    # approved (auto approval) and candidate (manual approval) both go on to the deployment.
     assert gates["Choices"] == [
-        {"Variable": "$.registration.status", "StringEquals": "approved", "Next": "Deploy"},
-        {"Variable": "$.registration.status", "StringEquals": "candidate", "Next": "Notify awaiting approval"},
+        {
+            "Or": [
+                {"Variable": "$.registration.status", "StringEquals": "approved"},
+                {"Variable": "$.registration.status", "StringEquals": "candidate"},
+            ],
+            "Next": "Plan deployment",
+        }
     ]
-    assert states["Notify awaiting approval"]["Next"] == "Awaiting approval"
-    assert states["Awaiting approval"]["Type"] == "Succeed"
     assert gates["Default"] == "Notify candidate rejected"
     assert states["Notify deployed"]["Parameters"]["Message.$"] == "$.registration.summary"
     assert states["Notify deployed"]["ResultPath"] is None
@@ -162,4 +195,88 @@ def test_failure_path(synth: Synth, asl: dict[str, Any]) -> None:
     assert states["Pipeline failed"] == {"Type": "Fail", "Error": "PipelineFailed", "CausePath": "$.error.Cause"}
     for name, state in states.items():
         if state["Type"] == "Task" and name in LAMBDA_STATES:
-            assert state["Catch"][0]["Next"] == "Alert pipeline failed"
+            assert state["Catch"][-1]["Next"] == CATCH_TARGET[name]
+
+
+# --- the deployment ---------------------------------------------------------------------------
+
+
+def test_approval_is_needed_only_when_the_plan_says_manual(asl: dict[str, Any]) -> None:
+    choice = asl["States"]["Approval needed?"]
+    assert choice["Choices"] == [
+        {"Variable": "$.deployment.approval", "StringEquals": "manual", "Next": "Await approval"}
+    ]
+    assert choice["Default"] == "Next phase?"
+
+
+def test_manual_approval_waits_for_a_task_token(synth: Synth, asl: dict[str, Any]) -> None:
+    state = asl["States"]["Await approval"]
+    pipeline = synth.stack.node.find_child("Pipeline")
+    function = synth.logical_id(pipeline.node.find_child("ApprovalFunction"))
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert state["Parameters"] == {
+        "FunctionName": f"getatt:{function}.Arn",
+        "Payload": {"state.$": "$", "execution_id.$": "$$.Execution.Id", "task_token.$": "$$.Task.Token"},
+    }
+    assert state["TimeoutSecondsPath"] == "$.deployment.approval_timeout_seconds"
+    assert state["ResultPath"] == "$.approval"
+    assert state["Next"] == "Next phase?"
+    assert state["Catch"] == [
+        {"ErrorEquals": ["Rejected"], "ResultPath": "$.error", "Next": "Notify rejected by reviewer"},
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Notify approval expired"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Alert pipeline failed"},
+    ]
+    states = asl["States"]
+    assert states["Notify rejected by reviewer"]["Parameters"]["Message.$"] == "$.error.Cause"
+    assert states["Notify rejected by reviewer"]["Next"] == "Rejected by reviewer"
+    assert states["Rejected by reviewer"]["Type"] == "Succeed"
+    assert states["Notify approval expired"]["Parameters"]["Message.$"].startswith("States.Format(")
+    assert states["Notify approval expired"]["Next"] == "Approval expired"
+    assert states["Approval expired"]["Type"] == "Succeed"
+
+
+def test_phases_loop_until_none_is_left_then_deploy(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Next phase?"]["Choices"] == [
+        {"Variable": "$.deployment.has_next_phase", "BooleanEquals": True, "Next": "Start phase"}
+    ]
+    assert states["Next phase?"]["Default"] == "Deploy"
+    assert states["Start phase"]["Next"] == "Bake"
+    assert states["Bake"] == {"Type": "Wait", "SecondsPath": "$.deployment.bake_seconds", "Next": "Check bake"}
+    assert states["Check bake"]["Next"] == "Bake verdict?"
+    verdict = states["Bake verdict?"]
+    assert verdict["Choices"] == [
+        {
+            "Or": [
+                {"Variable": "$.bake.verdict", "StringEquals": "breach"},
+                {"Variable": "$.bake.verdict", "StringEquals": "insufficient"},
+            ],
+            "Next": "Roll back",
+        },
+        {"Variable": "$.bake.verdict", "StringEquals": "extend", "Next": "Extend bake"},
+        {"Variable": "$.bake.verdict", "StringEquals": "interrupted", "Next": "Alert deployment interrupted"},
+    ]
+    assert verdict["Default"] == "Next phase?"
+    assert states["Extend bake"] == {"Type": "Wait", "SecondsPath": "$.bake.extend_seconds", "Next": "Check bake"}
+
+
+def test_a_busy_model_makes_the_first_phase_wait_and_retry(asl: dict[str, Any]) -> None:
+    (busy,) = [r for r in asl["States"]["Start phase"]["Retry"] if r["ErrorEquals"] == ["DeploymentInProgress"]]
+    assert busy["IntervalSeconds"] == 60 and busy["MaxAttempts"] == 10 and busy["BackoffRate"] == 1.5
+
+
+def test_a_rollback_alerts_and_ends_the_execution_as_failed(synth: Synth, asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Roll back"]["Next"] == "Alert rolled back"
+    alert = states["Alert rolled back"]
+    assert alert["Resource"] == "arn:aws:states:::sns:publish"
+    assert alert["Parameters"]["TopicArn"] == f"ref:{synth.logical_id(synth.stack.alerts_topic)}"
+    assert alert["Parameters"]["Message.$"] == "$.rollback.summary"
+    assert alert["Next"] == "Rolled back"
+    assert states["Rolled back"] == {"Type": "Fail", "Error": "RolledBack", "CausePath": "$.rollback.summary"}
+    assert states["Alert deployment interrupted"]["Next"] == "Deployment interrupted"
+    assert states["Deployment interrupted"] == {
+        "Type": "Fail",
+        "Error": "DeploymentInterrupted",
+        "CausePath": "$.bake.summary",
+    }

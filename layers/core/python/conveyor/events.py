@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SOURCE = "conveyor.registry"
-EventName = Literal["ModelRegistered", "ModelRejected", "ModelApproved", "ModelPromoted", "DriftDetected"]
+EventName = Literal[
+    "ModelRegistered", "ModelRejected", "ModelApproved", "ModelPromoted", "ModelRolledBack", "DriftDetected"
+]
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ class ObjectStore(Protocol):
 
     def delete(self, bucket: str, key: str) -> None: ...
 
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key under ``prefix``, in lexicographic order (S3's listing order)."""
+        ...
+
 
 class ConditionFailed(Exception):
     """A conditional write lost a race: somebody else wrote first."""
@@ -80,6 +84,22 @@ class EventPublisher(Protocol):
     def publish(self, source: str, detail_type: str, detail: dict[str, Any]) -> None:
         """Publish one event; raise if the bus did not take it."""
         ...
+
+
+class TaskCallbacks(Protocol):
+    """Answers a workflow that waits for a callback (Step Functions' ``.waitForTaskToken``)."""
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:
+        """Resume the waiting task with ``output``; raise ``CallbackExpired`` if it no longer waits."""
+        ...
+
+    def fail(self, token: str, error: str, cause: str) -> None:
+        """Fail the waiting task with ``error``; raise ``CallbackExpired`` if it no longer waits."""
+        ...
+
+
+class CallbackExpired(Exception):
+    """The task a token belonged to no longer waits (answered, timed out, or its execution ended)."""
 
 
 class ExecutionStarter(Protocol):

@@ -241,9 +241,14 @@ class Registry:
     def versions(self, model: str) -> list[ModelVersion]:
         return [ModelVersion.from_item(i) for i in self._table.query(model_pk(model), "VERSION#")]
 
-    def set_status(self, model: str, version: int, status: str) -> None:
+    def set_status(self, model: str, version: int, status: str, *, decision: str | None = None) -> None:
+        """Change a version's status (and, when given, the sentence that says why)."""
+        if status not in STATUSES:
+            raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         current = self.get(model, version)
         current.status = status
+        if decision is not None:
+            current.decision = decision
         self._table.put(current.to_item(), if_equals=("sha256", current.sha256))
 
     # routing ----------------------------------------------------------------------------

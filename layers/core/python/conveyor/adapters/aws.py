@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from conveyor.ports import ConditionFailed, ObjectRef
+from conveyor.ports import CallbackExpired, ConditionFailed, ObjectRef
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -70,6 +70,12 @@ class S3ObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         # On the versioned data bucket this only adds a delete marker: the bytes are kept.
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        found: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(obj["Key"] for obj in page.get("Contents", []))
+        return found
 
 
 class DynamoTable:
@@ -218,3 +224,29 @@ class FirehoseCapture:
                 if result.get("ErrorCode")
             ]
         raise RuntimeError(f"Firehose refused {len(pending)} capture record(s) twice")
+
+
+class StepFunctionsCallbacks:
+    """Answers ``.waitForTaskToken`` tasks (manual approval) with SendTaskSuccess / SendTaskFailure."""
+
+    # What Step Functions says when the token's task no longer waits.
+    _EXPIRED = {"InvalidToken", "TaskTimedOut", "TaskDoesNotExist"}
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._sfn = client or boto3.client("stepfunctions")
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:
+        try:
+            self._sfn.send_task_success(taskToken=token, output=json.dumps(output))
+        except ClientError as error:
+            if error.response["Error"]["Code"] in self._EXPIRED:
+                raise CallbackExpired(error.response["Error"]["Code"]) from error
+            raise
+
+    def fail(self, token: str, error: str, cause: str) -> None:
+        try:
+            self._sfn.send_task_failure(taskToken=token, error=error, cause=cause[:32768])
+        except ClientError as failure:
+            if failure.response["Error"]["Code"] in self._EXPIRED:
+                raise CallbackExpired(failure.response["Error"]["Code"]) from failure
+            raise

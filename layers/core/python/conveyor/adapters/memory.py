@@ -9,7 +9,7 @@ import itertools
 import threading
 from typing import Any
 
-from conveyor.ports import ConditionFailed, ObjectRef
+from conveyor.ports import CallbackExpired, ConditionFailed, ObjectRef
 
 
 class MemoryObjectStore:
@@ -125,3 +125,26 @@ class MemoryCapture:
 
     def flush(self) -> None:
         return
+
+
+class MemoryCallbacks:
+    """Task tokens handed out by a fake workflow; each answers once, like Step Functions'."""
+
+    def __init__(self) -> None:
+        self.waiting: set[str] = set()
+        self.answers: dict[str, tuple[str, Any]] = {}
+
+    def wait(self, token: str) -> None:
+        self.waiting.add(token)
+
+    def succeed(self, token: str, output: dict[str, Any]) -> None:
+        self._answer(token, ("success", output))
+
+    def fail(self, token: str, error: str, cause: str) -> None:
+        self._answer(token, ("failure", {"error": error, "cause": cause}))
+
+    def _answer(self, token: str, answer: tuple[str, Any]) -> None:
+        if token not in self.waiting:
+            raise CallbackExpired(token)
+        self.waiting.discard(token)
+        self.answers[token] = answer

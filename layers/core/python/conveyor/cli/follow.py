@@ -20,11 +20,17 @@ EXIT_DATA_REJECTED = 2
 EXIT_CANDIDATE_REJECTED = 3
 EXIT_TIMEOUT = 4
 EXIT_RECORDED = 5
+EXIT_AWAITING_APPROVAL = 6
+
+# The state where a deployment waits for `conveyor approve` / `reject` (infra/deployment_definition.py).
+APPROVAL_STATE = "Await approval"
+# Failures that leave the champion serving: the candidate was rolled back during its bake.
+ROLLED_BACK = "RolledBack"
 
 
 @dataclass
 class Outcome:
-    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED | WAITING
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | ABORTED | WAITING | AWAITING_APPROVAL
     final_state: str
     output: dict[str, Any]
     error: str | None
@@ -36,10 +42,14 @@ class Outcome:
     def exit_code(self) -> int:
         if self.status == "WAITING":
             return EXIT_TIMEOUT
+        if self.status == "AWAITING_APPROVAL":
+            return EXIT_AWAITING_APPROVAL
         if self.status == "SUCCEEDED":
             return {"Serving": EXIT_SERVING, "Recorded": EXIT_RECORDED}.get(self.final_state, EXIT_CANDIDATE_REJECTED)
         if self.error == "DataRejected":
             return EXIT_DATA_REJECTED
+        if self.error == ROLLED_BACK:
+            return EXIT_CANDIDATE_REJECTED
         return EXIT_FAILED
 
 
@@ -56,13 +66,20 @@ def follow(
     timeout: float = 600.0,
     on_stage: Callable[[str, str, float], None] | None = None,
     poll: float = 0.2,
+    stop_at_approval: bool = True,
 ) -> Outcome:
-    """Poll the execution's history; call ``on_stage(name, "entered"|"exited", seconds)`` as it moves."""
+    """Poll the execution's history; call ``on_stage(name, "entered"|"exited", seconds)`` as it moves.
+
+    With ``stop_at_approval``, an execution waiting for a reviewer ends the following (status
+    ``AWAITING_APPROVAL``): a person, not time, moves it on.
+    """
     started = time.monotonic()
     seen = 0
     entered: dict[str, float] = {}
     stages: list[tuple[str, float]] = []
     final_state = ""
+    entered_input = "{}"
+    submitted = False
     description: dict[str, Any] = {}
     while time.monotonic() - started < timeout:
         try:
@@ -78,10 +95,14 @@ def follow(
             when = event["timestamp"].timestamp()
             if kind.endswith("StateEntered"):
                 name = event["stateEnteredEventDetails"]["name"]
+                entered_input = event["stateEnteredEventDetails"].get("input") or "{}"
+                submitted = False
                 entered[name] = when
                 final_state = name
                 if on_stage:
                     on_stage(name, "entered", 0.0)
+            elif kind == "TaskSubmitted":  # a callback task's Lambda ran: the token is stored
+                submitted = True
             elif kind.endswith("StateExited"):
                 name = event["stateExitedEventDetails"]["name"]
                 seconds = when - entered.get(name, when)
@@ -89,6 +110,19 @@ def follow(
                 if on_stage:
                     on_stage(name, "exited", seconds)
         seen = len(events)
+        left = bool(stages) and stages[-1][0] == APPROVAL_STATE
+        waiting = final_state == APPROVAL_STATE and submitted and not left
+        if description["status"] == "RUNNING" and stop_at_approval and waiting:
+            waiting_state = json.loads(entered_input)  # what the execution knows so far (registration, plan)
+            return Outcome(
+                "AWAITING_APPROVAL",
+                final_state,
+                waiting_state if isinstance(waiting_state, dict) else {},
+                None,
+                None,
+                time.monotonic() - started,
+                stages,
+            )
         if description["status"] != "RUNNING":
             output = json.loads(description.get("output") or "{}")
             return Outcome(

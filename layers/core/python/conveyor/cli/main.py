@@ -1,8 +1,9 @@
 """``conveyor``: run the assembly line locally, drop data, watch the pipeline, call the model.
 
 Exit codes (all commands): 0 success; 1 failure (the message says why); 2 bad input or data
-rejected; 3 candidate rejected by its gates (the champion keeps serving); 4 timed out waiting;
-5 data accepted and recorded, the retrain policy did not fire.
+rejected; 3 candidate rejected by its gates or rolled back during its bake (the champion keeps
+serving); 4 timed out waiting; 5 data accepted and recorded, the retrain policy did not fire;
+6 the candidate awaits approval (`conveyor approve` / `reject`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ app = typer.Typer(
         "production, registered as ONNX and served.\n\n"
         "Start here: `conveyor demo` tells the whole story on the bundled dataset. `conveyor up` keeps a local "
         "cloud running (S3, DynamoDB, Step Functions... on 127.0.0.1) for `drop`, `status` and `predict`.\n\n"
-        "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected; 4 timed out; "
-        "5 data recorded without retraining."
+        "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected (by its gates, a "
+        "reviewer, or its bake: rolled back); 4 timed out; 5 data recorded without retraining; 6 awaiting approval."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -127,8 +128,9 @@ def drop(
     """Upload FILE to s3://DATA_BUCKET/MODEL/incoming/ (a drop starts the pipeline) and follow it.
 
     Exit codes with --wait: 0 new version serving; 2 data rejected (quarantined, report beside it);
-    3 candidate rejected by its gates (the champion keeps serving); 5 accepted and recorded, the retrain
-    policy did not fire; 1 pipeline failed; 4 timed out.
+    3 candidate rejected by its gates, or rolled back during its canary (the champion keeps serving);
+    5 accepted and recorded, the retrain policy did not fire; 6 the candidate awaits approval
+    (`conveyor approve MODEL VERSION`); 1 pipeline failed; 4 timed out.
     """
     from conveyor.spec import load_spec
 
@@ -202,12 +204,20 @@ def _print_outcome(result: dict[str, Any]) -> None:
         console.print(f"[bold yellow]drift detected[/] {drift.get('summary', '')}")
     if code == following.EXIT_SERVING:
         console.print(f"[bold green]serving[/] {registration.get('summary', '')}")
+    elif code == following.EXIT_CANDIDATE_REJECTED and result.get("error") == following.ROLLED_BACK:
+        console.print(f"[bold red]rolled back[/] {result.get('cause')}")
     elif code == following.EXIT_CANDIDATE_REJECTED:
         console.print(
             f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving."
         )
     elif code == following.EXIT_RECORDED:
         console.print(f"[bold]recorded[/] {(result.get('drift') or {}).get('summary', '')}")
+    elif code == following.EXIT_AWAITING_APPROVAL:
+        console.print(
+            f"[bold yellow]awaiting approval[/] {registration.get('summary', '')}\n"
+            f"  conveyor approve {registration.get('model')} {registration.get('version')}   "
+            f"or   conveyor reject {registration.get('model')} {registration.get('version')} --reason ..."
+        )
     elif code == following.EXIT_DATA_REJECTED:
         console.print(f"[bold red]data rejected[/] {result.get('cause')}")
     elif code == following.EXIT_TIMEOUT:
@@ -224,11 +234,13 @@ def status(
 ) -> None:
     """Show each model's versions, what is serving, and the latest pipeline executions."""
     from conveyor.adapters.aws import DynamoTable
+    from conveyor.deployment import Deployments
     from conveyor.registry import Registry
 
     target = _target(state)
     table_name = target.output("RegistryTableName")
-    registry = Registry(DynamoTable(table_name, resource=_resource(target)))
+    registry_table = DynamoTable(table_name, resource=_resource(target))
+    registry = Registry(registry_table)
     scan = target.dynamodb.scan(TableName=table_name, ProjectionExpression="pk, sk")
     models = sorted({i["pk"]["S"].split("#", 1)[1] for i in scan.get("Items", []) if i["pk"]["S"].startswith("MODEL#")})
     if model:
@@ -237,6 +249,7 @@ def status(
         "executions"
     ]
     document: dict[str, Any] = {"models": [], "executions": []}
+    deployments = Deployments(registry_table)
     for name in models:
         routing = registry.routing(name)
         versions = registry.versions(name)
@@ -245,6 +258,15 @@ def status(
                 "model": name,
                 "serving": routing.champion["version"] if routing and routing.champion else None,
                 "revision": routing.revision if routing else 0,
+                "killed": bool(routing and routing.killed),
+                "challenger": (
+                    {"version": routing.challenger["version"], "weight": routing.challenger_weight}
+                    if routing and routing.challenger
+                    else None
+                ),
+                "shadow": routing.shadow["version"] if routing and routing.shadow else None,
+                "traffic": routing.traffic() if routing else {},
+                "deployments": [_deployment_view(d) for d in deployments.in_progress(name)],
                 "versions": [
                     {
                         "version": v.version,
@@ -268,13 +290,24 @@ def status(
     if not document["models"]:
         out.print("no models yet: drop data with `conveyor drop FILE --model NAME --spec model.yaml`")
     for entry in document["models"]:
-        grid = Table(title=f"{entry['model']} (serving v{entry['serving']}, routing revision {entry['revision']})")
+        trial = ""
+        if entry["challenger"]:
+            trial += f", challenger v{entry['challenger']['version']} at {entry['challenger']['weight']:.0%}"
+        if entry["shadow"]:
+            trial += f", shadow v{entry['shadow']}"
+        if entry["killed"]:
+            trial += ", KILLED"
+        grid = Table(
+            title=f"{entry['model']} (serving v{entry['serving']}{trial}, routing revision {entry['revision']})"
+        )
         for column in ("version", "status", "metrics", "decision"):
             grid.add_column(column)
         for v in entry["versions"]:
             metrics = ", ".join(f"{k} {val:.4f}" for k, val in v["metrics"].items() if isinstance(val, int | float))
             grid.add_row(str(v["version"]), v["status"], metrics, v["decision"])
         out.print(grid)
+        for d in entry["deployments"]:
+            out.print(f"  deployment in progress: {d['text']}")
     if document["executions"]:
         grid = Table(title="latest executions")
         for column in ("name", "status", "started"):
@@ -451,6 +484,194 @@ def rollback(
     """Send all traffic back to an earlier version (by a conditional write of the routing record)."""
     registry = _routing_registry(state)
     _routing_change("rollback", lambda: registry.rollback(model, to), as_json)
+
+
+def _deployment_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A deployment record as `conveyor status` shows it."""
+    now = time.time()
+    model, version, state = record["model"], int(record["version"]), str(record.get("state"))
+    view: dict[str, Any] = {
+        "version": version,
+        "state": state,
+        "strategy": record.get("strategy"),
+        "phase": record.get("phase"),
+        "phases": len(record.get("phases") or []),
+        "execution": record.get("execution"),
+    }
+    if state == "awaiting_approval":
+        expires_at = float(record.get("expires_at") or 0.0)
+        view["expires_at"] = expires_at
+        if expires_at and expires_at < now:
+            view["state"] = state = "approval_expired"
+            text = f"v{version} waited for approval; the request expired"
+        else:
+            text = (
+                f"v{version} awaits approval ({record.get('strategy')}): conveyor approve {model} {version}"
+                f"  |  conveyor reject {model} {version} --reason ..."
+            )
+    elif state == "trial":
+        phase = int(record.get("phase", 0))
+        kind = (record.get("phases") or [{}])[phase].get("kind", "challenger")
+        started = float(record.get("phase_started_at") or now)
+        what = "shadow" if kind == "shadow" else f"canary at {float(record.get('weight') or 0):.0%}"
+        view.update(weight=record.get("weight"), phase_started_at=started, last_check=record.get("last_check"))
+        text = f"v{version} {record.get('strategy')}: {what}, phase {phase + 1} of {view['phases']}, for {now - started:.0f} s"
+        last = record.get("last_check") or {}
+        if last.get("summary"):
+            text += f"; last check: {last['verdict']} ({last['summary']})"
+    else:
+        text = f"v{version} {record.get('strategy')}: {state}"
+    view["text"] = text
+    return view
+
+
+def _approval_ports(state: Path | None) -> tuple[Target, Any, Any, Any, Any]:
+    from conveyor.adapters.aws import DynamoTable, EventBridgePublisher, StepFunctionsCallbacks
+    from conveyor.deployment import Deployments
+    from conveyor.registry import Registry
+
+    target = _target(state)
+    table = DynamoTable(target.output("RegistryTableName"), resource=_resource(target))
+    return (
+        target,
+        Registry(table),
+        Deployments(table),
+        StepFunctionsCallbacks(client=target.sfn),
+        EventBridgePublisher(client=target.client("events")),
+    )
+
+
+def _reviewer() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _answer_approval(action: str, run: Any, target: Target, as_json: bool, wait: bool, timeout: float) -> None:
+    from conveyor.deployment import DeploymentError
+    from conveyor.registry import RegistryError
+
+    try:
+        result = run()
+    except (DeploymentError, RegistryError) as error:
+        if as_json:
+            out.print_json(json.dumps({"action": action, "error": str(error), "exit_code": 2}))
+        raise _fail(str(error), 2) from None
+    code = 0
+    if wait and action == "approve" and result.get("execution"):
+        if not as_json:
+            console.print(f"approved {result['model']} v{result['version']}; following its deployment")
+
+        def show(name: str, phase: str, seconds: float) -> None:
+            if not as_json and phase == "entered":
+                console.print(f"  → {name}")
+
+        outcome = following.follow(
+            target.sfn, result["execution"], timeout=timeout, on_stage=show, stop_at_approval=False
+        )
+        code = outcome.exit_code
+        result.update(
+            deployment={
+                "status": outcome.status,
+                "final_state": outcome.final_state,
+                "error": outcome.error,
+                "cause": outcome.cause,
+                "stages": [s for s, _ in outcome.stages],
+            }
+        )
+        if not as_json:
+            _print_outcome(
+                {
+                    "exit_code": code,
+                    "registration": outcome.output.get("registration") or {},
+                    "error": outcome.error,
+                    "cause": outcome.cause,
+                    "execution_arn": result["execution"],
+                }
+            )
+    elif not as_json:
+        verb = "approved" if action == "approve" else "rejected"
+        console.print(
+            f"{verb} {result['model']} v{result['version']}"
+            + ("; its deployment resumes" if action == "approve" else "; nothing will be deployed")
+        )
+    result["exit_code"] = code
+    if as_json:
+        out.print_json(json.dumps(result, default=str))
+    raise typer.Exit(code)
+
+
+VersionArgument = Annotated[int, typer.Argument(help="Version number (see `conveyor status MODEL`).")]
+
+
+@app.command()
+def approve(
+    model: Annotated[str, typer.Argument(help="Model whose candidate awaits approval.")],
+    version: VersionArgument,
+    by: Annotated[str | None, typer.Option(help="Who approves (recorded) [default: the current user].")] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Follow the deployment (bakes, promotion or rollback) to its end.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow the deployment with --wait.")] = 3600.0,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Approve a candidate that waits for a reviewer (`deployment.approval: manual`).
+
+    It becomes approved, ModelApproved is emitted, and its deployment resumes (canary, linear, shadow or at once).
+
+    Exit codes: 0 approved (with --wait: and serving); 2 unknown version, or nothing of it waits for approval.
+
+    With --wait: 3 rolled back during its bake, 4 timed out following. 1 any other failure.
+    """
+    from conveyor.deployment import approve as approve_version
+
+    target, registry, deployments, callbacks, events = _approval_ports(state)
+    reviewer = by or _reviewer()
+    _answer_approval(
+        "approve",
+        lambda: approve_version(registry, deployments, callbacks, events, model=model, version=version, by=reviewer),
+        target,
+        as_json,
+        wait,
+        timeout,
+    )
+
+
+@app.command()
+def reject(
+    model: Annotated[str, typer.Argument(help="Model whose candidate awaits approval.")],
+    version: VersionArgument,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the version and sent with the alert).")] = (
+        "rejected by a reviewer"
+    ),
+    by: Annotated[str | None, typer.Option(help="Who rejects (recorded) [default: the current user].")] = None,
+    state: StateOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reject a candidate that waits for a reviewer: the champion keeps serving.
+
+    It becomes rejected, ModelRejected is emitted, and its waiting deployment ends ("Rejected by reviewer").
+
+    Exit codes: 0 rejected; 2 unknown version, or nothing of it waits for approval; 1 any other failure.
+    """
+    from conveyor.deployment import reject as reject_version
+
+    target, registry, deployments, callbacks, events = _approval_ports(state)
+    reviewer = by or _reviewer()
+    _answer_approval(
+        "reject",
+        lambda: reject_version(
+            registry, deployments, callbacks, events, model=model, version=version, by=reviewer, reason=reason
+        ),
+        target,
+        as_json,
+        False,
+        0.0,
+    )
 
 
 def _resource(target: Target) -> Any:

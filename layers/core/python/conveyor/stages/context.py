@@ -26,6 +26,7 @@ class StageInputError(ConveyorError):
 class StageEvent:
     state: dict[str, Any]
     execution_id: str
+    task_token: str | None = None  # set for a task that waits for a callback (.waitForTaskToken)
 
     @classmethod
     def parse(cls, event: Any) -> StageEvent:
@@ -33,7 +34,12 @@ class StageEvent:
             raise StageInputError(
                 "a stage event must be an object with 'state' (the execution state) and 'execution_id'"
             )
-        return cls(state=event["state"], execution_id=str(event.get("execution_id") or "local"))
+        token = event.get("task_token")
+        return cls(
+            state=event["state"],
+            execution_id=str(event.get("execution_id") or "local"),
+            task_token=str(token) if token else None,
+        )
 
     def require(self, *path: str) -> Any:
         node: Any = self.state

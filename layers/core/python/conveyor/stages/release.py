@@ -1,4 +1,4 @@
-"""Stages 4 and 5: register the candidate (with its lineage and evidence), deploy the winner."""
+"""Stage 4: register the candidate (with its lineage and evidence). Deployment: ``stages.deployment``."""
 
 from __future__ import annotations
 
@@ -158,20 +158,3 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         "sha256": stored.sha256,
         "summary": summary,
     }
-
-
-def deploy(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
-    registration = event.require("registration")
-    model = str(registration["model"])
-    version = int(registration["version"])
-    routing = ctx.registry.promote(model, version)
-    ctx.emit(
-        RegistryEvent(
-            name="ModelPromoted",
-            model=model,
-            model_version=version,
-            correlation_id=event.execution_id,
-            details={"revision": routing.revision, "strategy": "all_at_once", "traffic": {str(version): 1.0}},
-        )
-    )
-    return {"model": model, "version": version, "revision": routing.revision, "strategy": "all_at_once"}
