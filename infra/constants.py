@@ -154,3 +154,13 @@ class Output:
     STATE_MACHINE = "StateMachineArn"
     INGEST_QUEUE = "IngestQueueUrl"
     API_URL = "ApiUrl"
+
+
+# Capture (docs/capture.md): Firehose partitions records by their "model" field into the same
+# layout the local batch writer uses; failed records land under the error prefix.
+CAPTURE_PREFIX = "!{partitionKeyFromQuery:model}/capture/!{timestamp:yyyy/MM/dd/HH}/"
+CAPTURE_ERROR_PREFIX = "capture-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+CAPTURE_PARTITION_QUERY = ".model"
+CAPTURE_BUFFER_INTERVAL = Duration.seconds(60)
+CAPTURE_BUFFER_MIB = 64  # dynamic partitioning needs a buffer of at least 64 MiB
+CAPTURE_FILE_EXTENSION = ".jsonl"

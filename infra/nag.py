@@ -162,3 +162,15 @@ def topic_publisher(fn: lambda_.Function) -> None:
         "encrypted topic.",
         ["Action::kms:GenerateDataKey*"],
     )
+
+
+def capture_delivery(stream: IConstruct, capture_bucket: s3.IBucket) -> None:
+    """The capture delivery stream's role: aws-cdk's S3 destination grant (object wildcards on the
+    capture bucket only) and its own log group."""
+    _suppress(
+        stream,
+        "AwsSolutions-IAM5",
+        "Firehose writes objects under the capture bucket's dynamic prefixes (one per model and hour): "
+        "aws-cdk's bucket grant to the delivery role, object actions on that bucket only.",
+        [*S3_GRANT_ACTIONS, objects_in(capture_bucket, "*")],
+    )

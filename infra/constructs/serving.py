@@ -1,18 +1,70 @@
-"""Serving: the predict function behind an IAM-authorized REST API, capturing requests to S3."""
+"""Serving: the predict function behind an IAM-authorized REST API, capturing requests through
+Kinesis Data Firehose to the capture bucket."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from conveyor.openapi import predict_request_schema
 from infra import constants as c
 from infra import nag
 from infra.constructs.buckets import secure_bucket
 from infra.functions import FunctionFactory
+
+_SCHEMA_TYPES = {
+    "object": apigw.JsonSchemaType.OBJECT,
+    "array": apigw.JsonSchemaType.ARRAY,
+    "string": apigw.JsonSchemaType.STRING,
+    "number": apigw.JsonSchemaType.NUMBER,
+    "integer": apigw.JsonSchemaType.INTEGER,
+    "boolean": apigw.JsonSchemaType.BOOLEAN,
+    "null": apigw.JsonSchemaType.NULL,
+}
+_SCHEMA_KEYS = {
+    "required": "required",
+    "minItems": "min_items",
+    "maxItems": "max_items",
+    "description": "description",
+    "enum": "enum",
+    "pattern": "pattern",
+    "maxLength": "max_length",
+}
+
+
+def _gateway_error(field: str) -> str:
+    """API Gateway's own refusals (request validation) in the API's error format."""
+    return (
+        '{"error": {"code": "invalid_request", "message": $context.error.messageString, "details": '
+        f'[{{"field": "{field}", "message": "$util.escapeJavaScript($context.error.validationErrorString)"}}]}}}}'
+    )
+
+
+def json_schema(schema: dict[str, Any], *, root: bool = True) -> apigw.JsonSchema:
+    """A JSON Schema document (the subset ``conveyor.openapi`` uses) as API Gateway's JsonSchema."""
+    unknown = set(schema) - {"type", "properties", "items", "additionalProperties", *_SCHEMA_KEYS}
+    if unknown:
+        raise ValueError(f"JSON Schema keywords not translated for API Gateway: {sorted(unknown)}")
+    props: dict[str, Any] = {new: schema[old] for old, new in _SCHEMA_KEYS.items() if old in schema}
+    if root:
+        props["schema"] = apigw.JsonSchemaVersion.DRAFT4
+    if "type" in schema:
+        props["type"] = _SCHEMA_TYPES[schema["type"]]
+    if "properties" in schema:
+        props["properties"] = {k: json_schema(v, root=False) for k, v in schema["properties"].items()}
+    if "items" in schema:
+        props["items"] = json_schema(schema["items"], root=False)
+    if "additionalProperties" in schema:
+        extra = schema["additionalProperties"]
+        props["additional_properties"] = extra if isinstance(extra, bool) else json_schema(extra, root=False)
+    return apigw.JsonSchema(**props)
 
 
 class CaptureStore(Construct):
@@ -35,21 +87,25 @@ class Serving(Construct):
         table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.capture_stream = self._capture_stream(capture_bucket)
         self.function = factory.zip_function(
             self,
             c.Fn.PREDICT,
             extra_environment={
                 "ROUTING_CACHE_SECONDS": c.ROUTING_CACHE_SECONDS,
                 "MAX_BATCH_ROWS": c.MAX_BATCH_ROWS,
+                # Set in the cloud only: the local cloud has no Firehose and writes capture batches itself.
+                "CAPTURE_STREAM": self.capture_stream.delivery_stream_name,
             },
         )
         artifact_bucket.grant_read(self.function)
         table.grant_read_data(self.function)
-        capture_bucket.grant_put(self.function)
+        # PutRecordBatch on this stream only (grant_put_records would add PutRecord too).
+        self.capture_stream.grant(self.function, "firehose:PutRecordBatch")
         nag.bucket_grants(
             self.function,
-            [(artifact_bucket, "*"), (capture_bucket, "*")],
-            "predict reads model artifacts and writes request captures.",
+            [(artifact_bucket, "*")],
+            "predict reads model artifacts (and their serving contracts).",
         )
 
         access_logs = logs.LogGroup(
@@ -86,15 +142,69 @@ class Serving(Construct):
         validator = self.api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
-        # The handler validates bodies field by field (400 with details); API Gateway checks
-        # that the path parameters are there.
+        # API Gateway checks the body's shape against the OpenAPI document's PredictRequest (the same
+        # schema the function serves at /openapi.json) and that the path parameters are there; the
+        # handler then validates every field against the version's serving contract (400 with details).
+        self.predict_model = self.api.add_model(
+            "PredictRequestModel",
+            content_type="application/json",
+            model_name="PredictRequest",
+            description="POST /models/{model}/predict body (conveyor.openapi.predict_request_schema)",
+            schema=json_schema(predict_request_schema()),
+        )
+        for response_type, field in (
+            (apigw.ResponseType.BAD_REQUEST_BODY, "body"),
+            (apigw.ResponseType.BAD_REQUEST_PARAMETERS, "parameters"),
+        ):
+            self.api.add_gateway_response(
+                f"Gateway{response_type.response_type}",
+                type=response_type,
+                status_code="400",
+                templates={"application/json": _gateway_error(field)},
+            )
         integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
         model_params = {"method.request.path.model": True}
 
         models = self.api.root.add_resource("models").add_resource("{model}")
         models.add_method("GET", integration, request_validator=validator, request_parameters=model_params)
         models.add_resource("predict").add_method(
-            "POST", integration, request_validator=validator, request_parameters=model_params
+            "POST",
+            integration,
+            request_validator=validator,
+            request_parameters=model_params,
+            request_models={"application/json": self.predict_model},
         )
-        self.api.root.add_resource("openapi.json").add_method("GET", integration, request_validator=validator)
+        self.api.root.add_resource("openapi.json").add_method(
+            "GET",
+            integration,
+            request_validator=validator,
+            request_parameters={"method.request.querystring.model": False},
+        )
         nag.rest_api(self.api, self.api.node.try_find_child("CloudWatchRole"))
+
+    def _capture_stream(self, capture_bucket: s3.IBucket) -> firehose.DeliveryStream:
+        """Firehose to the capture bucket, partitioned by each record's ``model``: the layout of
+        docs/capture.md, the same the local batch writer produces."""
+        log_group = logs.LogGroup(
+            self, "CaptureDeliveryLogs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        destination = firehose.S3Bucket(
+            capture_bucket,
+            data_output_prefix=c.CAPTURE_PREFIX,
+            error_output_prefix=c.CAPTURE_ERROR_PREFIX,
+            dynamic_partitioning=firehose.DynamicPartitioningProps(enabled=True),
+            processors=[firehose.MetadataExtractionProcessor.jq16({"model": c.CAPTURE_PARTITION_QUERY})],
+            buffering_interval=c.CAPTURE_BUFFER_INTERVAL,
+            buffering_size=cdk.Size.mebibytes(c.CAPTURE_BUFFER_MIB),
+            compression=firehose.Compression.UNCOMPRESSED,  # JSON lines, as written locally
+            file_extension=c.CAPTURE_FILE_EXTENSION,
+            logging_config=firehose.EnableLogging(log_group),
+        )
+        stream = firehose.DeliveryStream(
+            self,
+            "CaptureStream",
+            destination=destination,
+            encryption=firehose.StreamEncryption.aws_owned_key(),
+        )
+        nag.capture_delivery(stream, capture_bucket)
+        return stream

@@ -37,3 +37,50 @@ def test_predict_handler_imports_numpy_and_onnxruntime_and_no_training_libraries
 def test_other_zip_functions_import_only_what_their_layers_ship(name):
     loaded = _imports(name)
     assert not loaded & set(FORBIDDEN), f"{name} imports {sorted(loaded & set(FORBIDDEN))}"
+
+
+SERVICE_PROBE = """
+import json, os, sys
+os.environ.update({{
+    "DATA_BUCKET": "d", "ARTIFACT_BUCKET": "a", "CAPTURE_BUCKET": "c", "REGISTRY_TABLE": "t",
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+    "CAPTURE_STREAM": {stream!r},
+}})
+import functions.predict.handler as handler
+service = handler._prediction_service()  # what the first request builds: every lazy import of the path
+print(json.dumps({{
+    "modules": sorted({{m.split('.')[0] for m in sys.modules}}),
+    "conveyor": sorted(m for m in sys.modules if m.startswith("conveyor")),
+    "sink": type(service._capture).__name__,
+}}))
+"""
+
+
+@pytest.mark.parametrize(("stream", "sink"), [("conveyor-capture", "FirehoseCapture"), ("", "BatchingS3Capture")])
+def test_the_prediction_service_built_at_the_first_request_imports_no_training_library(stream, sink):
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE_PROBE.format(stream=stream)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["sink"] == sink
+    assert not set(found["modules"]) & set(FORBIDDEN), sorted(set(found["modules"]) & set(FORBIDDEN))
+    assert {"conveyor.contract", "conveyor.capture", "conveyor.adapters.powertools"} <= set(found["conveyor"])
+    assert "conveyor.spec" not in found["conveyor"]
+
+
+REGISTER_PROBE = """
+import json, sys
+sys.modules["yaml"] = None  # what the register function's layers ship: no PyYAML, no pydantic
+sys.modules["pydantic"] = None
+from conveyor.stages.release import _serving_contract
+print(json.dumps({"contract": _serving_contract(None, {"spec_key": "m/spec.yaml"})}))
+"""
+
+
+def test_register_without_yaml_or_pydantic_registers_without_a_contract_instead_of_failing():
+    done = subprocess.run([sys.executable, "-c", REGISTER_PROBE], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"contract": None}

@@ -53,3 +53,39 @@ def test_stage_v1_logged_traced_throttled(synth: Synth) -> None:
     assert settings["ThrottlingRateLimit"] > 0 and settings["ThrottlingBurstLimit"] > 0
     assert settings["LoggingLevel"] in ("ERROR", "INFO")
     assert settings["DataTraceEnabled"] is False
+
+
+def test_the_predict_body_is_validated_against_the_openapi_documents_schema(synth: Synth) -> None:
+    from conveyor.openapi import openapi_document, predict_request_schema
+
+    (model_id, model) = next(iter(synth.resources("AWS::ApiGateway::Model").items()))
+    schema = dict(model["Properties"]["Schema"])
+    assert schema.pop("$schema") == "http://json-schema.org/draft-04/schema#"
+    assert schema == predict_request_schema() == openapi_document()["components"]["schemas"]["PredictRequest"]
+    assert model["Properties"]["ContentType"] == "application/json"
+    (validator,) = synth.resources("AWS::ApiGateway::RequestValidator").values()
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    assert validator["Properties"]["ValidateRequestParameters"] is True
+    predict = routes(synth)[("POST", "/models/{model}/predict")]
+    assert predict["RequestModels"] == {"application/json": {"Ref": model_id}}
+    assert predict["RequestParameters"] == {"method.request.path.model": True}
+    assert routes(synth)[("GET", "/openapi.json")]["RequestParameters"] == {"method.request.querystring.model": False}
+
+
+def test_the_gateways_own_refusals_use_the_api_error_format(synth: Synth) -> None:
+    import json
+
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+    }
+    assert set(responses) >= {"BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS"}
+    for response_type in ("BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS"):
+        props = responses[response_type]
+        assert props["StatusCode"] == "400"
+        template = props["ResponseTemplates"]["application/json"]
+        rendered = template.replace("$context.error.messageString", '"Invalid request body"').replace(
+            "$util.escapeJavaScript($context.error.validationErrorString)", "[instance failed]"
+        )
+        error = json.loads(rendered)["error"]
+        assert error["code"] == "invalid_request" and error["details"][0]["message"] == "[instance failed]"

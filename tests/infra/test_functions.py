@@ -73,7 +73,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
     }
     assert extras == {
         "dispatch": {"STATE_MACHINE_ARN"},
-        "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS"},
+        "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
         **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
     }
     functions = functions_by_tag(synth)
@@ -134,7 +134,8 @@ def test_grants_are_least_privilege(synth: Synth) -> None:
     assert "dynamodb:PutItem" in deploy
 
     predict = _actions(_statements_of(synth, "predict"))
-    assert "s3:PutObject" in predict and "s3:GetObject*" in predict
+    assert "firehose:PutRecordBatch" in predict and "s3:GetObject*" in predict
+    assert "s3:PutObject" not in predict  # captures go through Firehose, which writes the bucket
     assert "dynamodb:PutItem" not in predict and "s3:DeleteObject*" not in predict
 
     train = _actions(_statements_of(synth, "train"))

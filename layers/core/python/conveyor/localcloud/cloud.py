@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "conveyor-local", "AWS_SECRET_ACCESS_KEY": "conveyor-local"}
 
+# Environment variables naming resources the local cloud does not create, with the reason. The
+# functions run without them and fall back to what works locally.
+CLOUD_ONLY_ENVIRONMENT = {
+    # moto's Firehose has no dynamic partitioning (it would write every model's records under one
+    # prefix): without a stream, predict writes the same capture lines in batches to the bucket itself.
+    "CAPTURE_STREAM": "AWS::KinesisFirehose::DeliveryStream",
+}
+
 
 class LocalCloudError(ConveyorError):
     pass
@@ -159,6 +167,9 @@ class LocalCloud:
             poller.stop()
         if self._gateway is not None:
             self._gateway.stop()
+        from conveyor.capture import flush_all
+
+        flush_all()  # batched captures reach the bucket while the moto server still runs
         if self._server is not None:
             self._server.stop()
         self._server = None
@@ -278,7 +289,8 @@ class LocalCloud:
                 skipped["AWS::Lambda::Function (CDK internal)"] += 1
                 continue
             name = names.ref(logical_id)
-            variables = {k: str(v) for k, v in names.resolve(props.get("Environment", {}).get("Variables", {})).items()}
+            declared = props.get("Environment", {}).get("Variables", {})
+            variables = {k: str(v) for k, v in names.resolve(declared).items() if k not in CLOUD_ONLY_ENVIRONMENT}
             for key, value in variables.items():
                 if environment.setdefault(key, value) != value:
                     raise LocalCloudError(
