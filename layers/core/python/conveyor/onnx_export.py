@@ -19,8 +19,9 @@ from conveyor.scoring import META_CLASSES, META_FEATURES, META_SPEC_HASH, META_T
 from conveyor.spec import ModelSpec
 from conveyor.tabular import feature_frame, onnx_inputs
 
-# Opset 21 is the newest skl2onnx 1.20 and onnxruntime 1.32 both handle; ai.onnx.ml 3 gives
-# tree ensembles double-precision thresholds (nodes_values_as_tensor).
+# Opset 21 is the newest skl2onnx 1.20 and onnxruntime 1.32 both handle. ai.onnx.ml 3 must be
+# set explicitly for HistGradientBoosting (the default fails); skl2onnx 1.20 still writes float32
+# tree thresholds there, which is why training.align_split_thresholds_to_float32 exists.
 TARGET_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
 
 

@@ -236,6 +236,36 @@ def check_before_training(df: pd.DataFrame, spec: ModelSpec) -> None:
             )
 
 
+def _float32_floor(thresholds: np.ndarray) -> np.ndarray:
+    """The largest float32 not above each value."""
+    rounded = thresholds.astype(np.float32)
+    above = rounded.astype(np.float64) > thresholds
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded.astype(np.float64)
+
+
+def align_split_thresholds_to_float32(estimator: Any) -> None:
+    """Make a fitted tree ensemble decide float32 inputs exactly as its ONNX export does.
+
+    ONNX tree ensembles compare float32 inputs with float32 thresholds (skl2onnx 1.20 writes
+    ``nodes_values`` even at ai.onnx.ml 3). A threshold fitted between two adjacent float32 values
+    (0.53739997744 between 0.53739994764 and 0.53740000725) rounds onto one of them, and rows
+    with exactly that value go left in onnxruntime and right in scikit-learn: parity fails (seen
+    at 1,000,000 rows: one row off by 0.12). Lowering every threshold to the largest float32 not
+    above it changes no decision for float32 data (x <= t and x <= floor32(t) agree for float32 x)
+    and makes the exported float32 threshold exact. Linear models have no thresholds: no-op.
+    """
+    for stage in getattr(estimator, "_predictors", None) or []:  # HistGradientBoosting
+        for predictor in stage:
+            nodes = predictor.nodes
+            splits = ~nodes["is_leaf"].astype(bool)
+            nodes["num_threshold"][splits] = _float32_floor(nodes["num_threshold"][splits])
+    for tree in getattr(estimator, "estimators_", None) or []:  # random forest: one tree_ each
+        thresholds = tree.tree_.threshold  # a writable view of the tree's nodes
+        splits = tree.tree_.children_left >= 0
+        thresholds[splits] = _float32_floor(thresholds[splits])
+
+
 def train_model(df: pd.DataFrame, spec: ModelSpec) -> TrainResult:
     """Split, fit on the train part and measure on the holdout.
 
@@ -262,6 +292,7 @@ def train_model(df: pd.DataFrame, spec: ModelSpec) -> TrainResult:
         pipeline.fit(x_train, y_train)
     except (ValueError, TypeError) as exc:
         raise TrainingError(f"fitting {spec.estimator.type} failed: {str(exc)[:300]}") from None
+    align_split_thresholds_to_float32(pipeline.named_steps["model"])
     classes: list[Any] | None = None
     if spec.task == "classification":
         classes = [c.item() if isinstance(c, np.generic) else c for c in pipeline.classes_]
