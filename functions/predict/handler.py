@@ -6,6 +6,7 @@ Imports numpy and onnxruntime through the domain package, never pandas or scikit
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -24,6 +25,8 @@ logger = Logger(service="conveyor")
 metrics = Metrics(namespace="Conveyor", service="")
 app = APIGatewayRestResolver()
 _service: Any = None
+# GET routes score nothing, so they publish no metrics: expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def _prediction_service() -> Any:

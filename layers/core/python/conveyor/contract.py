@@ -251,18 +251,19 @@ def _finite_float32(value: int | float) -> float | None:
         number = float(value)
     except OverflowError:
         return None
-    if not math.isfinite(number) or abs(number) > _FLOAT32_MAX:
-        return None
-    return number
+    if -_FLOAT32_MAX <= number <= _FLOAT32_MAX:  # False for NaN and the infinities too
+        return number
+    return None
 
 
 def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None]:
     """(model value, error, warning) for one field."""
-    if value is None or (rule.is_text and value == ""):
+    kind = rule.type
+    if value is None or (value == "" and kind == "category"):
         if not rule.nullable:
             return None, "required", None
-        return ("" if rule.is_text else math.nan), None, None
-    if rule.type == "category":
+        return ("" if kind == "category" else math.nan), None, None
+    if kind == "category":
         if isinstance(value, float) or not isinstance(value, str | int | bool):
             return None, f"must be a string, got {type(value).__name__}", None
         key = category_key(value)
@@ -272,7 +273,7 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
             return None, f"must be one of {shown}; got {key[:50]!r}", None
         warning = "sentinel value (means unknown)" if key in rule.sentinels else None
         return key, None, warning
-    if rule.type == "boolean":
+    if kind == "boolean":
         if isinstance(value, bool):
             return (1.0 if value else 0.0), None, None
         if _is_number(value) and value in (0, 1):
@@ -280,7 +281,7 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
         if isinstance(value, str) and value.strip().lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
             return (1.0 if value.strip().lower() in BOOLEAN_TRUE else 0.0), None, None
         return None, "must be true or false (or 1/0)", None
-    if rule.type == "datetime":
+    if kind == "datetime":
         if isinstance(value, str):
             seconds = _epoch_seconds(value)
             if seconds is None:
@@ -293,14 +294,15 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
     number = _finite_float32(value) if isinstance(value, int | float) else None
     if number is None:
         return None, f"must be a finite number within float32 range, got {type(value).__name__}", None
-    if rule.type == "integer" and not number.is_integer():
+    if kind == "integer" and not number.is_integer():
         return None, f"must be an integer, got {number}", None
-    key = category_key(value)
-    if rule.type == "integer" and rule.allowed is not None and key not in rule.allowed:
-        shown = ", ".join(sorted(rule.allowed)[:20])
-        return None, f"must be one of {shown}; got {key[:50]}", None
-    if key in rule.sentinels or category_key(number) in rule.sentinels:
-        return number, None, "sentinel value (means unknown)"
+    if rule.allowed is not None or rule.sentinels:  # compared as the data gate writes them: 3, not 3.0
+        key = category_key(number)
+        if kind == "integer" and rule.allowed is not None and key not in rule.allowed:
+            shown = ", ".join(sorted(rule.allowed)[:20])
+            return None, f"must be one of {shown}; got {key[:50]}", None
+        if key in rule.sentinels:
+            return number, None, "sentinel value (means unknown)"
     if rule.range is not None and not rule.range[0] <= number <= rule.range[1]:
         return number, None, f"{number:g} is outside the training range [{rule.range[0]:g}, {rule.range[1]:g}]"
     return number, None, None
