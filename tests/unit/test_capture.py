@@ -87,3 +87,39 @@ def test_records_are_strict_json_lines_and_oversized_ones_keep_their_metadata():
     huge = record_line({**_record(0), "inputs": [{"text": "x" * 2_000_000}]})
     parsed = json.loads(huge)
     assert parsed["truncated"] is True and parsed["inputs"] == [] and parsed["request_id"] == "r-0"
+
+
+class FakeFirehose:
+    """put_record_batch that refuses the first ``refuse`` records of each of its first ``times`` calls."""
+
+    def __init__(self, refuse: int = 0, times: int = 0) -> None:
+        self.calls: list[list[bytes]] = []
+        self.refuse, self.times = refuse, times
+
+    def put_record_batch(self, DeliveryStreamName, Records):  # boto3's parameter names
+        self.calls.append([r["Data"] for r in Records])
+        failing = self.refuse if len(self.calls) <= self.times else 0
+        results = [{"ErrorCode": "ServiceUnavailableException"} if i < failing else {} for i in range(len(Records))]
+        return {"FailedPutCount": min(failing, len(Records)), "RequestResponses": results}
+
+
+def test_firehose_puts_json_lines_in_batches_of_500():
+    from conveyor.adapters.aws import FirehoseCapture
+
+    client = FakeFirehose()
+    FirehoseCapture("capture", client=client).put([_record(i) for i in range(1200)])
+    assert [len(c) for c in client.calls] == [500, 500, 200]
+    assert json.loads(client.calls[0][0]) == _record(0) and client.calls[0][0].endswith(b"\n")
+
+
+def test_firehose_retries_refused_records_once_then_raises():
+    import pytest
+
+    from conveyor.adapters.aws import FirehoseCapture
+
+    client = FakeFirehose(refuse=2, times=1)
+    FirehoseCapture("capture", client=client).put([_record(i) for i in range(5)])
+    assert [len(c) for c in client.calls] == [5, 2]  # only the two refused ones again
+    client = FakeFirehose(refuse=2, times=2)
+    with pytest.raises(RuntimeError, match="refused 2"):
+        FirehoseCapture("capture", client=client).put([_record(i) for i in range(5)])

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conveyor.ports import CallbackExpired, ConditionFailed, ObjectRef
@@ -187,10 +188,13 @@ class FirehoseCapture:
 
     _MAX_RECORDS = 500
     _MAX_BYTES = 4 * 1024 * 1024
+    # The put is on the request path: a slow or unreachable Firehose may cost a request a few
+    # seconds at worst (not boto3's default minute of timeouts and retries), never its answer.
+    _CLIENT_CONFIG = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
 
     def __init__(self, stream_name: str, client: Any | None = None) -> None:
         self._stream = stream_name
-        self._firehose = client or boto3.client("firehose")
+        self._firehose = client or boto3.client("firehose", config=self._CLIENT_CONFIG)
 
     def put(self, records: list[dict[str, Any]]) -> None:
         from conveyor.capture import record_line
