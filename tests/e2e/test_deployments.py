@@ -366,3 +366,46 @@ def test_a_reviewer_can_reject_a_candidate(
     assert entry["serving"] == 1
     assert "ModelRejected" in {e["detail-type"] for e in watchers.events_seen(2)}
     assert cli.run("approve", MODEL, version).returncode == 2
+
+
+def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_phase(
+    cloud: Target, cli: Cli, watchers: Watchers, broken_canary: dict[str, Any], tmp_path: Path
+) -> None:
+    spec = yaml.safe_load(_spec())
+    spec["deployment"] = {
+        "strategy": "shadow_then_canary",
+        "approval": "auto",
+        "shadow": {"bake_seconds": 4},
+        "canary": {"weight": WEIGHT, "bake_seconds": 4},
+        "bake": {"min_requests": 20, "max_error_rate": 0.05, "max_score_shift": 0.5, "max_extensions": 4},
+    }
+    cloud.s3.put_object(
+        Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=yaml.safe_dump(spec).encode()
+    )
+    code, dropped = cli.json("drop", str(_years(tmp_path, [1988])), "--model", MODEL, "--no-wait")
+    assert code == 0
+    seen: dict[str, dict[str, Any]] = {}
+    with Traffic(f"{cloud.api_url}/models/{MODEL}/predict") as traffic:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            entry = _status(cli)
+            for deployment in entry["deployments"]:
+                if deployment["state"] == "trial":
+                    kind = "shadow" if entry["shadow"] else "canary"
+                    seen.setdefault(kind, {**deployment, "challenger": entry["challenger"], "shadow": entry["shadow"]})
+            execution = cloud.sfn.describe_execution(executionArn=dropped["execution_arn"])
+            if execution["status"] != "RUNNING":
+                break
+            time.sleep(0.5)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    version = output["registration"]["version"]
+    assert output["promotion"]["phases"] == ["shadow", "canary at 50%"]
+    assert seen["shadow"]["shadow"] == version and seen["shadow"]["challenger"] is None
+    assert seen["canary"]["challenger"] == {"version": version, "weight": WEIGHT}
+    assert "canary at 50%" in seen["canary"]["text"]
+    # The shadow scored requests but never answered one; v1 answered until the canary, then both.
+    answered = {a.version for a in traffic.answers if a.status == 200}
+    assert answered == {1, version} and all(a.status == 200 for a in traffic.answers)
+    assert _serving(cloud)["champion"]["version"] == version
+    assert "ModelPromoted" in {e["detail-type"] for e in watchers.events_seen(2)}
