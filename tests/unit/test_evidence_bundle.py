@@ -156,3 +156,16 @@ def test_report_html_shows_the_same_sections(second_version: dict[str, Any]) -> 
     assert "Predictions changed under input noise" in text and "Agreement with the champion" in text
     assert "share of total permutation importance" in text
     assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_train_hands_the_serving_contract_to_register(second_version: dict[str, Any]) -> None:
+    """Register runs where the spec cannot be parsed (a zip function without yaml or pydantic): the
+    contract must come from Train, and the version must carry it, content-addressed and verifiable."""
+    state, ctx = second_version["state"], second_version["ctx"]
+    handed = state["training"]["contract"]
+    assert set(handed["features"]) == set(_spec()["features"])
+    stored = ctx.registry.get(MODEL, state["registration"]["version"])
+    assert stored.contract_key and stored.contract_sha256
+    body = ctx.store.get(ARTIFACTS, stored.contract_key)
+    assert sha256_hex(body) == stored.contract_sha256
+    assert json.loads(body)["features"].keys() == handed["features"].keys()

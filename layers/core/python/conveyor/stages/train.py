@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor.contract import contract_from_spec
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
@@ -46,6 +47,9 @@ def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         "spec_key": f"{staging}/spec.yaml",
         "profile_key": f"{staging}/profile.json",
         "spec_hash": candidate.spec_hash,
+        # What the predict function checks requests against; Register (a zip function without
+        # yaml or pydantic) stores it as handed over here.
+        "contract": contract_from_spec(spec).to_dict(),
         "metrics": result.metrics,
         "parity": candidate.parity.to_dict(),
         "split": candidate.split,
