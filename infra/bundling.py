@@ -8,6 +8,7 @@ fails, CDK falls back to the public SAM build image (which needs Docker).
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,21 @@ def pip_install_command(requirements: Path, target: Path) -> list[str]:
     ]
 
 
+def prune_layer(python_dir: Path, patterns: list[str] | None = None) -> int:
+    """Delete what no function loads (``infra.constants.LAYER_PRUNE``) from a layer's ``python/``
+    folder; returns the bytes removed."""
+    removed = 0
+    for pattern in c.LAYER_PRUNE if patterns is None else patterns:
+        for path in sorted(python_dir.glob(pattern)):
+            if path.is_dir():
+                removed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+                shutil.rmtree(path)
+            elif path.exists():
+                removed += path.stat().st_size
+                path.unlink()
+    return removed
+
+
 @jsii.implements(cdk.ILocalBundling)
 class PipLayerBundler:
     """Installs `requirements.txt` of the asset folder into `<output>/python` (a layer's layout).
@@ -62,6 +78,7 @@ class PipLayerBundler:
         if result.returncode != 0:
             print(f"local bundling failed, trying Docker:\n{result.stderr}", file=sys.stderr)
             return False
+        prune_layer(Path(output_dir) / "python")
         return True
 
 
@@ -78,7 +95,8 @@ def requirements_layer_code(source_dir: Path) -> lambda_.Code:
             command=[
                 "bash",
                 "-c",
-                "pip install --no-compile -r requirements.txt -t /asset-output/python",
+                "pip install --no-compile -r requirements.txt -t /asset-output/python && cd /asset-output/python"
+                f" && rm -rf {' '.join(c.LAYER_PRUNE)}",
             ],
             local=PipLayerBundler(source_dir),
         ),

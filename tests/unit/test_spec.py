@@ -230,3 +230,30 @@ def test_identifier_or_deprecated_column_as_feature_is_refused(spec_dict: dict[s
 def test_known_columns_cover_every_role(spec: ModelSpec) -> None:
     known = spec.known_columns()
     assert {"age", "docvis", "id", "Unnamed: 0", "year", "hospvis", "edlevel4"} <= known
+
+
+def test_min_improvement_and_max_degradation_are_exclusive(spec_dict: dict[str, Any]) -> None:
+    spec_dict["gates"] = {"primary_metric": "roc_auc", "min_improvement": 0.01}
+    assert parse_spec(spec_dict).gates.min_improvement == 0.01
+    spec_dict["gates"]["max_degradation"] = 0.005
+    error = _error(spec_dict)
+    assert error.message.startswith("gates.min_improvement: set either min_improvement")
+    spec_dict["gates"] = {"min_improvement": -0.1}
+    assert _error(spec_dict).message.startswith("gates.min_improvement:")
+
+
+def test_parity_tolerance_defaults_by_task(spec_dict: dict[str, Any]) -> None:
+    assert parse_spec(spec_dict).parity_tolerance == 1e-5
+    regression = {**spec_dict, "task": "regression", "target": {"column": "docvis"}, "gates": {"primary_metric": "mae"}}
+    spec = parse_spec(regression)
+    assert spec.parity_tolerance == 1e-4 and spec.gates.parity_rtol == 1e-5
+    regression["gates"] = {"primary_metric": "mae", "parity_tolerance": 1e-3, "parity_rtol": 0.0}
+    assert parse_spec(regression).parity_tolerance == 1e-3
+
+
+def test_slices_are_known_columns_and_never_the_target(spec_dict: dict[str, Any]) -> None:
+    spec_dict["slices"] = ["year", "region"]
+    spec = parse_spec(spec_dict)
+    assert spec.slices == ["year", "region"] and "region" in spec.known_columns()
+    spec_dict["slices"] = ["docvis"]
+    assert _error(spec_dict).message == "slices: the target 'docvis' cannot be a slice column"

@@ -127,10 +127,20 @@ class Split(_Strict):
     seed: int = 42
 
 
+DEFAULT_PARITY_TOLERANCE: dict[str, float] = {"classification": 1e-5, "regression": 1e-4}
+
+
 class Gates(_Strict):
     primary_metric: Metric | None = None  # filled from the task by ModelSpec
+    # Primary metric against the champion: the candidate may be worse by at most max_degradation,
+    # or, with min_improvement, must be better by at least that much (set one of the two).
     max_degradation: Annotated[float, Field(ge=0.0)] = 0.0
-    parity_tolerance: Annotated[float, Field(gt=0.0)] = 1e-5
+    min_improvement: Annotated[float, Field(ge=0.0)] | None = None
+    # ONNX parity with scikit-learn. Classification: max |probability difference| <= parity_tolerance
+    # and identical labels. Regression (float32 in onnxruntime): every value within
+    # parity_tolerance + parity_rtol * |sklearn value|. Default tolerance by task (filled by ModelSpec).
+    parity_tolerance: Annotated[float, Field(gt=0.0)] | None = None
+    parity_rtol: Annotated[float, Field(ge=0.0)] = 1e-5
     # The other gates (conveyor.gates.GateThresholds); unset keys keep its defaults.
     max_slice_gap: Annotated[float, Field(ge=0.0)] | None = None
     min_slice_rows: Annotated[int, Field(ge=1)] | None = None
@@ -337,6 +347,7 @@ class ModelSpec(_Strict):
     identifiers: list[str] = Field(default_factory=list)
     time_column: str | None = None
     sensitive: list[str] = Field(default_factory=list)
+    slices: list[str] = Field(default_factory=list)  # more columns to slice metrics by, beside sensitive
     deprecated: list[str] = Field(default_factory=list)  # columns that may still arrive: warned about, ignored
     ignored: list[str] = Field(default_factory=list)  # columns known and deliberately unused: no warning
     estimator: Estimator
@@ -367,8 +378,17 @@ class ModelSpec(_Strict):
             raise ValueError(f"estimator.type: {self.estimator.type} cannot be used for {self.task}")
         if self.target.positive_when is not None and self.task != "classification":
             raise ValueError("target.positive_when: only valid for classification")
+        if self.target.column in self.slices:
+            raise ValueError(f"slices: the target {self.target.column!r} cannot be a slice column")
+        if self.gates.min_improvement is not None and self.gates.max_degradation > 0:
+            raise ValueError(
+                "gates.min_improvement: set either min_improvement (the candidate must be better by at least "
+                "this much) or max_degradation (it may be worse by at most this much), not both"
+            )
         if self.gates.primary_metric is None:
             self.gates.primary_metric = DEFAULT_METRIC[self.task]  # type: ignore[assignment]
+        if self.gates.parity_tolerance is None:
+            self.gates.parity_tolerance = DEFAULT_PARITY_TOLERANCE[self.task]
         valid = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
         if self.gates.primary_metric not in valid:
             raise ValueError(
@@ -381,12 +401,18 @@ class ModelSpec(_Strict):
     def primary_metric(self) -> str:
         return self.gates.primary_metric or DEFAULT_METRIC[self.task]
 
+    @property
+    def parity_tolerance(self) -> float:
+        """Absolute ONNX parity tolerance (probabilities; for regression, the absolute part)."""
+        tolerance = self.gates.parity_tolerance
+        return float(tolerance if tolerance is not None else DEFAULT_PARITY_TOLERANCE[self.task])
+
     def metric_higher_is_better(self) -> bool:
         """Whether a larger value of the primary metric is better."""
         return self.primary_metric in HIGHER_IS_BETTER
 
     def known_columns(self) -> set[str]:
-        """Every column the spec names: features, target, identifiers, time, sensitive, deprecated, ignored."""
+        """Every column the spec names: features, target, identifiers, time, sensitive, slices, deprecated, ignored."""
         time = [self.time_column] if self.time_column else []
         return {
             *self.features,
@@ -394,6 +420,7 @@ class ModelSpec(_Strict):
             *self.identifiers,
             *time,
             *self.sensitive,
+            *self.slices,
             *self.deprecated,
             *self.ignored,
         }

@@ -750,6 +750,20 @@ def _register_offline_commands() -> None:
 _register_offline_commands()
 
 
+def _register_model_commands() -> None:
+    """Models: `train` and `evaluate` offline (the Train and Evaluate stages' code on local files);
+    `models` and `lineage` read the registry of the running local cloud."""
+    from conveyor.cli.model_commands import evaluate, lineage, models, train
+
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(models)
+    app.command()(lineage)
+
+
+_register_model_commands()
+
+
 def main() -> None:
     try:
         app()

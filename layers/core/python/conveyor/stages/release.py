@@ -9,7 +9,7 @@ from typing import Any
 from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.events import RegistryEvent
 from conveyor.registry import ModelVersion, artifact_key, load_verified, sha256_hex, version_key
-from conveyor.report import render_report
+from conveyor.report import build_evidence, render_report
 from conveyor.stages.context import PipelineContext, StageEvent, code_version
 
 
@@ -28,23 +28,22 @@ def _metric_line(evaluation: dict[str, Any]) -> str:
 
 def _evidence(ctx: PipelineContext, stored: ModelVersion, state: dict[str, Any]) -> dict[str, Any]:
     """Everything that decided this version's fate, in one JSON document (and its HTML rendering)."""
-    evidence: dict[str, Any] = {k: v for k, v in stored.to_item().items() if k not in {"pk", "sk"}}
     evaluation = state.get("evaluation", {})
-    evidence.update(evaluation=evaluation, training=state.get("training", {}))
+    details = None
     if evaluation.get("details_key"):
         details = json.loads(ctx.store.get(ctx.settings.artifact_bucket, evaluation["details_key"]))
-        evidence.update(
-            slices=details.get("slices"),
-            importance=details.get("importance"),
-            latency=details.get("latency"),
-            robustness={"flip_rate": details.get("flip_rate")},
-            agreement=details.get("agreement"),
-        )
+    drift_report = None
     drift = state.get("drift") or {}
     validation = state.get("validation") or {}
     if drift.get("report_key") and validation.get("dataset"):
-        evidence["drift"] = json.loads(ctx.store.get(validation["dataset"]["bucket"], drift["report_key"]))
-    return evidence
+        drift_report = json.loads(ctx.store.get(validation["dataset"]["bucket"], drift["report_key"]))
+    return build_evidence(
+        {k: v for k, v in stored.to_item().items() if k not in {"pk", "sk"}},
+        evaluation=evaluation,
+        training=state.get("training", {}),
+        details=details,
+        drift=drift_report,
+    )
 
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,11 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         status=("approved" if training.get("approval", "auto") == "auto" else "candidate") if passed else "rejected",
         artifact_key=key,
         sha256=training["sha256"],
-        metrics={"candidate": evaluation.get("candidate") or {}, "champion": evaluation.get("champion")},
+        metrics={
+            "candidate": evaluation.get("candidate") or {},
+            "champion": evaluation.get("champion"),
+            "primary": evaluation.get("metric"),
+        },
         gates=evaluation.get("gates", []),
         decision=str(evaluation.get("reason", "")),
         lineage={
