@@ -169,3 +169,17 @@ def test_train_hands_the_serving_contract_to_register(second_version: dict[str, 
     body = ctx.store.get(ARTIFACTS, stored.contract_key)
     assert sha256_hex(body) == stored.contract_sha256
     assert json.loads(body)["features"].keys() == handed["features"].keys()
+
+
+def test_training_with_no_accepted_data_names_the_problem() -> None:
+    """Every object excluded (an erasure request) or none accepted yet: a clear error, not a pandas one."""
+    from conveyor.errors import TrainingError
+
+    settings = Settings(
+        data_bucket=DATA, artifact_bucket=ARTIFACTS, capture_bucket="", registry_table="t", alerts_topic_arn=""
+    )
+    store = MemoryObjectStore()
+    ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
+    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
+    with pytest.raises(TrainingError, match="no accepted data to train on"):
+        train_candidate(StageEvent(state={"validation": {"model": MODEL}}, execution_id="arn:exec:x"), ctx)

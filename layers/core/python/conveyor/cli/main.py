@@ -334,7 +334,7 @@ def impact(
     """List every model version trained on a data object (for deletion requests); --retrain retrains without it.
 
     Exit codes: 0 listed (with --retrain: a version trained without the object serves); 2 no such accepted
-    object; 3 the retrained candidate was rejected by its gates; 1 the retrain failed.
+    object, or it is the model's only accepted data (nothing is excluded then); 3 the retrained candidate was rejected by its gates; 1 the retrain failed.
     """
     from conveyor.adapters.aws import DynamoTable, StepFunctionsStarter
     from conveyor.registry import Registry
@@ -366,6 +366,13 @@ def impact(
             console.print("  no version was trained on it")
     code = 0
     if retrain:
+        excluded = {str(d["sha256"]) for d in datasets}
+        if not [d for d in registry.datasets(name) if str(d["sha256"]) not in excluded]:
+            raise _fail(
+                f"nothing left to train {name!r} on without {uri}: it is the model's only accepted data; "
+                "nothing was excluded and no retrain started",
+                2,
+            )
         for d in datasets:
             registry.exclude_dataset(name, d["sha256"], reason)
         digest = "-".join(sorted(str(d["sha256"])[:8] for d in datasets))

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from conveyor.contract import contract_from_spec
+from conveyor.errors import TrainingError
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
@@ -25,6 +26,11 @@ def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     spec_bytes = ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model))
     spec = load_spec(spec_bytes)
     datasets = ctx.registry.datasets(model)
+    if not datasets:
+        raise TrainingError(
+            f"model {model!r} has no accepted data to train on (none accepted yet, or every object excluded)",
+            details={"model": model},
+        )
     frames = [
         read_table(ctx.store.get(d["bucket"], d["key"], d.get("version_id")), PurePosixPath(d["key"]).name)
         for d in datasets
