@@ -91,10 +91,13 @@ class Pipeline(Construct):
             [(data_bucket, "*"), (artifact_bucket, "*")],
             "validate moves drops incoming/ -> accepted/ or quarantine/ and writes reports.",
         )
-        for fn in (train, evaluate):
-            nag.bucket_grants(
-                fn, [(data_bucket, "*"), (artifact_bucket, "*")], "reads accepted data, writes artifacts."
-            )
+        nag.bucket_grants(train, [(data_bucket, "*"), (artifact_bucket, "*")], "reads accepted data, writes artifacts.")
+        capture_bucket.grant_read(evaluate)  # live requests the champion served, for the agreement gate
+        nag.bucket_grants(
+            evaluate,
+            [(data_bucket, "*"), (artifact_bucket, "*"), (capture_bucket, "*")],
+            "reads accepted data and captured requests, writes artifacts.",
+        )
         nag.bucket_grants(register, [(artifact_bucket, "*")], "register reads and writes model artifacts.")
 
         self.functions: dict[str, lambda_.IFunction] = {

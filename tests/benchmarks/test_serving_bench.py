@@ -462,6 +462,25 @@ def _deployment_size(directory: Path) -> tuple[dict[str, Any], Path | None]:
     }
     deps_dir: Path | None = None
     if built.returncode == 0:
+        # The bundler prunes what no function loads after pip (infra.bundling.prune_layer): measure that.
+        pruned = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from infra.bundling import prune_layer;"
+                "print(prune_layer(Path(sys.argv[1])))",
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            timeout=300,
+            env=_clean_env(
+                JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="1", JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1"
+            ),
+        )
+        result["pruned_bytes"] = int(pruned.stdout.strip().splitlines()[-1]) if pruned.returncode == 0 else 0
         deps_bytes, deps_files = _tree_bytes(target, [])
         largest = sorted(
             (

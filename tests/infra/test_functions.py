@@ -193,3 +193,15 @@ def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:
     assert "sns:Publish" in _actions(_statements_of(synth, "approval"))
     for name in ("plan", "trial", "bake", "rollback"):
         assert "sns:Publish" not in _actions(_statements_of(synth, name)), name
+
+
+def test_only_evaluate_and_bake_read_the_captured_requests_and_neither_writes_them(synth: Synth) -> None:
+    capture = synth.logical_id(synth.stack.capture_bucket)
+    readers = set()
+    for name in FUNCTIONS:
+        for statement in _statements_of(synth, name):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if capture in json.dumps(statement["Resource"]) and any(a.startswith("s3:") for a in actions):
+                readers.add(name)
+                assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in actions), (name, actions)
+    assert readers == {"evaluate", "bake"}

@@ -183,3 +183,61 @@ def test_training_with_no_accepted_data_names_the_problem() -> None:
     store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
     with pytest.raises(TrainingError, match="no accepted data to train on"):
         train_candidate(StageEvent(state={"validation": {"model": MODEL}}, execution_id="arn:exec:x"), ctx)
+
+
+def _capture_line(model: str, at: float, row: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    record = {
+        "model": model,
+        "model_version": 1,
+        "role": "champion",
+        "served": True,
+        "request_id": f"r-{at}",
+        "timestamp": at,
+        "latency_ms": 0.4,
+        "status": 200,
+        "error_code": None,
+        "inputs": [row],
+        "predictions": [1],
+    }
+    record.update(fields)
+    return record
+
+
+def test_the_agreement_gate_reads_the_live_requests_the_champion_served(full_df: pd.DataFrame) -> None:
+    """Issue 4: agreement with the champion on the holdout *and* on captured live requests."""
+    from datetime import UTC, datetime
+
+    from conveyor.stages.evaluate import live_instances
+
+    settings = Settings(
+        data_bucket=DATA, artifact_bucket=ARTIFACTS, capture_bucket="capture", registry_table="t", alerts_topic_arn=""
+    )
+    store = MemoryObjectStore()
+    ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
+    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
+    first = _pipeline(ctx, {"validation": _drop(ctx, full_df[full_df["year"] <= 1985].head(3000), "a", 1.0)}, "e1")
+    assert first["registration"]["status"] == "approved"
+
+    now = datetime.now(tz=UTC).timestamp()
+    features = list(_spec()["features"])
+    rows = full_df[full_df["year"] == 1987].head(40)[features].to_dict(orient="records")
+    for row in rows:
+        row["edlevel"] = str(row["edlevel"])
+    lines = [_capture_line(MODEL, now - 60 + i, row) for i, row in enumerate(rows[:30])]
+    lines += [
+        _capture_line(MODEL, now - 5, rows[30], role="shadow", served=False),  # never served: not live traffic
+        _capture_line(MODEL, now - 4, rows[31], status=503, error_code="model_unavailable"),  # refused
+        _capture_line(MODEL, now - 3, {**rows[32], "age": "***"}),  # a masked feature cannot be rescored
+        _capture_line("other-model", now - 2, rows[33]),
+    ]
+    hour = datetime.fromtimestamp(now - 60, tz=UTC).strftime("%Y/%m/%d/%H")
+    store.put("capture", f"{MODEL}/capture/{hour}/batch.jsonl", "\n".join(json.dumps(x) for x in lines).encode())
+
+    picked = live_instances(ctx, MODEL, {name: "x" for name in features}, now=now)
+    assert len(picked) == 30 and all(set(row) == set(features) for row in picked)
+
+    state = _pipeline(ctx, {"validation": _drop(ctx, full_df[full_df["year"] == 1986].head(2500), "b", 2.0)}, "e2")
+    (gate,) = [g for g in state["evaluation"]["gates"] if g["name"] == "inference_agreement"]
+    assert "of 30 live requests" in gate["message"], gate
+    details = json.loads(store.get(ARTIFACTS, state["evaluation"]["details_key"]))
+    assert details["agreement"]["live_rows"] == 30 and details["agreement"]["live"] is not None

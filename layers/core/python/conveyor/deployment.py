@@ -153,26 +153,35 @@ def capture_prefixes(model: str, start: float, end: float) -> list[str]:
     return prefixes
 
 
-def read_capture(store: ObjectStore, bucket: str, model: str, start: float, end: float) -> list[dict[str, Any]]:
-    """Every capture record of ``model`` with ``start <= timestamp <= end``; unreadable lines are skipped."""
+def read_capture_prefix(store: ObjectStore, bucket: str, prefix: str, model: str) -> list[dict[str, Any]]:
+    """Every capture record of ``model`` in the files under ``prefix`` (one hour); unreadable lines are skipped."""
     records: list[dict[str, Any]] = []
     skipped = 0
-    for prefix in capture_prefixes(model, start, end):
-        for key in store.keys(bucket, prefix):
-            for line in store.get(bucket, key).splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    stamp = float(record["timestamp"])
-                except (ValueError, KeyError, TypeError):
-                    skipped += 1
-                    continue
-                if start <= stamp <= end and record.get("model", model) == model:
-                    records.append(record)
+    for key in store.keys(bucket, prefix):
+        for line in store.get(bucket, key).splitlines():
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                float(record["timestamp"])
+            except (ValueError, KeyError, TypeError):
+                skipped += 1
+                continue
+            if isinstance(record, dict) and record.get("model", model) == model:
+                records.append(record)
     if skipped:
-        log.warning("unreadable capture lines skipped", extra={"model": model, "skipped": skipped})
+        log.warning("unreadable capture lines skipped", extra={"model": model, "skipped": skipped, "prefix": prefix})
     return records
+
+
+def read_capture(store: ObjectStore, bucket: str, model: str, start: float, end: float) -> list[dict[str, Any]]:
+    """Every capture record of ``model`` with ``start <= timestamp <= end``; unreadable lines are skipped."""
+    return [
+        record
+        for prefix in capture_prefixes(model, start, end)
+        for record in read_capture_prefix(store, bucket, prefix, model)
+        if start <= float(record["timestamp"]) <= end
+    ]
 
 
 def _status(record: dict[str, Any]) -> int:
