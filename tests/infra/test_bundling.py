@@ -44,3 +44,21 @@ def test_the_docker_fallback_prunes_the_same_paths() -> None:
     source = Path(bundling.__file__).read_text()
     assert "rm -rf" in source and "LAYER_PRUNE" in source
     assert all("libs/" not in pattern for pattern in LAYER_PRUNE)  # numpy.libs & co. are linked, never pruned
+
+
+def test_the_layer_is_compiled_by_lambdas_python_with_bytecode_that_never_goes_stale(tmp_path: Path) -> None:
+    from infra.bundling import compile_layer, lambda_python
+    from infra.constants import PYTHON_VERSION
+
+    found = lambda_python()
+    if found is not None:  # whatever this machine offers must really be Lambda's version
+        version = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+        assert version.stdout.strip() == str(tuple(int(p) for p in PYTHON_VERSION.split(".")))
+    interpreter = found or sys.executable  # the mechanics are the same with this interpreter
+    package = tmp_path / "python" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    assert compile_layer(tmp_path / "python", interpreter)
+    (pyc,) = (package / "__pycache__").glob("__init__.*.pyc")
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based and unchecked: valid whatever the extracted files' timestamps
