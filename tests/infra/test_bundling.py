@@ -52,7 +52,9 @@ def test_the_layer_is_compiled_by_lambdas_python_with_bytecode_that_never_goes_s
 
     found = lambda_python()
     if found is not None:  # whatever this machine offers must really be Lambda's version
-        version = subprocess.run([found, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+        version = subprocess.run(
+            [found, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, check=True
+        )
         assert version.stdout.strip() == str(tuple(int(p) for p in PYTHON_VERSION.split(".")))
     interpreter = found or sys.executable  # the mechanics are the same with this interpreter
     package = tmp_path / "python" / "pkg"
