@@ -11,6 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "events" / "data" / "german_health_1984_1988.csv"
 DEMO_SPEC = ROOT / "events" / "specs" / "doctor-visits.yaml"
+# One request row of the demo spec's features, every value inside the spec's ranges.
+DEMO_ROW = {
+    "age": 40,
+    "hhninc": 3.0,
+    "educ": 12,
+    "female": 1,
+    "married": 1,
+    "kids": 0,
+    "outwork": 0,
+    "self": 0,
+    "edlevel": "1",
+}
 
 
 @dataclass

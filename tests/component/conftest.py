@@ -8,20 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DATASET, DEMO_SPEC, TrainedModel
+from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC, TrainedModel
 
-# One row of the demo features; every value inside the spec's ranges.
-ROW: dict[str, Any] = {
-    "age": 40,
-    "hhninc": 3.0,
-    "educ": 12,
-    "female": 1,
-    "married": 1,
-    "kids": 0,
-    "outwork": 0,
-    "self": 0,
-    "edlevel": "1",
-}
+ROW: dict[str, Any] = DEMO_ROW
 
 
 def demo_spec_data(**changes: Any) -> dict[str, Any]:

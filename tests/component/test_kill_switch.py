@@ -5,18 +5,9 @@ import pytest
 from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
 from conveyor.registry import ModelVersion, Registry, RegistryError, artifact_key, sha256_hex
 from conveyor.serving import ModelCache, ModelUnavailable, PredictionService
+from tests.conftest import DEMO_ROW
 
-ROW = {
-    "age": 40,
-    "hhninc": 3.0,
-    "educ": 12,
-    "female": 1,
-    "married": 1,
-    "kids": 0,
-    "outwork": 0,
-    "self": 0,
-    "edlevel": "1",
-}
+ROW = DEMO_ROW
 
 
 class Clock:

@@ -25,7 +25,7 @@ import yaml
 
 from conveyor.cli.target import Target
 from conveyor.registry import traffic_share
-from tests.conftest import DATASET, DEMO_SPEC
+from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
 MODEL = "canary-visits"
@@ -34,17 +34,7 @@ BAKE_SECONDS = 6
 ROUTING_CACHE_SECONDS = (
     5  # infra.constants.ROUTING_CACHE_SECONDS: how long the predict function may serve a stale split
 )
-ROW = {
-    "age": 40,
-    "hhninc": 3.0,
-    "educ": 12,
-    "female": 1,
-    "married": 1,
-    "kids": 0,
-    "outwork": 0,
-    "self": 0,
-    "edlevel": "1",
-}
+ROW = DEMO_ROW
 
 
 def _spec() -> bytes:

@@ -22,7 +22,7 @@ from conveyor.cli.target import Target
 from conveyor.spec import load_spec
 from conveyor.tabular import feature_frame
 from conveyor.training import train_model
-from tests.conftest import DATASET, DEMO_SPEC
+from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
 MODEL = "doctor-visits"
@@ -172,22 +172,7 @@ def test_a_bad_file_is_quarantined_with_its_report_and_the_champion_keeps_servin
     messages = sqs.receive_message(QueueUrl=alerts_queue, MaxNumberOfMessages=10).get("Messages", [])
     alerts = [json.loads(m["Body"]) for m in messages]
     assert any(a.get("Subject") == "Conveyor: data rejected" and "docvis" in a.get("Message", "") for a in alerts)
-    response = _predict(
-        cloud,
-        [
-            {
-                "age": 40,
-                "hhninc": 3.0,
-                "educ": 12,
-                "female": 1,
-                "married": 1,
-                "kids": 0,
-                "outwork": 0,
-                "self": 0,
-                "edlevel": "1",
-            }
-        ],
-    )
+    response = _predict(cloud, [DEMO_ROW])
     assert response.status_code == 200 and response.json()["model_version"] == 1
 
 
@@ -295,23 +280,7 @@ def test_the_cli_drives_the_same_cloud(cloud: Target, first_version: dict[str, A
     )
     (model,) = json.loads(status.stdout)["models"]
     assert model["model"] == MODEL and model["serving"] >= 1 and len(model["versions"]) >= 2
-    body = json.dumps(
-        {
-            "instances": [
-                {
-                    "age": 40,
-                    "hhninc": 3.0,
-                    "educ": 12,
-                    "female": 1,
-                    "married": 1,
-                    "kids": 0,
-                    "outwork": 0,
-                    "self": 0,
-                    "edlevel": "1",
-                }
-            ]
-        }
-    )
+    body = json.dumps({"instances": [DEMO_ROW]})
     predicted = subprocess.run(
         [*conveyor, "predict", MODEL, "--json", body, "--request-id", "cli-1", "--state", str(state)],
         capture_output=True,
@@ -397,17 +366,7 @@ def test_the_kill_switch_over_http_takes_effect_within_the_routing_cache_time(
         )
     )
     conveyor = [sys.executable, "-m", "conveyor.cli.main"]
-    row = {
-        "age": 40,
-        "hhninc": 3.0,
-        "educ": 12,
-        "female": 1,
-        "married": 1,
-        "kids": 0,
-        "outwork": 0,
-        "self": 0,
-        "edlevel": "1",
-    }
+    row = DEMO_ROW
     assert _predict(cloud, [row]).status_code == 200
     killed = subprocess.run(
         [*conveyor, "kill", MODEL, "--fallback", "none", "--state", str(state), "--json"],

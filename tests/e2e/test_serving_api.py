@@ -27,24 +27,14 @@ from schemathesis import GenerationMode
 from conveyor.adapters.aws import DynamoTable
 from conveyor.cli.target import Target
 from conveyor.registry import Registry
-from tests.conftest import DEMO_SPEC
+from tests.conftest import DEMO_ROW, DEMO_SPEC
 from tests.e2e.test_local_cloud import _wait_for_end, _years
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
 MODEL = "serving-e2e"
 CAPTURE_KEY = re.compile(rf"^{MODEL}/capture/\d{{4}}/\d{{2}}/\d{{2}}/\d{{2}}/[0-9a-f-]{{36}}\.jsonl$")
 RESPONSE_KEYS = {"model", "model_version", "request_id", "predictions", "probabilities", "warnings", "fallback"}
-ROW = {
-    "age": 40,
-    "hhninc": 3.0,
-    "educ": 12,
-    "female": 1,
-    "married": 1,
-    "kids": 0,
-    "outwork": 0,
-    "self": 0,
-    "edlevel": "1",
-}
+ROW = DEMO_ROW
 
 
 def _registry(cloud: Target) -> Registry:
