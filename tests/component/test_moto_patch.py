@@ -89,6 +89,7 @@ def test_concurrent_pipelines_get_consecutive_versions_on_the_local_cloud(moto_s
     from conveyor.adapters.aws import DynamoTable
     from conveyor.localcloud.fidelity import serialize_dynamodb_writes
     from conveyor.registry import ModelVersion, Registry
+    from tests.component.conftest import create_registry_table
 
     serialize_dynamodb_writes()
     kw = {
@@ -97,15 +98,7 @@ def test_concurrent_pipelines_get_consecutive_versions_on_the_local_cloud(moto_s
         "aws_access_key_id": "k",
         "aws_secret_access_key": "s",
     }
-    boto3.client("dynamodb", **kw).create_table(
-        TableName="registry",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_registry_table(boto3.client("dynamodb", **kw))
     barrier = threading.Barrier(8)
     versions: list[int] = []
 

@@ -15,6 +15,7 @@ from conveyor.adapters.aws import DynamoTable
 from conveyor.localcloud.runtime import LambdaContext
 from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex
 from conveyor.tabular import feature_frame
+from tests.component.conftest import create_registry_table, predict_environment
 from tests.events import load_event
 
 MODEL = "doctor-visits"
@@ -22,35 +23,12 @@ MODEL = "doctor-visits"
 
 @pytest.fixture
 def predict(monkeypatch, tmp_path, trained_model):
-    env = {
-        "DATA_BUCKET": "data",
-        "ARTIFACT_BUCKET": "artifacts",
-        "CAPTURE_BUCKET": "capture",
-        "REGISTRY_TABLE": "registry",
-        "ALERTS_TOPIC_ARN": "",
-        "ROUTING_CACHE_SECONDS": "0",
-        "MAX_BATCH_ROWS": "50",
-        "CONVEYOR_MODEL_DIR": str(tmp_path),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    predict_environment(monkeypatch, tmp_path, ALERTS_TOPIC_ARN="")
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="artifacts")
         s3.create_bucket(Bucket="capture")
-        boto3.client("dynamodb").create_table(
-            TableName="registry",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_registry_table(boto3.client("dynamodb"))
         digest = sha256_hex(trained_model.onnx)
         key = artifact_key(MODEL, digest)
         s3.put_object(Bucket="artifacts", Key=key, Body=trained_model.onnx)

@@ -21,7 +21,7 @@ from conveyor.localcloud.runtime import LambdaContext
 from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex, traffic_share
 from conveyor.spec import parse_spec
 from conveyor.stages.release import contract_key
-from tests.component.conftest import ROW, demo_spec_data
+from tests.component.conftest import ROW, create_registry_table, demo_spec_data, predict_environment
 from tests.events import load_event
 
 MODEL = "doctor-visits"
@@ -110,36 +110,12 @@ def _publish(s3: Any, registry: Registry, onnx: bytes, spec_data: dict[str, Any]
 
 @pytest.fixture
 def api(monkeypatch, tmp_path, trained_model, other_model):
-    env = {
-        "DATA_BUCKET": "data",
-        "ARTIFACT_BUCKET": "artifacts",
-        "CAPTURE_BUCKET": "capture",
-        "REGISTRY_TABLE": "registry",
-        "ROUTING_CACHE_SECONDS": "0",
-        "MAX_BATCH_ROWS": "50",
-        "CAPTURE_FLUSH_SECONDS": "60",  # the tests flush when they read
-        "CONVEYOR_MODEL_DIR": str(tmp_path),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("CAPTURE_STREAM", raising=False)
+    predict_environment(monkeypatch, tmp_path, CAPTURE_FLUSH_SECONDS="60")  # the tests flush when they read
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="artifacts")
         s3.create_bucket(Bucket="capture")
-        boto3.client("dynamodb").create_table(
-            TableName="registry",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_registry_table(boto3.client("dynamodb"))
         registry = Registry(DynamoTable("registry"))
         _publish(s3, registry, trained_model.onnx, demo_spec_data(capture={"sample_rate": 0.5, "pii": ["hhninc"]}))
         _publish(s3, registry, other_model.onnx, demo_spec_data())
