@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import yaml
 
 from conveyor.cli.target import Target
 from conveyor.spec import load_spec
@@ -337,7 +338,7 @@ def test_a_small_arrival_without_drift_is_recorded_and_does_not_retrain(
     execution = _wait_for_end(cloud, key)
     output = json.loads(execution["output"])
     assert execution["status"] == "SUCCEEDED"
-    assert output["drift"]["verdict"] == "no_drift" and output["drift"]["retrain"] is False
+    assert output["drift"]["verdict"] == "no_drift" and output["drift"]["retrain"] is False, output["drift"]
     assert "training" not in output and "registration" not in output
     drift_report = json.loads(
         cloud.s3.get_object(Bucket=cloud.output("DataBucketName"), Key=output["drift"]["report_key"])["Body"].read()
@@ -389,28 +390,41 @@ def test_the_kill_switch_over_http_takes_effect_within_the_routing_cache_time(
         time.sleep(0.2)
 
 
-def test_impact_lists_versions_trained_on_an_object_and_retrains_without_it(
-    cloud: Target, first_version: dict[str, Any], tmp_path: Path
-) -> None:
-    """Excludes the first drop from all later training (so it runs last in the file), and does not
-    rely on other tests for the data a retrain needs: it drops a small batch of its own first."""
-    own = tmp_path / "german_health_1986_sample.csv"
-    pd.read_csv(_years(tmp_path, "all_1986.csv", [1986])).head(500).to_csv(own, index=False)
-    key = f"{MODEL}/incoming/{own.name}"
-    cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=own.read_bytes())
-    assert _wait_for_end(cloud, key)["status"] == "SUCCEEDED"
+def test_impact_lists_versions_trained_on_an_object_and_retrains_without_it(cloud: Target, tmp_path: Path) -> None:
+    """An erasure request on a model of its own (``impact-visits``), so excluding data changes no other
+    test's champion, whatever order the tests run in."""
+    model = "impact-visits"
+    spec = yaml.safe_load(DEMO_SPEC.read_text())
+    spec["name"] = model
+    cloud.s3.put_object(
+        Bucket=cloud.output("ArtifactBucketName"), Key=f"{model}/spec.yaml", Body=yaml.safe_dump(spec).encode()
+    )
     state = tmp_path / "local.json"
     state.write_text(
         json.dumps(
             {"endpoint": cloud.endpoint, "api_url": cloud.api_url, "region": cloud.region, "outputs": cloud.outputs}
         )
     )
-    uri = f"s3://{cloud.output('DataBucketName')}/{MODEL}/incoming/{first_version['data'].name}"
+
+    def drop(path: Path) -> str:
+        key = f"{model}/incoming/{path.name}"
+        cloud.s3.put_object(Bucket=cloud.output("DataBucketName"), Key=key, Body=path.read_bytes())
+        assert _wait_for_end(cloud, key)["status"] == "SUCCEEDED"
+        return f"s3://{cloud.output('DataBucketName')}/{key}"
+
+    uri = drop(_years(tmp_path, "impact_1984_1985.csv", [1984, 1985]))
     conveyor = [sys.executable, "-m", "conveyor.cli.main", "impact", uri, "--state", str(state), "--json"]
+    # The model's only data: nothing is excluded, no retrain starts, and the error says why.
+    alone = subprocess.run([*conveyor, "--retrain"], capture_output=True, text=True, check=False)
+    assert alone.returncode == 2 and "only accepted data" in alone.stderr, alone.stderr
+    second = tmp_path / "impact_1986_sample.csv"
+    pd.read_csv(_years(tmp_path, "all_1986.csv", [1986])).head(1500).to_csv(second, index=False)
+    drop(second)
+
     listed = subprocess.run(conveyor, capture_output=True, text=True, check=True)
     document = json.loads(listed.stdout)
     (obj,) = document["objects"]
-    assert 1 in [v["version"] for v in document["versions"]]
+    assert obj["excluded"] is not True and 1 in [v["version"] for v in document["versions"]]
     retrained = subprocess.run(
         [*conveyor, "--retrain", "--reason", "erasure request 7"], capture_output=True, text=True, check=False
     )
@@ -419,7 +433,7 @@ def test_impact_lists_versions_trained_on_an_object_and_retrains_without_it(
     assert result["retrain"]["status"] == "SUCCEEDED"
     version = result["retrain"]["registration"]["version"]
     evidence = json.loads(
-        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/versions/{version}/evidence.json")[
+        cloud.s3.get_object(Bucket=cloud.output("ArtifactBucketName"), Key=f"{model}/versions/{version}/evidence.json")[
             "Body"
         ].read()
     )
