@@ -12,7 +12,6 @@ import atexit
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.jsonsafe import json_safe  # noqa: F401  (re-exported: serving imports it from here)
 from conveyor.ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,6 @@ def capture_key(model: str, timestamp: float) -> str:
     """``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``: the UTC hour of the file's first record."""
     hour = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y/%m/%d/%H")
     return f"{model}/capture/{hour}/{uuid.uuid4()}.jsonl"
-
-
-def json_safe(value: Any) -> Any:
-    """A captured input value as strict JSON can hold it: non-finite numbers become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def record_line(record: dict[str, Any]) -> bytes:
