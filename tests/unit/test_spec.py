@@ -257,3 +257,26 @@ def test_slices_are_known_columns_and_never_the_target(spec_dict: dict[str, Any]
     assert spec.slices == ["year", "region"] and "region" in spec.known_columns()
     spec_dict["slices"] = ["docvis"]
     assert _error(spec_dict).message == "slices: the target 'docvis' cannot be a slice column"
+
+
+def test_monitoring_defaults_and_actions(spec_path: Path) -> None:
+    from conveyor.spec import SIGNALS, rate_seconds
+
+    base = yaml.safe_load(spec_path.read_text())
+    spec = parse_spec(base)
+    assert spec.monitoring.schedule_seconds() == 3600
+    assert spec.monitoring.window() == 3600
+    assert all(spec.monitoring.action(signal) == "notify" for signal in SIGNALS)
+    base["monitoring"] = {"schedule": "rate(5 minutes)", "on_alarm": {"drift": "retrain", "latency": "rollback"}}
+    spec = parse_spec(base)
+    assert spec.monitoring.window() == 300
+    assert spec.monitoring.action("drift") == "retrain"
+    assert spec.monitoring.action("latency") == "rollback"
+    assert spec.monitoring.action("errors") == "notify"
+    assert rate_seconds("rate(2 days)") == 172800
+    base["monitoring"] = {"on_alarm": {"drift": "explode"}}
+    with pytest.raises(SpecError, match=r"monitoring\.on_alarm"):
+        parse_spec(base)
+    base["monitoring"] = {"evaluation_periods": 2, "datapoints_to_alarm": 3}
+    with pytest.raises(SpecError, match="datapoints_to_alarm"):
+        parse_spec(base)
