@@ -1,0 +1,83 @@
+"""The gate's entry points: ``validate_bytes`` (an object as dropped) and ``validate_frame`` (a frame
+already read), and the order the layers of checks run in: file, schema, values, target, leakage."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import pandas as pd
+
+from conveyor.spec import ModelSpec
+from conveyor.validation.context import ValidationContext
+from conveyor.validation.files import read_object
+from conveyor.validation.leakage import leakage_checks
+from conveyor.validation.report import Check, Rows, ValidationReport, build_report
+from conveyor.validation.schema import Parsed, column_checks, parse_feature, row_checks
+from conveyor.validation.target import target_checks
+from conveyor.validation.values import duplicate_check, feature_checks
+
+logger = logging.getLogger(__name__)
+
+
+def validate_bytes(
+    data: bytes, filename: str, spec: ModelSpec, *, context: ValidationContext | None = None
+) -> ValidationReport:
+    """Read and validate a CSV/Parquet object; never raises: an unusable file gives a rejected report.
+
+    Parameters
+    ----------
+    data, filename
+        The object's bytes and its name (the suffix chooses CSV or Parquet).
+    spec
+        The model spec: required columns, types, ranges and the ``validation`` thresholds.
+    context
+        Earlier arrivals and the reference profile, for the arrival checks (optional).
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    checks: list[Check] = []
+    try:
+        frame, rows = read_object(data, filename, spec, context, digest, checks)
+        if frame is None:
+            return build_report(checks, 0, [], filename, digest)
+        checks.extend(_frame_checks(frame, spec, context, rows))
+        return build_report(checks, len(frame), [str(c) for c in frame.columns], filename, digest)
+    except Exception as exc:  # the gate answers on any input: a bug must quarantine, not crash the pipeline
+        logger.exception("validation failed", extra={"file": filename})
+        checks.append(
+            Check(
+                "internal_error",
+                "error",
+                False,
+                f"the validator failed on {filename} ({type(exc).__name__}); quarantined for a person to look at",
+            )
+        )
+        return build_report(checks, 0, [], filename, digest)
+
+
+def validate_frame(
+    df: pd.DataFrame, spec: ModelSpec, *, source: str, context: ValidationContext | None = None
+) -> ValidationReport:
+    """Check a frame against the spec; returns a report, never raises on bad data."""
+    return build_report(_frame_checks(df, spec, context, Rows()), len(df), [str(c) for c in df.columns], source)
+
+
+def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext | None, rows: Rows) -> list[Check]:
+    checks = row_checks(df, spec, context)
+    if len(df) == 0:
+        return checks
+    checks.extend(column_checks(df, spec))
+    parsed_features: dict[str, Parsed] = {}
+    for name, feature in spec.features.items():
+        if name not in df.columns:
+            continue
+        column = df[name]
+        parsed = parsed_features[name] = parse_feature(column, feature)
+        checks.extend(feature_checks(name, feature, column, parsed, rows, context))
+    checks.extend(duplicate_check(df, spec, rows))
+    if spec.target.column in df.columns:
+        found, y, binary = target_checks(df, spec)
+        checks.extend(found)
+        if y is not None:
+            checks.extend(leakage_checks(spec, parsed_features, y, binary))
+    return checks

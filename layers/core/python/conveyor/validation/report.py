@@ -1,0 +1,145 @@
+"""What the gate answers: one ``Check`` per test, the ``ValidationReport`` and its summary line,
+and the 1-based row numbers and examples that failed checks cite."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+Severity = Literal["error", "warn", "info"]
+EXAMPLES = 5  # rows cited by a failed check
+
+
+@dataclass
+class Check:
+    """One check of the gate.
+
+    ``value`` is what the check measured and ``threshold`` the limit it was held to, both None
+    when the check has no numeric measure (a wrong delimiter, a missing column). The direction
+    depends on the check: shares and counts fail above the threshold (``not_null``: null share vs
+    ``max_null_share``; ``type``, ``sentinel``, ``allowed``: a count vs 0; ``leakage``: AUC or
+    |correlation| vs the leakage limit, failing at or above it), while sizes fail below it
+    (``min_rows``, ``row_count``: rows vs the minimum expected; ``class_balance``: the rarest
+    class's share vs ``min_class_share``; ``constant``, ``target``: distinct values vs 2, though null
+    targets are counted against 0).
+    """
+
+    name: str
+    severity: Severity
+    passed: bool
+    message: str
+    column: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class ValidationReport:
+    """The verdict on one data object, with every check that led to it."""
+
+    verdict: Literal["accepted", "rejected"]
+    checks: list[Check]
+    rows: int
+    columns: list[str]
+    summary: str
+    source: str = ""
+    sha256: str = ""
+    errors: int = 0  # failed error checks
+    warnings: int = 0  # failed warn checks
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "accepted"
+
+    def failures(self, severity: Severity = "error") -> list[Check]:
+        """The failed checks of one severity."""
+        return [c for c in self.checks if c.severity == severity and not c.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def build_report(checks: list[Check], rows: int, columns: list[str], source: str, sha256: str = "") -> ValidationReport:
+    """The verdict and summary line of a list of checks: any failed error check rejects."""
+    failed = [c for c in checks if c.severity == "error" and not c.passed]
+    warned = [c for c in checks if c.severity == "warn" and not c.passed]
+    verdict: Literal["accepted", "rejected"] = "rejected" if failed else "accepted"
+    if failed:
+        shown = "; ".join(short(c.message) for c in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        summary = f"rejected {source}: {len(failed)} error{'s' if len(failed) > 1 else ''} ({shown})"
+    elif warned:
+        shown = "; ".join(short(c.message) for c in warned[:3]) + ("; ..." if len(warned) > 3 else "")
+        summary = (
+            f"accepted {source} with {len(warned)} warning{'s' if len(warned) > 1 else ''}: "
+            f"{rows} rows, {len(columns)} columns ({shown})"
+        )
+    else:
+        summary = f"accepted {source}: {rows} rows, {len(columns)} columns"
+    return ValidationReport(
+        verdict=verdict,
+        checks=checks,
+        rows=rows,
+        columns=columns,
+        summary=summary,
+        source=source,
+        sha256=sha256,
+        errors=len(failed),
+        warnings=len(warned),
+    )
+
+
+class Rows:
+    """Frame positions -> the 1-based data row numbers of the file (bad CSV lines are skipped)."""
+
+    def __init__(self, numbers: np.ndarray | None = None) -> None:
+        self._numbers = numbers
+
+    def of(self, positions: np.ndarray) -> list[int]:
+        if self._numbers is None:
+            return [int(p) + 1 for p in positions]
+        return [int(self._numbers[p]) for p in positions]
+
+
+def row_examples(mask: pd.Series | np.ndarray, column: pd.Series, rows: Rows) -> list[dict[str, Any]]:
+    """The first ``EXAMPLES`` flagged rows as ``{"row": number, "value": value}``."""
+    flags = mask.to_numpy(dtype=bool, na_value=False) if isinstance(mask, pd.Series) else mask
+    positions = np.flatnonzero(flags)[:EXAMPLES]
+    numbers = rows.of(positions)
+    return [{"row": n, "value": json_safe(column.iloc[p])} for n, p in zip(numbers, positions, strict=True)]
+
+
+def cite(examples: list[dict[str, Any]]) -> str:
+    """Examples as text for a message: ``row 3: 'x', row 9: 'y'``."""
+    return ", ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
