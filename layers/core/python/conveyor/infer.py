@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ import yaml
 from conveyor.errors import DataError
 from conveyor.spec import parse_spec
 from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, category_strings, parse_datetime
-from conveyor.validation import ID_NAME, leakage_strength
+from conveyor.validation import ID_NAME, LEAKAGE_CORRELATION, leakage_strength
 
 MAX_CATEGORIES = 50
 MAX_CODE_VALUES = 10
@@ -136,6 +137,24 @@ def _finding(column: str, kind: str, reason: str, *, excluded: bool = True) -> d
     return {"column": column, "kind": kind, "reason": reason, "excluded": excluded}
 
 
+@dataclass
+class _Draft:
+    """The spec being inferred, column by column, and the findings that explain it."""
+
+    findings: list[dict[str, Any]]
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    identifiers: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    time_column: str | None = None
+    category_views: dict[str, pd.Series] = field(default_factory=dict)  # for spotting one-hot copies
+    binaries: list[str] = field(default_factory=list)
+    seen_hashes: dict[int, str] = field(default_factory=dict)  # for spotting exact copies
+
+    def exclude(self, column: str, kind: str, reason: str) -> None:
+        self.ignored.append(column)
+        self.findings.append(_finding(column, kind, reason))
+
+
 def infer_spec(
     df: pd.DataFrame, name: str, target: str, *, positive_when: str | dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -169,99 +188,109 @@ def infer_spec(
         raise DataError("the sample has no rows")
     condition = parse_condition(positive_when) if isinstance(positive_when, str) else positive_when
     y_column = df[target]
-    findings: list[dict[str, Any]] = [_finding(target, "target", "the target")]
     if condition is not None or not pd.api.types.is_numeric_dtype(y_column) or y_column.nunique() <= MAX_CODE_VALUES:
         task = "classification"
     else:
         task = "regression"
-    features: dict[str, dict[str, Any]] = {}
-    identifiers: list[str] = []
-    ignored: list[str] = []
-    time_column: str | None = None
-    category_views: dict[str, pd.Series] = {}  # for spotting one-hot copies
-    binaries: list[str] = []
-    seen_hashes: dict[int, str] = {}
+    draft = _Draft(findings=[_finding(target, "target", "the target")])
     for raw_name in df.columns:
-        column_name = str(raw_name)
-        if column_name == target:
-            continue
-        column = df[raw_name]
-        values = column.dropna()
-        fingerprint = int(pd.util.hash_pandas_object(column, index=False).sum())
-        if fingerprint in seen_hashes and column.equals(df[seen_hashes[fingerprint]]):
-            findings.append(
-                _finding(column_name, "duplicated_encoding", f"an exact copy of {seen_hashes[fingerprint]}")
-            )
-            ignored.append(column_name)
-            continue
-        seen_hashes.setdefault(fingerprint, column_name)
-        if values.empty:
-            ignored.append(column_name)
-            findings.append(_finding(column_name, "empty", "no values in the sample"))
-            continue
-        reason = _identifier_reason(column_name, column, values)
-        is_time = _TIME_NAME.search(column_name) is not None or _looks_like_datetime(values)
-        if time_column is None and is_time and not ID_NAME.search(column_name):
-            time_column = column_name
-            findings.append(_finding(column_name, "time", "the time column (a time moves forward: not a feature)"))
-            continue
-        if reason is not None and not is_time:
-            identifiers.append(column_name)
-            findings.append(_finding(column_name, "identifier", f"identifier: {reason}"))
-            continue
-        if values.nunique() == 1:
-            ignored.append(column_name)
-            findings.append(_finding(column_name, "constant", f"constant ({values.iloc[0]!r}) in the sample"))
-            continue
-        nullable = bool(column.isna().any())
-        spec_feature: dict[str, Any]
-        if _is_boolean(column, values):
-            spec_feature = {"type": "boolean"}
-            binaries.append(column_name)
-        elif _looks_like_datetime(values):
-            spec_feature = {"type": "datetime"}
-        elif pd.api.types.is_numeric_dtype(values):
-            numbers = values.to_numpy(dtype=np.float64)
-            integral = bool(np.all(numbers == np.floor(numbers)))
-            distinct = np.unique(numbers)
-            if integral and distinct.size <= MAX_CODE_VALUES and distinct.min() >= 0 and distinct.max() <= MAX_CODE:
-                allowed = [str(int(v)) for v in distinct]
-                spec_feature = {"type": "category", "allowed": allowed}
-                category_views[column_name] = category_strings(column)
-            else:
-                low, high = np.quantile(numbers, [0.005, 0.995])
-                lower, upper = _nice_bounds(float(low), float(high), integral=integral)
-                spec_feature = {"type": "integer" if integral else "number", "range": [_plain(lower), _plain(upper)]}
-        else:
-            strings = category_strings(column)
-            distinct_count = values.nunique()
-            if distinct_count <= MAX_CATEGORIES and distinct_count <= max(2, len(values) // 2):
-                allowed = sorted(str(v) for v in pd.unique(strings[column.notna()]))
-                spec_feature = {"type": "category", "allowed": allowed}
-                category_views[column_name] = strings
-            else:
-                ignored.append(column_name)
-                findings.append(
-                    _finding(column_name, "free_text", f"{distinct_count} distinct strings: free text or a code")
-                )
-                continue
-        if nullable:
-            spec_feature["nullable"] = True
-        features[column_name] = spec_feature
-    # one-hot copies: a 0/1 column equal to (another column == value); keep the coded column
-    for binary_name in binaries:
-        source = _one_hot_of(df[binary_name], {k: v for k, v in category_views.items() if k in features})
+        if str(raw_name) != target:
+            _add_column(draft, df, raw_name)
+    _drop_one_hot_copies(draft, df)
+    _drop_leaks(df, target, condition, task, draft.features, draft.ignored, draft.findings)
+    _flag_sensitive(draft)
+    if not draft.features:
+        raise DataError("no usable feature in the sample", details={"findings": draft.findings})
+    spec: dict[str, Any] = {
+        "name": name,
+        "task": task,
+        "target": {"column": target, **({"positive_when": condition} if condition is not None else {})},
+        "features": draft.features,
+        "identifiers": draft.identifiers,
+        "time_column": draft.time_column,
+        "ignored": draft.ignored,
+        "estimator": {"type": "hist_gradient_boosting", "params": {}},
+    }
+    parse_spec(spec)  # what init writes must load
+    return spec, draft.findings
+
+
+def _add_column(draft: _Draft, df: pd.DataFrame, raw_name: Any) -> None:
+    """One column: left out (copy, empty, time, identifier, constant, free text) or a typed feature."""
+    column_name = str(raw_name)
+    column = df[raw_name]
+    values = column.dropna()
+    fingerprint = int(pd.util.hash_pandas_object(column, index=False).sum())
+    seen = draft.seen_hashes
+    if fingerprint in seen and column.equals(df[seen[fingerprint]]):
+        draft.exclude(column_name, "duplicated_encoding", f"an exact copy of {seen[fingerprint]}")
+        return
+    seen.setdefault(fingerprint, column_name)
+    if values.empty:
+        draft.exclude(column_name, "empty", "no values in the sample")
+        return
+    reason = _identifier_reason(column_name, column, values)
+    is_time = _TIME_NAME.search(column_name) is not None or _looks_like_datetime(values)
+    if draft.time_column is None and is_time and not ID_NAME.search(column_name):
+        draft.time_column = column_name
+        draft.findings.append(_finding(column_name, "time", "the time column (a time moves forward: not a feature)"))
+        return
+    if reason is not None and not is_time:
+        draft.identifiers.append(column_name)
+        draft.findings.append(_finding(column_name, "identifier", f"identifier: {reason}"))
+        return
+    if values.nunique() == 1:
+        draft.exclude(column_name, "constant", f"constant ({values.iloc[0]!r}) in the sample")
+        return
+    spec_feature = _typed_feature(draft, column_name, column, values)
+    if spec_feature is None:
+        return
+    if column.isna().any():
+        spec_feature["nullable"] = True
+    draft.features[column_name] = spec_feature
+
+
+def _typed_feature(draft: _Draft, column_name: str, column: pd.Series, values: pd.Series) -> dict[str, Any] | None:
+    """The feature's type (and range or allowed values); None for free text, which is left out."""
+    if _is_boolean(column, values):
+        draft.binaries.append(column_name)
+        return {"type": "boolean"}
+    if _looks_like_datetime(values):
+        return {"type": "datetime"}
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64)
+        integral = bool(np.all(numbers == np.floor(numbers)))
+        distinct = np.unique(numbers)
+        if integral and distinct.size <= MAX_CODE_VALUES and distinct.min() >= 0 and distinct.max() <= MAX_CODE:
+            draft.category_views[column_name] = category_strings(column)
+            return {"type": "category", "allowed": [str(int(v)) for v in distinct]}
+        low, high = np.quantile(numbers, [0.005, 0.995])
+        lower, upper = _nice_bounds(float(low), float(high), integral=integral)
+        return {"type": "integer" if integral else "number", "range": [_plain(lower), _plain(upper)]}
+    strings = category_strings(column)
+    distinct_count = values.nunique()
+    if distinct_count <= MAX_CATEGORIES and distinct_count <= max(2, len(values) // 2):
+        draft.category_views[column_name] = strings
+        return {"type": "category", "allowed": sorted(str(v) for v in pd.unique(strings[column.notna()]))}
+    draft.exclude(column_name, "free_text", f"{distinct_count} distinct strings: free text or a code")
+    return None
+
+
+def _drop_one_hot_copies(draft: _Draft, df: pd.DataFrame) -> None:
+    """A 0/1 column equal to (another column == value) is a one-hot copy: keep the coded column."""
+    for binary_name in draft.binaries:
+        candidates = {k: v for k, v in draft.category_views.items() if k in draft.features}
+        source = _one_hot_of(df[binary_name], candidates)
         if source is not None:
             other, value = source
-            del features[binary_name]
-            ignored.append(binary_name)
-            findings.append(
-                _finding(binary_name, "duplicated_encoding", f"duplicated encoding: one-hot of {other} == {value}")
-            )
-    _drop_leaks(df, target, condition, task, features, ignored, findings)
-    for column_name in features:
+            del draft.features[binary_name]
+            draft.exclude(binary_name, "duplicated_encoding", f"duplicated encoding: one-hot of {other} == {value}")
+
+
+def _flag_sensitive(draft: _Draft) -> None:
+    for column_name in draft.features:
         if _SENSITIVE_NAME.search(column_name):
-            findings.append(
+            draft.findings.append(
                 _finding(
                     column_name,
                     "review",
@@ -269,20 +298,6 @@ def infer_spec(
                     excluded=False,
                 )
             )
-    if not features:
-        raise DataError("no usable feature in the sample", details={"findings": findings})
-    spec: dict[str, Any] = {
-        "name": name,
-        "task": task,
-        "target": {"column": target, **({"positive_when": condition} if condition is not None else {})},
-        "features": features,
-        "identifiers": identifiers,
-        "time_column": time_column,
-        "ignored": ignored,
-        "estimator": {"type": "hist_gradient_boosting", "params": {}},
-    }
-    parse_spec(spec)  # what init writes must load
-    return spec, findings
 
 
 def _drop_leaks(
@@ -325,7 +340,7 @@ def _drop_leaks(
             values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             keep = known & np.isfinite(values)
         measured = leakage_strength(values[keep], y[keep], categorical=categorical, binary=binary)
-        threshold = LEAKAGE_AUC if binary else 0.98
+        threshold = LEAKAGE_AUC if binary else LEAKAGE_CORRELATION
         if measured is not None and measured[1] >= threshold:
             del features[column_name]
             ignored.append(column_name)
