@@ -33,8 +33,9 @@ import yaml
 
 from conveyor.errors import DataError
 from conveyor.spec import parse_spec
+from conveyor.stats import leakage_strength
 from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, category_strings, parse_datetime
-from conveyor.validation import ID_NAME, LEAKAGE_CORRELATION, leakage_strength
+from conveyor.validation import ID_NAME, LEAKAGE_CORRELATION
 
 MAX_CATEGORIES = 50
 MAX_CODE_VALUES = 10

@@ -1,67 +1,21 @@
 """Leakage: one feature predicting the target almost perfectly on its own (a leak of the label).
 
 A 0/1 target is measured by the feature's AUC (a category by its target rate per category), any
-other target by |Pearson r|. ``leakage_strength`` is shared with ``conveyor init``, which drops
-such a feature from the spec it infers.
+other target by |Pearson r| (``conveyor.stats.leakage_strength``, which ``conveyor init`` also
+uses to drop such a feature from the spec it infers).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from conveyor.spec import ModelSpec
+from conveyor.stats import LEAKAGE_MIN_PER_CLASS, leakage_strength
 from conveyor.validation.report import Check
 from conveyor.validation.schema import Parsed
 
 LEAKAGE_CORRELATION = 0.98
 LEAKAGE_MAX_ROWS = 100_000  # leakage statistics on a fixed sample of larger files
-LEAKAGE_MIN_PER_CLASS = 10
-CATEGORY_MIN_SUPPORT = 5  # rarer categories are pooled when scoring a category for leakage
-
-
-def binary_auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC of ``score`` for 0/1 labels by the rank-sum (Mann-Whitney) formula; ties count half."""
-    from scipy.stats import rankdata
-
-    labels = positive.astype(bool)
-    n_pos = int(labels.sum())
-    n_neg = int(labels.size - n_pos)
-    if n_pos == 0 or n_neg == 0:
-        return 0.5
-    ranks = rankdata(score)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def category_scores(categories: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Each row's category mean of ``target``; categories rarer than ``CATEGORY_MIN_SUPPORT`` are pooled."""
-    codes, _ = pd.factorize(categories)
-    counts = np.bincount(codes)
-    sums = np.bincount(codes, weights=target.astype(np.float64))
-    rare = counts < CATEGORY_MIN_SUPPORT
-    rates = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-    if bool(rare.any()):
-        rates[rare] = sums[rare].sum() / max(int(counts[rare].sum()), 1)
-    return rates[codes]
-
-
-def leakage_strength(
-    values: np.ndarray, target: np.ndarray, *, categorical: bool, binary: bool
-) -> tuple[str, float] | None:
-    """How well one feature alone predicts the target: ("auc", max(AUC, 1 - AUC)) for a 0/1 target,
-    ("abs_corr", |Pearson r|) otherwise; None when there is too little to say."""
-    if values.size < 2 * LEAKAGE_MIN_PER_CLASS:
-        return None
-    score = category_scores(values, target) if categorical else values.astype(np.float64)
-    if binary:
-        positives = int(target.sum())
-        if min(positives, target.size - positives) < LEAKAGE_MIN_PER_CLASS:
-            return None
-        auc = binary_auc(score, target)
-        return "auc", max(auc, 1.0 - auc)
-    if float(np.std(score)) == 0.0 or float(np.std(target)) == 0.0:
-        return None
-    return "abs_corr", abs(float(np.corrcoef(score, target.astype(np.float64))[0, 1]))
 
 
 def leakage_checks(spec: ModelSpec, parsed_features: dict[str, Parsed], y: np.ndarray, binary: bool) -> list[Check]:

@@ -3,13 +3,13 @@ and the 1-based row numbers and examples that failed checks cite."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from conveyor.jsonsafe import json_safe
 
 Severity = Literal["error", "warn", "info"]
 EXAMPLES = 5  # rows cited by a failed check
@@ -63,28 +63,6 @@ class ValidationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return json_safe(asdict(self))
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 def short(text: str, limit: int = 100) -> str:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from conveyor.jsonsafe import json_safe
 from conveyor.spec import Feature, ModelSpec, category_key
 from conveyor.tabular import category_strings
 from conveyor.validation.context import ValidationContext
-from conveyor.validation.report import EXAMPLES, Check, Rows, Severity, cite, json_safe, row_examples
+from conveyor.validation.report import EXAMPLES, Check, Rows, Severity, cite, row_examples
 from conveyor.validation.schema import ID_NAME, Parsed, type_check
 
 OUT_OF_RANGE_ERROR_SHARE = 0.01  # more out-of-range values than this share of a column -> error
