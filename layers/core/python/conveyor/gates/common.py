@@ -86,10 +86,12 @@ def json_safe(value: Any) -> Any:
 
 
 def model_frame(model: OnnxModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the feature types the model was exported with (as the serving path types rows)."""
     return typed_frame(frame, model.feature_types)
 
 
 def predict_frame(model: OnnxModel, typed: pd.DataFrame) -> Prediction:
+    """Score rows already typed by :func:`model_frame` (gates that perturb rows type them once)."""
     return model.predict(inputs_from_frame(typed, model.feature_types))
 
 
