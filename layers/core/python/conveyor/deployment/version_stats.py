@@ -5,10 +5,10 @@
 - *scores*: the probability of the last class (sorted: the positive class for 0/1 labels) for
   binary classifiers, the predicted label for more classes, the prediction itself for regression;
 - *score shift*: the version's scores against the champion's over the same window, as a
-  **debiased PSI**: PSI over the champion's quintiles (or over labels), minus its expected value
-  when both samples come from one distribution, ``(bins - 1) * (1/n_champion + 1/n_version)``.
-  Raw PSI on a few hundred rows is mostly sampling noise (0.1 for 5 bins and 80 rows a side);
-  debiased, it measures a shift whatever the traffic.
+  **debiased PSI** (:func:`conveyor.stats.debiased_psi`): PSI over the champion's quintiles (or
+  over labels), minus its expected value when both samples come from one distribution,
+  ``(bins - 1) * (1/n_champion + 1/n_version)``. Raw PSI on a few hundred rows is mostly sampling
+  noise (0.1 for 5 bins and 80 rows a side); debiased, it measures a shift whatever the traffic.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from conveyor.deployment.errors import DeploymentError
+from conveyor.stats import debiased_psi
 
 SHIFT_BINS = 5
 
@@ -133,17 +134,12 @@ def score_shift(reference: Sequence[Any], current: Sequence[Any], bins: int = SH
         ref_counts = np.array([sum(1 for s in reference if str(s) == label) for label in labels])
         cur_counts = np.array([sum(1 for s in current if str(s) == label) for label in labels])
         mean_difference = None
-    eps = 1e-4
-    p = (ref_counts + eps) / (ref_counts.sum() + eps * len(ref_counts))
-    q = (cur_counts + eps) / (cur_counts.sum() + eps * len(cur_counts))
-    psi = float(np.sum((q - p) * np.log(q / p)))
-    k = len(ref_counts)
-    noise = (k - 1) * (1 / len(reference) + 1 / len(current))
+    shift = debiased_psi(ref_counts, cur_counts)
     return ScoreShift(
-        psi=round(psi, 6),
-        expected_noise=round(noise, 6),
-        shift=round(max(0.0, psi - noise), 6),
-        bins=k,
+        psi=round(shift.psi, 6),
+        expected_noise=round(shift.expected_noise, 6),
+        shift=round(shift.shift, 6),
+        bins=len(ref_counts),
         n_reference=len(reference),
         n_current=len(current),
         mean_difference=mean_difference,

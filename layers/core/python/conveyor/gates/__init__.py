@@ -26,13 +26,14 @@ conveyor.gates.latency import ...``), not as attributes of this package.
 
 from conveyor.gates.agreement import agreement
 from conveyor.gates.assess import CandidateAssessment, GateReport, assess_candidate, run_gates, thresholds_of
-from conveyor.gates.common import Gate, GateThresholds, json_safe
+from conveyor.gates.common import Gate, GateThresholds
 from conveyor.gates.importance import importance_shares, permutation_importance
 from conveyor.gates.latency import latency
 from conveyor.gates.parity import LABEL_AGREEMENT_GATE, PARITY_GATE, parity_gates
 from conveyor.gates.primary import Evaluation, evaluate_candidate
 from conveyor.gates.robustness import noise_flip_rate
 from conveyor.gates.slices import slice_metrics
+from conveyor.jsonsafe import json_safe  # re-exported for the callers that import it from here
 
 __all__ = [
     "LABEL_AGREEMENT_GATE",

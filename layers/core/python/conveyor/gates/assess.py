@@ -14,13 +14,14 @@ import pandas as pd
 
 from conveyor.errors import ArtifactError, DataError
 from conveyor.gates.agreement import agreement_evidence, agreement_gate
-from conveyor.gates.common import Gate, GateThresholds, json_safe
+from conveyor.gates.common import Gate, GateThresholds
 from conveyor.gates.importance import explainability_gate, importance_evidence
 from conveyor.gates.latency import latency, latency_gates
 from conveyor.gates.parity import parity_gates
 from conveyor.gates.primary import Evaluation, evaluate_candidate
 from conveyor.gates.robustness import noise_flip_rate, noise_gate
 from conveyor.gates.slices import slice_gate, slice_metrics
+from conveyor.jsonsafe import json_safe
 from conveyor.scoring import OnnxModel
 from conveyor.spec import ModelSpec
 from conveyor.tabular import target_vector

@@ -1,12 +1,9 @@
-"""What every gate shares: the :class:`Gate` verdict, the thresholds, JSON-safe output, and
-scoring rows through ONNX exactly as the serving path builds its inputs."""
+"""What every gate shares: the :class:`Gate` verdict, the thresholds, and scoring rows through ONNX
+exactly as the serving path builds its inputs."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,21 +62,6 @@ class GateThresholds:
     max_p99_ms_batch: float = 50.0
     max_model_mb: float = 50.0
     seed: int = 0
-
-
-def json_safe(value: Any) -> Any:
-    """A copy of ``value`` that ``json.dumps`` accepts: numpy scalars unwrapped, NaN/inf -> None."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # --- scoring helpers -------------------------------------------------------------------------

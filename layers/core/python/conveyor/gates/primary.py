@@ -10,7 +10,8 @@ import pandas as pd
 
 from conveyor.errors import ArtifactError, ConveyorError, DataError
 from conveyor.evaluation import model_metrics
-from conveyor.gates.common import Gate, json_safe
+from conveyor.gates.common import Gate
+from conveyor.jsonsafe import json_safe
 from conveyor.scoring import OnnxModel
 from conveyor.spec import HIGHER_IS_BETTER, ModelSpec
 from conveyor.tabular import target_vector
