@@ -37,16 +37,17 @@ from data_gate_stage import peak_rss_mb
 
 # Functions of conveyor.training that train_model calls through module globals.
 TRAIN_PARTS = {"split": "split_holdout"}
-# Functions of conveyor.gates that assess_candidate / run_gates call through module globals,
+# Functions of conveyor.gates.assess that assess_candidate / run_gates call through module globals,
 # in the order they run, and the gate (group) each one measures.
+GATES_MODULE = "conveyor.gates.assess"
 GATE_PARTS = {
     "metric_vs_champion": "evaluate_candidate",  # candidate and champion scored, primary metric compared
     "parity_gate": "parity_gates",  # judges the parity measured at training time
     "slices": "slice_metrics",
     "robustness": "noise_flip_rate",
-    "importance": "_importance_evidence",
+    "importance": "importance_evidence",
     "latency_size": "latency",
-    "agreement": "_agreement_evidence",
+    "agreement": "agreement_evidence",
 }
 
 
@@ -175,7 +176,7 @@ def evaluate(candidate_dir: Path, champion_dir: Path, spec_path: Path) -> dict[s
     seconds["load"] = time.perf_counter() - t
 
     timer = Timer()
-    timer.wrap(gates, GATE_PARTS)
+    timer.wrap(importlib.import_module(GATES_MODULE), GATE_PARTS)
     t = time.perf_counter()
     try:
         assessment = gates.assess_candidate(

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conveyor.evaluation import evaluate_candidate, primary_score
+from conveyor.evaluation import primary_score
+from conveyor.gates import evaluate_candidate
 from conveyor.onnx_export import export_onnx
 from conveyor.scoring import OnnxModel, Prediction
 from conveyor.spec import ModelSpec, spec_hash

@@ -348,7 +348,7 @@ class Candidate:
 
     def summary(self) -> dict[str, Any]:
         """JSON-able facts about the candidate (metrics, parity, split, sizes, libraries)."""
-        from conveyor.gates import json_safe
+        from conveyor.jsonsafe import json_safe
 
         return json_safe(
             {
