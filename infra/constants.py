@@ -13,8 +13,6 @@ CORE_LAYER_DIR = REPO_ROOT / "layers" / "core"
 INFERENCE_LAYER_DIR = REPO_ROOT / "layers" / "inference"
 TRAINING_DOCKERFILE = "layers/training/Dockerfile"  # relative to REPO_ROOT, the image build context
 
-STACK_ID = "Conveyor"
-
 # aws-cdk feature flags the app relies on (set by build_app, so every synth path agrees).
 FEATURE_FLAGS: dict[str, object] = {
     # Server access logs delivered through a bucket policy, not the legacy LogDeliveryWrite ACL.

@@ -116,7 +116,7 @@ class Serving(Construct):
             "Api",
             description="Conveyor prediction API (SigV4-signed callers)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
+            cloud_watch_role=False,  # the account-wide logging role is ConveyorCiAccess's (infra/ci_access.py)
             deploy_options=apigw.StageOptions(
                 stage_name=c.API_STAGE,
                 throttling_rate_limit=c.API_THROTTLE_RATE,

@@ -12,8 +12,9 @@ from typing import Any
 
 import conveyor
 from conveyor.errors import ConveyorError
+from conveyor.stacks import stack_name
 
-STACK = "Conveyor"
+STACK = stack_name()  # the default stage's stack, the one `python -m infra.app` synthesizes
 
 
 class TemplateError(ConveyorError):

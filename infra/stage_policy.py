@@ -1,0 +1,42 @@
+"""Applies a stage's settings (infra/stages.py) to a built Conveyor stack.
+
+Removal policies and log retention are applied to every resource of their type by mutating
+aspects, which run before cdk-nag reads the template: a construct added later follows its stage
+without knowing about stages.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import IAspect
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import IConstruct
+
+from infra.stages import StageSettings
+
+DATA_RESOURCE_TYPES = ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::KMS::Key")
+LOG_RESOURCE_TYPES = ("AWS::Logs::LogGroup",)
+
+
+@jsii.implements(IAspect)
+class LogRetention:
+    """Sets the retention of every CloudWatch log group in scope."""
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, logs.CfnLogGroup):
+            node.retention_in_days = self.days
+
+
+def apply_stage(stack: cdk.Stack, settings: StageSettings, alerts_topic: sns.ITopic) -> None:
+    for email in settings.alert_emails:
+        alerts_topic.add_subscription(subscriptions.EmailSubscription(email))
+    removal = cdk.RemovalPolicies.of(stack)
+    removal.apply(settings.data_removal_policy, apply_to_resource_types=list(DATA_RESOURCE_TYPES))
+    removal.apply(settings.log_removal_policy, apply_to_resource_types=list(LOG_RESOURCE_TYPES))
+    cdk.Aspects.of(stack).add(LogRetention(settings.log_retention_days), priority=cdk.AspectPriority.MUTATING)
