@@ -21,6 +21,7 @@ import yaml
 
 from conveyor.cli.target import Target
 from conveyor.spec import load_spec
+from conveyor.stacks import stack_name
 from conveyor.tabular import feature_frame
 from conveyor.training import train_model
 from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC
@@ -223,7 +224,7 @@ def test_the_state_machine_that_runs_locally_is_the_one_cdk_synthesizes(cloud: T
     from infra.asl import find_state_machines, render_definition
 
     assembly = build_app({"aws:cdk:bundling-stacks": []}).synth()
-    template = assembly.get_stack_by_name("Conveyor").template
+    template = assembly.get_stack_by_name(stack_name()).template
     (logical_id,) = find_state_machines(template)
 
     def by_logical_id(reference: dict[str, Any]) -> str:
