@@ -43,7 +43,7 @@ def _of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str
 
 
 def _deploy_role(stack: CiAccessStack, template: dict[str, Any]) -> dict[str, Any]:
-    logical_id = stack.resolve(stack.get_logical_id(stack.deploy_role.node.default_child))  # type: ignore[arg-type]
+    logical_id = stack.resolve(stack.get_logical_id(stack.deploy_role.node.default_child))
     return dict(template["Resources"][logical_id])
 
 
