@@ -61,6 +61,7 @@ class Breaker:
         self._state = CLOSED
         self._consecutive = 0
         self._recent: deque[tuple[float, bool]] = deque()  # (when, failed) within the window
+        self._recent_failed = 0  # how many of them failed (kept as they come and go: O(1) per request)
         self._opened_at: float | None = None
         self._trial_started: float | None = None
         self.openings = 0
@@ -120,8 +121,9 @@ class Breaker:
                 return False
             self._consecutive = self._consecutive + 1 if failed else 0
             self._recent.append((now, failed))
+            self._recent_failed += failed
             while self._recent and now - self._recent[0][0] > self.settings.window_seconds:
-                self._recent.popleft()
+                self._recent_failed -= self._recent.popleft()[1]
             if state != CLOSED or not failed:
                 return False
             if self._consecutive >= self.settings.failures or self._rate_exceeded():
@@ -131,18 +133,19 @@ class Breaker:
     def _rate_exceeded(self) -> bool:
         if len(self._recent) < max(1, self.settings.min_requests):
             return False
-        failed = sum(1 for _, f in self._recent if f)
-        return failed / len(self._recent) > self.settings.error_rate
+        return self._recent_failed / len(self._recent) > self.settings.error_rate
 
     def _open(self, now: float) -> bool:
         self._state, self._opened_at = OPEN, now
         self._recent.clear()
+        self._recent_failed = 0
         self.openings += 1
         return True
 
     def _close(self) -> None:
         self._state, self._consecutive = CLOSED, 0
         self._recent.clear()
+        self._recent_failed = 0
 
     def describe(self, wall_offset: float = 0.0) -> dict[str, Any]:
         """``{"state", "opened_at", "failures"}``; ``opened_at`` shifted by ``wall_offset`` (so a monotonic

@@ -114,14 +114,23 @@ class ModelCache:
         self._contracts[cache_key] = contract
         return contract
 
-    def load(self, model_name: str, ref: dict[str, Any]) -> LoadedVersion:
-        """The version ready to score; raises at once (the same error) while a recent failure is remembered."""
+    def recent_failure(self, ref: dict[str, Any]) -> Exception | None:
+        """The version's load failure, while it is remembered (``failure_seconds``)."""
         key = (str(ref["sha256"]), str(ref.get("contract_sha256") or ""))
         failed = self._failures.get(key)
+        if failed is None:
+            return None
+        if self._clock() - failed[0] < self._failure_seconds:
+            return failed[1]
+        self._failures.pop(key, None)
+        return None
+
+    def load(self, model_name: str, ref: dict[str, Any]) -> LoadedVersion:
+        """The version ready to score; raises at once (the same error) while a recent failure is remembered."""
+        failed = self.recent_failure(ref)
         if failed is not None:
-            if self._clock() - failed[0] < self._failure_seconds:
-                raise failed[1].with_traceback(None)
-            self._failures.pop(key, None)
+            raise failed.with_traceback(None)
+        key = (str(ref["sha256"]), str(ref.get("contract_sha256") or ""))
         try:
             onnx = self.get(str(ref["artifact_key"]), str(ref["sha256"]))
             return LoadedVersion(ref=ref, onnx=onnx, contract=self.contract(model_name, ref, onnx))

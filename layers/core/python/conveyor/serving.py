@@ -350,6 +350,7 @@ class PredictionService:
         """One version scores the request. Never raises: a failure is in the outcome (the served one is
         raised by the caller after capture; a shadow's goes no further than capture)."""
         outcome = Outcome(ref=ref, role=role, served=served)
+        replay = self._models.recent_failure(ref) is not None  # logged when it happened, not on every replay
         try:
             version = self._models.load(model, ref)
             outcome.contract = version.contract
@@ -365,14 +366,18 @@ class PredictionService:
         except RequestError as error:
             outcome.status, outcome.error, outcome.error_code = error.status, error, error.code
         except ArtifactError as error:
-            log.error("artifact refused", extra={"model": model, "version": ref.get("version"), "reason": str(error)})
+            if not replay:
+                log.error(
+                    "artifact refused", extra={"model": model, "version": ref.get("version"), "reason": str(error)}
+                )
             refused = ModelUnavailable("the model artifact failed verification", [])
             outcome.status, outcome.error, outcome.error_code = 503, refused, refused.code
         except MalformedOutput as error:
             log.error("malformed output", extra={"model": model, "version": ref.get("version"), "reason": str(error)})
             outcome.status, outcome.error, outcome.error_code = 500, error, "malformed_output"
         except Exception as error:  # a bug or an onnxruntime failure: captured, measured, then a 500
-            log.exception("scoring failed", extra={"model": model, "version": ref.get("version"), "role": role})
+            if not replay:
+                log.exception("scoring failed", extra={"model": model, "version": ref.get("version"), "role": role})
             outcome.status, outcome.error, outcome.error_code = 500, error, "internal"
         return outcome
 
