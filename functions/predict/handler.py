@@ -73,12 +73,12 @@ def _request_id() -> str:
     return request_id
 
 
-def _json(status: int, body: dict[str, Any], request_id: str) -> Response:
+def _json(status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None) -> Response:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(body),
-        headers={"X-Request-Id": request_id},
+        headers={"X-Request-Id": request_id, **(headers or {})},
     )
 
 
@@ -95,9 +95,12 @@ def predict(model: str) -> Response:
             "version": response["model_version"],
             "rows": len(response["predictions"]),
             "warnings": len(response["warnings"]),
+            "fallback_from": response.get("fallback_from"),
         },
     )
-    return _json(200, response, request_id)
+    # The champion answered for a version that could not: the header names the version that failed.
+    failed = response.get("fallback_from")
+    return _json(200, response, request_id, {"X-Conveyor-Fallback": str(failed)} if failed is not None else None)
 
 
 @app.get("/models/<model>")

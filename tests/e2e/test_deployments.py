@@ -194,13 +194,15 @@ class Answer:
     status: int
     version: int | None
     error: str | None
+    fallback_from: int | None = None  # the body's fallback_from: the version the champion answered for
+    fallback_header: str | None = None  # X-Conveyor-Fallback
 
 
 class Traffic:
     """Sends prediction requests over HTTP from a thread, each with its own request id (the routing key)."""
 
-    def __init__(self, url: str, interval: float = 0.04) -> None:
-        self._url, self._interval = url, interval
+    def __init__(self, url: str, interval: float = 0.04, prefix: str = "canary") -> None:
+        self._url, self._interval, self._prefix = url, interval, prefix
         self.answers: list[Answer] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -218,7 +220,7 @@ class Traffic:
         n = 0
         while not self._stop.is_set():
             n += 1
-            request_id = f"canary-{n}"
+            request_id = f"{self._prefix}-{n}"
             sent = time.time()
             try:
                 response = self._session.post(
@@ -231,6 +233,8 @@ class Traffic:
                     response.status_code,
                     body.get("model_version"),
                     (body.get("error") or {}).get("code"),
+                    body.get("fallback_from") if body.get("fallback") == "champion" else None,
+                    response.headers.get("X-Conveyor-Fallback"),
                 )
             except (requests.RequestException, ValueError) as error:
                 answer = Answer(request_id, sent, 0, None, repr(error))
@@ -238,12 +242,21 @@ class Traffic:
             time.sleep(self._interval)
 
 
+def _wait_for(condition: Any, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout} s")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def broken_canary(
     cloud: Target, cli: Cli, watchers: Watchers, champion: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """v2 registered and awaiting approval, then its ONNX overwritten in the artifact bucket (its sha256 check
-    fails: every request routed to it gets a 503), approved, canaried under continuous traffic, rolled back."""
+    fails: the champion answers every request routed to it), approved, canaried under continuous traffic,
+    rolled back."""
     dropped = _drop_awaiting_approval(cli, _years(tmp_path_factory.mktemp("v2"), [1986]))
     version = dropped["registration"]["version"]
     assert version == 2
@@ -258,12 +271,14 @@ def broken_canary(
     )
     watchers.alerts_seen(1)
     watchers.events_seen(1)
-    with Traffic(f"{cloud.api_url}/models/{MODEL}/predict") as traffic:
-        time.sleep(1)
+    with Traffic(f"{cloud.api_url}/models/{MODEL}/predict", prefix="broken-canary") as traffic:
+        _wait_for(lambda: len(traffic.answers) >= 10, "10 answers before the approval")
         approved_at = time.time()
         code, approved = cli.json("approve", MODEL, str(version), "--wait", timeout=300)
         ended_at = time.time()
-        time.sleep(ROUTING_CACHE_SECONDS + 2)  # every cached copy of the routing record has expired
+        # Every cached copy of the routing record has expired: answers keep coming after that.
+        settled_from = ended_at + ROUTING_CACHE_SECONDS + 0.5
+        _wait_for(lambda: sum(a.sent_at > settled_from for a in traffic.answers) >= 10, "10 answers after the rollback")
     yield {
         "version": version,
         "code": code,
@@ -292,35 +307,74 @@ def test_the_champion_answers_throughout_and_afterwards_takes_all_traffic(
 ) -> None:
     answers: list[Answer] = broken_canary["answers"]
     assert len(answers) > 100
-    # Requests are split by a stable hash of their request id: those on the champion's side of the split
-    # were answered by v1, every one of them, before, during and after the canary.
-    champion_side = [a for a in answers if traffic_share(a.request_id) >= WEIGHT]
-    assert champion_side and all(a.status == 200 and a.version == 1 for a in champion_side), [
-        a for a in champion_side if a.status != 200 or a.version != 1
+    # No client saw the failed experiment: every request got a 200 from v1, before, during and after.
+    assert all(a.status == 200 and a.version == 1 for a in answers), [
+        a for a in answers if a.status != 200 or a.version != 1
     ][:5]
-    # The challenger's side got the injected errors while the canary ran: 503s, nothing else went wrong.
-    failed = [a for a in answers if a.status != 200]
-    assert failed, "the broken challenger never received traffic: the canary did not run"
-    assert all(a.status == 503 and a.error == "model_unavailable" for a in failed), failed[:5]
-    assert all(traffic_share(a.request_id) < WEIGHT for a in failed)
-    assert all(
-        broken_canary["approved_at"] <= a.sent_at <= broken_canary["ended_at"] + ROUTING_CACHE_SECONDS for a in failed
-    )
+    # Requests are split by a stable hash of their request id: those on the challenger's side while the
+    # canary ran were answered by the champion for v2, and say so (body and header); no other did.
+    fallbacks = [a for a in answers if a.fallback_from is not None]
+    assert fallbacks, "the broken challenger never received traffic: the canary did not run"
+    assert all(a.fallback_from == 2 and a.fallback_header == "2" for a in fallbacks), fallbacks[:5]
+    assert all(a.fallback_header is None for a in answers if a.fallback_from is None)
+    assert all(traffic_share(a.request_id) < WEIGHT for a in fallbacks)
+    first, last = min(a.sent_at for a in fallbacks), max(a.sent_at for a in fallbacks)
+    assert broken_canary["approved_at"] <= first and last <= broken_canary["ended_at"] + ROUTING_CACHE_SECONDS
+    on_trial = [a for a in answers if first <= a.sent_at <= last and traffic_share(a.request_id) < WEIGHT]
+    assert all(a.fallback_from == 2 for a in on_trial), [a for a in on_trial if a.fallback_from is None][:5]
     print(  # the numbers the README quotes (pytest -s shows them)
-        f"canary: {len(answers)} requests, {len(failed)} answered 503 by the broken challenger; "
-        f"approve -> rolled back in {broken_canary['ended_at'] - broken_canary['approved_at']:.1f} s; "
-        f"last 503 {max(a.sent_at for a in failed) - broken_canary['ended_at']:+.1f} s after the rollback; "
+        f"canary: {len(answers)} requests, all 200 from v1, {len(fallbacks)} of them answered for the broken "
+        f"challenger (fallback); approve -> rolled back in {broken_canary['ended_at'] - broken_canary['approved_at']:.1f} s; "
+        f"last fallback {last - broken_canary['ended_at']:+.1f} s after the rollback; "
         f"bake checks: {broken_canary['approved']['deployment']['stages'].count('Check bake')}"
     )
-    # Once the rollback reached every cached routing record, all traffic is the champion's.
+    # Once the rollback reached every cached routing record, all traffic is the champion's own.
     settled = [a for a in answers if a.sent_at > broken_canary["ended_at"] + ROUTING_CACHE_SECONDS + 0.5]
-    assert len(settled) >= 10 and all(a.status == 200 and a.version == 1 for a in settled)
+    assert len(settled) >= 10 and all(a.status == 200 and a.version == 1 and a.fallback_from is None for a in settled)
     state = _serving(cloud)
     assert state["champion"]["version"] == 1 and state["challenger"] is None and state["traffic"] == {"1": 1.0}
+    # The breaker of v2 opened in the container that served the canary (GET /models/{model} shows it).
+    assert state["breakers"]["2"]["opened_at"] is not None, state["breakers"]
     entry = _status(cli)
     versions = {v["version"]: v for v in entry["versions"]}
     assert versions[2]["status"] == "rejected" and versions[2]["decision"].startswith("rolled back:")
     assert entry["challenger"] is None and entry["deployments"] == []
+    assert "2" in entry["breakers"]
+
+
+def test_the_capture_holds_both_the_failure_and_the_fallback_answer(
+    cloud: Target, broken_canary: dict[str, Any]
+) -> None:
+    fallbacks = {a.request_id for a in broken_canary["answers"] if a.fallback_from is not None}
+    records = _captures(cloud, fallbacks)
+    by_request: dict[str, list[tuple[int, str, int, str | None, Any]]] = {}
+    for r in records:
+        entry = (r["model_version"], r["role"], r["status"], r["error_code"], r.get("fallback_for"))
+        by_request.setdefault(r["request_id"], []).append(entry)
+    for request_id in fallbacks:
+        failure, answer = sorted(by_request[request_id], key=lambda e: e[0], reverse=True)
+        assert failure[:3] == (2, "challenger", 503) and failure[3] in {"model_unavailable", "breaker_open"}
+        assert answer == (1, "champion", 200, None, 2)
+    codes = [e[3] for entries in by_request.values() for e in entries if e[0] == 2]
+    # v2 was tried (and failed its sha256 check) until its breaker opened; then it was not tried at all.
+    assert codes.count("model_unavailable") >= 1 and codes.count("breaker_open") >= 1, codes
+
+
+def _captures(cloud: Target, request_ids: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """Capture records of these requests, once the batch writer (about 1 s) has written them all."""
+    bucket = cloud.output("CaptureBucketName")
+    deadline = time.monotonic() + timeout
+    found: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        found = []
+        for page in cloud.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{MODEL}/capture/"):
+            for item in page.get("Contents", []):
+                body = cloud.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode()
+                found.extend(r for r in map(json.loads, body.splitlines()) if r["request_id"] in request_ids)
+        if sum(1 for r in found if r["model_version"] == 1) >= len(request_ids):
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"captures of {len(request_ids)} fallback requests not all written in {timeout} s")
 
 
 def test_the_rollback_is_announced_on_sns_and_eventbridge(watchers: Watchers, broken_canary: dict[str, Any]) -> None:

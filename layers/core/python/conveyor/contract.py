@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from conveyor.breaker import BreakerSettings
+
 if TYPE_CHECKING:
     from conveyor.spec import ModelSpec
 
@@ -128,6 +130,7 @@ class ServingContract:
     sample_rate: float = 1.0
     spec_hash: str = ""
     complete: bool = True  # False: derived from the ONNX model alone (a version registered without one)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)  # the spec's serving.breaker
 
     # construction ---------------------------------------------------------------------------
     @classmethod
@@ -154,6 +157,7 @@ class ServingContract:
             "ignored": sorted(self.ignored),
             "masked": sorted(self.masked),
             "capture": {"sample_rate": self.sample_rate},
+            "serving": {"breaker": self.breaker.to_dict()},
         }
 
     def to_json(self) -> bytes:
@@ -172,6 +176,7 @@ class ServingContract:
             masked=frozenset(str(c) for c in data.get("masked", [])),
             sample_rate=float(data.get("capture", {}).get("sample_rate", 1.0)),
             spec_hash=str(data.get("spec_hash", "")),
+            breaker=BreakerSettings.from_dict((data.get("serving") or {}).get("breaker")),
         )
 
     @classmethod
@@ -356,4 +361,5 @@ def contract_from_spec(spec: ModelSpec) -> ServingContract:
         masked=frozenset([*spec.capture.pii, *spec.identifiers]),
         sample_rate=float(spec.capture.sample_rate),
         spec_hash=spec_hash(spec),
+        breaker=BreakerSettings(**spec.serving.breaker.model_dump()),
     )

@@ -77,6 +77,12 @@ _MODEL_STATE = {
         "revision": {"type": "integer"},
         "updated_at": {"type": "number"},
         "history": {"type": "array", "items": {"type": "object"}},
+        "breakers": {
+            "type": "object",
+            "description": "this container's circuit breaker per version: state (closed, open, half_open), "
+            "opened_at (epoch seconds), consecutive failures",
+            "additionalProperties": {"type": "object"},
+        },
     },
 }
 
@@ -186,7 +192,15 @@ def openapi_document(contract: ServingContract | None = None) -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
                     },
                     "responses": {
-                        "200": ok("scores of the version that answered", "PredictResponse"),
+                        "200": {
+                            **ok("scores of the version that answered", "PredictResponse"),
+                            "headers": {
+                                "X-Conveyor-Fallback": {
+                                    "description": "the version the champion answered for (it could not answer)",
+                                    "schema": {"type": "string"},
+                                }
+                            },
+                        },
                         "400": error("invalid input, with field-level details"),
                         "404": error("unknown model"),
                         "413": error("too many rows"),
@@ -231,7 +245,11 @@ def openapi_document(contract: ServingContract | None = None) -> dict[str, Any]:
                         "predictions": {"type": "array"},
                         "probabilities": {"type": "array", "items": {"type": "object"}},
                         "warnings": {"type": "array", "items": _WARNING},
-                        "fallback": {"type": "string", "enum": ["previous", "static"]},
+                        "fallback": {"type": "string", "enum": ["previous", "static", "champion"]},
+                        "fallback_from": {
+                            "type": "integer",
+                            "description": "the version that could not answer (fallback: champion)",
+                        },
                     },
                 },
                 "ModelState": _MODEL_STATE,

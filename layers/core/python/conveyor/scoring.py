@@ -14,13 +14,17 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from conveyor.errors import ArtifactError
+from conveyor.errors import ArtifactError, ConveyorError
 
 META_TASK = "conveyor.task"
 META_CLASSES = "conveyor.classes"
 META_FEATURES = "conveyor.features"
 META_SPEC_HASH = "conveyor.spec_hash"
 META_TARGET = "conveyor.target"
+
+
+class MalformedOutput(ConveyorError):
+    """The model answered with something that is not a prediction of the rows it was given."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +123,28 @@ class OnnxModel:
         ------
         ArtifactError
             If an input is missing (the message names it).
+        MalformedOutput
+            If the outputs do not hold one finite prediction per row (and one probability per class).
         """
         try:
             feed = {name: columns[name] for name in self._input_names}
         except KeyError as exc:
             raise ArtifactError(f"missing model input {exc.args[0]!r}", details={"input": exc.args[0]}) from None
+        rows = len(next(iter(feed.values()))) if feed else 0
         results = self._session.run(self._output_names, feed)
         if self._task == "classification":
             labels = np.asarray(results[0]).reshape(-1)
-            return Prediction(labels=labels, probabilities=np.asarray(results[1], dtype=np.float64))
-        return Prediction(labels=np.asarray(results[0], dtype=np.float64).reshape(-1))
+            probabilities = np.asarray(results[1], dtype=np.float64)
+            width = len(self._classes) if self._classes is not None else probabilities.shape[-1]
+            if probabilities.shape != (rows, width) or not np.isfinite(probabilities).all():
+                raise MalformedOutput(
+                    f"probabilities of shape {probabilities.shape} for {rows} rows and {width} classes"
+                )
+            prediction = Prediction(labels=labels, probabilities=probabilities)
+        else:
+            prediction = Prediction(labels=np.asarray(results[0], dtype=np.float64).reshape(-1))
+            if not np.isfinite(prediction.labels).all():
+                raise MalformedOutput("a prediction is not a finite number")
+        if len(prediction.labels) != rows:
+            raise MalformedOutput(f"{len(prediction.labels)} predictions for {rows} rows")
+        return prediction

@@ -1,5 +1,7 @@
 """The prediction service: routing -> verified ONNX model and serving contract -> validated request
--> scores; the shadow scored beside; every scoring captured (sampled) and measured.
+-> scores; the champion answering for a challenger that cannot; the shadow scored beside; every
+scoring captured (sampled) and measured. Loading: ``conveyor.model_cache``; breakers:
+``conveyor.breaker``; capture records and metrics: ``conveyor.outcome``.
 
 Imports numpy and onnxruntime (through ``conveyor.scoring``) and the standard library, nothing
 heavier: this is the predict Lambda's cold start. A test checks the import graph.
@@ -9,27 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from conveyor.capture import captured, json_safe
-from conveyor.contract import MASK, ContractViolation, Scoring, ServingContract, TooMany
+from conveyor.breaker import Breaker
+from conveyor.capture import captured
+from conveyor.contract import ContractViolation, Scoring, ServingContract, TooMany
 from conveyor.errors import ArtifactError, ConveyorError
-from conveyor.ports import CaptureSink, MetricsSink, ObjectStore
-from conveyor.registry import Registry, Routing, load_verified, sha256_hex
-from conveyor.scoring import OnnxModel
+from conveyor.model_cache import LoadedVersion, ModelCache
+from conveyor.outcome import BREAKER_OPEN, Datapoint, Outcome, capture_record, datapoints
+from conveyor.ports import CaptureSink, MetricsSink
+from conveyor.registry import Registry, Routing
+from conveyor.scoring import MalformedOutput, Prediction
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER_VALUE = 200
+__all__ = ["LoadedVersion", "ModelCache", "Outcome", "PredictionService"]  # ModelCache: re-exported, it lived here
 
 
 class RequestError(ConveyorError):
@@ -127,100 +129,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class LoadedVersion:
-    """One servable version: its ONNX session and its serving contract."""
-
-    ref: dict[str, Any]
-    onnx: OnnxModel
-    contract: ServingContract
-
-    @property
-    def number(self) -> int:
-        return int(self.ref["version"])
-
-
-class ModelCache:
-    """ONNX sessions per artifact sha256 (each downloaded once to local disk and verified) and
-    serving contracts per sha256 (verified, kept in memory)."""
-
-    def __init__(self, store: ObjectStore, bucket: str, directory: str | None = None) -> None:
-        self._store = store
-        self._bucket = bucket
-        self._dir = Path(directory or os.environ.get("CONVEYOR_MODEL_DIR", "/tmp/conveyor-models"))  # noqa: S108
-        self._models: dict[str, OnnxModel] = {}
-        self._contracts: dict[tuple[str, str], ServingContract] = {}
-        self._lock = threading.Lock()
-
-    def get(self, artifact_key: str, sha256: str) -> OnnxModel:
-        model = self._models.get(sha256)
-        if model is not None:
-            return model
-        with self._lock:
-            if sha256 in self._models:
-                return self._models[sha256]
-            path = self._dir / f"{sha256}.onnx"
-            data = path.read_bytes() if path.exists() else b""
-            if sha256_hex(data) != sha256:
-                data = load_verified(self._store, self._bucket, artifact_key, sha256)
-                self._dir.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-            model = OnnxModel(data)
-            self._models[sha256] = model
-            return model
-
-    def contract(self, model_name: str, ref: dict[str, Any], onnx: OnnxModel) -> ServingContract:
-        """The version's serving contract, verified by its sha256; derived from the ONNX inputs for a
-        version registered without one."""
-        contract_sha = str(ref.get("contract_sha256") or "")
-        cache_key = (contract_sha or "onnx", str(ref["sha256"]))
-        contract = self._contracts.get(cache_key)
-        if contract is not None:
-            return contract
-        if contract_sha:
-            data = load_verified(self._store, self._bucket, str(ref["contract_key"]), contract_sha)
-            try:
-                contract = ServingContract.from_json(data)
-            except (ValueError, KeyError, TypeError) as error:
-                raise ArtifactError(f"unreadable serving contract {ref['contract_key']}: {error}") from None
-            if set(contract.features) != set(onnx.features):
-                raise ArtifactError(
-                    f"serving contract {ref['contract_key']} does not name the model's inputs",
-                    details={"contract": sorted(contract.features), "model": sorted(onnx.features)},
-                )
-        else:
-            contract = ServingContract.from_model_inputs(model_name, onnx.task, onnx.feature_types)
-        self._contracts[cache_key] = contract
-        return contract
-
-    def load(self, model_name: str, ref: dict[str, Any]) -> LoadedVersion:
-        onnx = self.get(str(ref["artifact_key"]), str(ref["sha256"]))
-        return LoadedVersion(ref=ref, onnx=onnx, contract=self.contract(model_name, ref, onnx))
-
-
-@dataclass
-class Outcome:
-    """How one version handled one request (served or shadow)."""
-
-    ref: dict[str, Any]
-    role: str
-    served: bool
-    latency_ms: float = 0.0
-    status: int = 200
-    error: Exception | None = None
-    error_code: str | None = None
-    contract: ServingContract | None = None
-    predictions: list[Any] = field(default_factory=list)
-    probabilities: list[dict[str, float]] | None = None
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    score: float | None = None  # mean positive-class probability, or mean prediction (regression)
-    task: str = ""
-
-    @property
-    def version(self) -> int:
-        return int(self.ref["version"])
-
-
 def _positive_column(classes: list[Any]) -> int | None:
     """Which probability column is the positive class of a binary classifier (``1`` or the last)."""
     if len(classes) != 2:
@@ -229,8 +137,78 @@ def _positive_column(classes: list[Any]) -> int | None:
     return labels.index("1") if "1" in labels else 1
 
 
+def _fill(outcome: Outcome, prediction: Prediction, classes: list[Any] | None, task: str) -> None:
+    """Put a prediction's labels, probabilities and mean score into ``outcome``."""
+    outcome.predictions = [_json_value(v) for v in prediction.labels.tolist()]
+    if prediction.probabilities is not None and classes is not None:
+        labels = [str(c) for c in classes]
+        outcome.probabilities = [
+            {label: float(p) for label, p in zip(labels, row, strict=True)} for row in prediction.probabilities.tolist()
+        ]
+        positive = _positive_column(classes)
+        if positive is not None and len(prediction.probabilities):
+            outcome.score = float(np.mean(prediction.probabilities[:, positive]))
+    elif task == "regression" and len(prediction.labels):
+        outcome.score = float(np.mean(prediction.values))
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _refused(ref: dict[str, Any], role: str, error: RequestError, started: float) -> Outcome:
+    return Outcome(
+        ref=ref,
+        role=role,
+        served=True,
+        status=error.status,
+        error=error,
+        error_code=error.code,
+        latency_ms=_elapsed_ms(started),
+    )
+
+
+def _chosen(routing: Routing, champion: dict[str, Any], routing_key: str) -> tuple[dict[str, Any], str, str]:
+    """The version a request goes to, its role, and the kill switch's mode: ``""`` (not killed),
+    ``previous`` (the previous version serves), ``static`` (validated by the champion, answered with the
+    static prediction) or ``off`` (503)."""
+    if not routing.killed:
+        ref, role = routing.choose(routing_key)
+        return ref, role, ""
+    fallback = routing.fallback or {"mode": "none"}
+    if fallback.get("mode") == "previous" and fallback.get("version"):
+        return fallback["version"], "champion", "previous"
+    return champion, "champion", "static" if fallback.get("mode") == "static" else "off"
+
+
+def _response(model: str, request_id: str, answer: Outcome, mode: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "model": model,
+        "model_version": answer.version,
+        "request_id": request_id,
+        "predictions": answer.predictions,
+    }
+    if answer.probabilities is not None:
+        response["probabilities"] = answer.probabilities
+    response["warnings"] = answer.warnings
+    if mode == "previous":
+        response["fallback"] = "previous"
+    elif answer.fallback_for is not None:
+        response["fallback"] = "champion"
+        response["fallback_from"] = answer.fallback_for
+    return response
+
+
 class PredictionService:
-    """Answers predict requests for every model, per its routing record (cached ``routing_cache_seconds``)."""
+    """Answers predict requests for every model, per its routing record (cached ``routing_cache_seconds``).
+
+    A challenger that cannot answer a request (a 5xx: its artifact does not load or verify, its session
+    raises, its output is malformed) is answered for by the champion, and its breaker
+    (``conveyor.breaker``, one per version in this container) counts the failure; while the breaker is
+    open the challenger is not tried. The failure is captured and measured as the challenger's, the
+    champion's answer too (``fallback_for``). The champion's own failure is not retried on another
+    version: the kill switch's fallback (``conveyor kill --fallback``) is what answers for it.
+    """
 
     def __init__(
         self,
@@ -255,6 +233,7 @@ class PredictionService:
         self._metrics = metrics
         self._namespace = metrics_namespace
         self._routing: dict[str, tuple[float, Routing | None]] = {}
+        self._breakers: dict[tuple[str, int], Breaker] = {}
         self.capture_failures = 0
         self.metrics_failures = 0
 
@@ -266,6 +245,15 @@ class PredictionService:
         routing = self._registry.routing(model)
         self._routing[model] = (now, routing)
         return routing
+
+    def _deployed(self, model: str) -> tuple[Routing, dict[str, Any]]:
+        """The model's routing record and its champion, or ModelNotFound."""
+        routing = self.routing(model)
+        if routing is None or routing.champion is None:
+            raise ModelNotFound(
+                f"no model named {model!r} is deployed", [{"field": "model", "message": "unknown model"}]
+            )
+        return routing, routing.champion
 
     # requests -------------------------------------------------------------------------------
     def predict(self, model: str, body: Any, request_id: str, entity_key: str | None = None) -> dict[str, Any]:
@@ -283,71 +271,86 @@ class PredictionService:
     ) -> dict[str, Any]:
         started = time.perf_counter()
         timestamp = self._wall_clock()
-        routing = self.routing(model)
-        if routing is None or routing.champion is None:
-            raise ModelNotFound(
-                f"no model named {model!r} is deployed", [{"field": "model", "message": "unknown model"}]
-            )
+        routing, champion = self._deployed(model)
         routing_key = entity_key or request_id
-        fallback = routing.fallback or {"mode": "none"}
-        static = routing.killed and fallback.get("mode") == "static"
-        previous = routing.killed and fallback.get("mode") == "previous" and bool(fallback.get("version"))
-        if previous:
-            ref, role = fallback["version"], "champion"
-        elif routing.killed:  # static answer (validated against the champion's contract) or 503
-            ref, role = routing.champion, "champion"
-        else:
-            ref, role = routing.choose(routing_key)
-        on_trial = not routing.killed and (routing.challenger is not None or routing.shadow is not None)
-
+        ref, role, mode = _chosen(routing, champion, routing_key)
         body: Any = None
         try:
             body = read_body()
         except RequestError as unreadable:
-            outcome = Outcome(ref=ref, role=role, served=True, status=400, error=unreadable, error_code=unreadable.code)
+            served = [_refused(ref, role, unreadable, started)]
         else:
-            if routing.killed and not static and not previous:
+            if mode == "off":
                 off = ModelUnavailable(f"model {model!r} is switched off and has no fallback", [])
-                outcome = Outcome(ref=ref, role=role, served=True, status=503, error=off, error_code=off.code)
+                served = [_refused(ref, role, off, started)]
             else:
-                outcome = self._score(model, ref, role, body, served=True)
-        outcome.latency_ms = (time.perf_counter() - started) * 1000.0
-        if static and outcome.error is None:  # no model answers: nothing to capture or measure
-            instances = body["instances"]
+                served = self._answer(model, routing, ref, role, body, started)
+        answer = served[-1]
+        if mode == "static" and answer.error is None:  # no model answers: nothing to capture or measure
+            fallback = routing.fallback or {}
             return {
                 "model": model,
                 "model_version": None,
                 "request_id": request_id,
-                "predictions": [fallback.get("prediction")] * len(instances),
-                "warnings": outcome.warnings,
+                "predictions": [fallback.get("prediction")] * len(body["instances"]),
+                "warnings": answer.warnings,
                 "fallback": "static",
             }
-        outcomes = [outcome]
+        outcomes = list(served)
         if routing.shadow is not None and not routing.killed and body is not None:
             shadow_started = time.perf_counter()
             shadow = self._score(model, routing.shadow, "shadow", body, served=False)
-            shadow.latency_ms = (time.perf_counter() - shadow_started) * 1000.0
+            shadow.latency_ms = _elapsed_ms(shadow_started)
             outcomes.append(shadow)
+        on_trial = not routing.killed and (routing.challenger is not None or routing.shadow is not None)
         self._observe(model, outcomes, body, request_id, routing_key, timestamp, capture_all=on_trial)
-        if outcome.error is not None:
-            raise outcome.error
-        response: dict[str, Any] = {
-            "model": model,
-            "model_version": outcome.version,
-            "request_id": request_id,
-            "predictions": outcome.predictions,
-        }
-        if outcome.probabilities is not None:
-            response["probabilities"] = outcome.probabilities
-        response["warnings"] = outcome.warnings
-        if routing.killed:
-            response["fallback"] = "previous"
-        return response
+        if answer.error is not None:
+            raise answer.error
+        return _response(model, request_id, answer, mode)
+
+    def _answer(
+        self, model: str, routing: Routing, ref: dict[str, Any], role: str, body: Any, started: float
+    ) -> list[Outcome]:
+        """The chosen version's outcome, then, if it was a challenger that could not answer (a 5xx, or
+        its breaker is open), the champion's answer for it. A client's error (4xx) is never retried."""
+        breaker = self._breaker(model, ref) if role == "challenger" else None
+        if breaker is not None and not breaker.allow():
+            unavailable = ModelUnavailable(f"version {ref['version']} is unavailable (its breaker is open)", [])
+            first = _refused(ref, role, unavailable, started)
+            first.error_code = BREAKER_OPEN
+        else:
+            first = self._score(model, ref, role, body, served=True)
+            first.latency_ms = _elapsed_ms(started)
+            if breaker is not None and breaker.record(failed=first.failed):
+                self._opened(model, first, breaker)
+        if not first.failed or role != "challenger" or routing.champion is None:
+            return [first]
+        answer = self._score(model, routing.champion, "champion", body, served=True)
+        answer.latency_ms = _elapsed_ms(started)  # what the client waited: the failed attempt included
+        answer.fallback_for = first.version
+        return [first, answer]
+
+    def _breaker(self, model: str, ref: dict[str, Any]) -> Breaker:
+        key = (model, int(ref["version"]))
+        breaker = self._breakers.get(key)
+        if breaker is None:
+            breaker = self._breakers.setdefault(key, Breaker(self._models.breaker_settings(ref), self._clock))
+        return breaker
+
+    def _opened(self, model: str, outcome: Outcome, breaker: Breaker) -> None:
+        settings = breaker.settings
+        log.warning(
+            "breaker opened: the champion answers for this version for %s s",
+            settings.cooldown_seconds,
+            extra={"model": model, "version": outcome.version, "failures": breaker.failures},
+        )
+        self._publish([("BreakerOpen", {"model": model, "version": str(outcome.version)}, 1.0)])
 
     def _score(self, model: str, ref: dict[str, Any], role: str, body: Any, *, served: bool) -> Outcome:
         """One version scores the request. Never raises: a failure is in the outcome (the served one is
         raised by the caller after capture; a shadow's goes no further than capture)."""
         outcome = Outcome(ref=ref, role=role, served=served)
+        replay = self._models.recent_failure(ref) is not None  # logged when it happened, not on every replay
         try:
             version = self._models.load(model, ref)
             outcome.contract = version.contract
@@ -359,27 +362,22 @@ class PredictionService:
             scoring = _validated(version.contract, body.get("instances"), self._max_rows)
             outcome.warnings = scoring.warnings
             prediction = version.onnx.predict(_model_arrays(scoring, version.onnx.features))
-            outcome.predictions = [_json_value(v) for v in prediction.labels.tolist()]
-            classes = version.onnx.classes
-            if prediction.probabilities is not None and classes is not None:
-                labels = [str(c) for c in classes]
-                outcome.probabilities = [
-                    {label: float(p) for label, p in zip(labels, row, strict=True)}
-                    for row in prediction.probabilities.tolist()
-                ]
-                positive = _positive_column(classes)
-                if positive is not None and len(prediction.probabilities):
-                    outcome.score = float(np.mean(prediction.probabilities[:, positive]))
-            elif version.onnx.task == "regression" and len(prediction.labels):
-                outcome.score = float(np.mean(prediction.values))
+            _fill(outcome, prediction, version.onnx.classes, version.onnx.task)
         except RequestError as error:
             outcome.status, outcome.error, outcome.error_code = error.status, error, error.code
         except ArtifactError as error:
-            log.error("artifact refused", extra={"model": model, "version": ref.get("version"), "reason": str(error)})
+            if not replay:
+                log.error(
+                    "artifact refused", extra={"model": model, "version": ref.get("version"), "reason": str(error)}
+                )
             refused = ModelUnavailable("the model artifact failed verification", [])
             outcome.status, outcome.error, outcome.error_code = 503, refused, refused.code
+        except MalformedOutput as error:
+            log.error("malformed output", extra={"model": model, "version": ref.get("version"), "reason": str(error)})
+            outcome.status, outcome.error, outcome.error_code = 500, error, "malformed_output"
         except Exception as error:  # a bug or an onnxruntime failure: captured, measured, then a 500
-            log.exception("scoring failed", extra={"model": model, "version": ref.get("version"), "role": role})
+            if not replay:
+                log.exception("scoring failed", extra={"model": model, "version": ref.get("version"), "role": role})
             outcome.status, outcome.error, outcome.error_code = 500, error, "internal"
         return outcome
 
@@ -397,76 +395,44 @@ class PredictionService:
     ) -> None:
         """Capture (sampled) and measure every outcome. Neither can fail the request: failures are
         logged and counted."""
-        served = outcomes[0]
         if self._capture is not None:
-            rate = served.contract.sample_rate if served.contract is not None else 1.0
+            contract = next((o.contract for o in outcomes if o.served and o.contract is not None), None)
+            rate = contract.sample_rate if contract is not None else 1.0
             if capture_all or captured(request_id, rate):
+                instances = body.get("instances") if isinstance(body, dict) else None
+                rows = instances[: self._max_rows] if isinstance(instances, list) else []
                 try:
-                    records = [self._record(model, o, body, request_id, routing_key, timestamp) for o in outcomes]
+                    records = [capture_record(model, o, rows, request_id, routing_key, timestamp) for o in outcomes]
                     self._capture.put(records)
                 except Exception:
                     self.capture_failures += 1
                     log.warning("capture failed", exc_info=True, extra={"model": model, "request_id": request_id})
                     self._publish([("CaptureErrors", {"model": model}, 1.0)])
-        datapoints: list[tuple[str, dict[str, str], float]] = []
-        for outcome in outcomes:
-            dimensions = {"model": model, "version": str(outcome.version)}
-            datapoints.append(("Latency", dimensions, round(outcome.latency_ms, 3)))
-            datapoints.append(("Errors", dimensions, 1.0 if outcome.status >= 500 else 0.0))
-            if 400 <= outcome.status < 500:
-                datapoints.append(("InvalidRequests", dimensions, 1.0))
-            if outcome.error is None:
-                datapoints.append(("Rows", dimensions, float(len(outcome.predictions))))
-                if outcome.score is not None:
-                    name = "MeanPrediction" if outcome.task == "regression" else "MeanScore"
-                    datapoints.append((name, dimensions, outcome.score))
-        self._publish(datapoints)
+        self._publish([point for outcome in outcomes for point in datapoints(model, outcome)])
 
-    def _publish(self, datapoints: list[tuple[str, dict[str, str], float]]) -> None:
-        if self._metrics is None or not datapoints:
+    def _publish(self, points: list[Datapoint]) -> None:
+        if self._metrics is None or not points:
             return
         try:
-            self._metrics.publish(self._namespace, datapoints)
+            self._metrics.publish(self._namespace, points)
         except Exception:
             self.metrics_failures += 1
             log.warning("metrics failed", exc_info=True)
 
-    def _record(
-        self, model: str, outcome: Outcome, body: Any, request_id: str, routing_key: str, timestamp: float
-    ) -> dict[str, Any]:
-        """One capture record (``docs/capture.md``)."""
-        instances = body.get("instances") if isinstance(body, dict) else None
-        rows = instances[: self._max_rows] if isinstance(instances, list) else []
-        if outcome.contract is not None:
-            inputs = [outcome.contract.mask(row) for row in rows]
-        else:  # no contract could be read: nothing says which columns are safe to keep
-            inputs = [{str(k): MASK for k in row} if isinstance(row, dict) else MASK for row in rows]
-        return {
-            "model": model,
-            "model_version": outcome.version,
-            "role": outcome.role,
-            "served": outcome.served,
-            "request_id": request_id,
-            "routing_key": routing_key,
-            "timestamp": round(timestamp, 3),
-            "latency_ms": round(outcome.latency_ms, 3),
-            "status": outcome.status,
-            "error_code": outcome.error_code,
-            "inputs": inputs,
-            "predictions": [json_safe(p) for p in outcome.predictions],
-            "probabilities": outcome.probabilities,
-            "warnings": outcome.warnings,
-        }
-
     # state ----------------------------------------------------------------------------------
     def contract(self, model: str) -> ServingContract:
         """The serving contract of the version that takes the champion's traffic."""
-        routing = self.routing(model)
-        if routing is None or routing.champion is None:
-            raise ModelNotFound(
-                f"no model named {model!r} is deployed", [{"field": "model", "message": "unknown model"}]
-            )
-        return self._models.load(model, routing.champion).contract
+        _, champion = self._deployed(model)
+        return self._models.load(model, champion).contract
+
+    def breakers(self, model: str) -> dict[str, dict[str, Any]]:
+        """This container's breakers of ``model``: version -> ``{"state", "opened_at" (epoch s), "failures"}``."""
+        offset = self._wall_clock() - self._clock()
+        return {
+            str(version): breaker.describe(offset)
+            for (name, version), breaker in sorted(self._breakers.items())
+            if name == model
+        }
 
     def describe(self, model: str) -> dict[str, Any]:
         routing = self._registry.routing(model)
@@ -486,6 +452,7 @@ class PredictionService:
             "revision": routing.revision,
             "updated_at": routing.updated_at,
             "history": routing.history[-10:],
+            "breakers": self.breakers(model),
         }
 
     def flush(self) -> None:

@@ -403,6 +403,25 @@ class MonitoringSettings(_Strict):
         return str(self.on_alarm.get(signal, "notify"))  # type: ignore[call-overload]
 
 
+class BreakerSpec(_Strict):
+    """The prediction containers' circuit breaker per version (``conveyor.breaker``): open after
+    ``failures`` consecutive failures, or above ``error_rate`` of at least ``min_requests`` requests in
+    ``window_seconds``; while open the champion answers for the version; after ``cooldown_seconds`` one
+    trial request goes through."""
+
+    failures: Annotated[int, Field(ge=1)] = 5
+    window_seconds: Annotated[float, Field(gt=0.0)] = 10.0
+    cooldown_seconds: Annotated[float, Field(gt=0.0)] = 30.0
+    error_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    min_requests: Annotated[int, Field(ge=1)] = 10
+
+
+class ServingSettings(_Strict):
+    """How the prediction API treats the versions of this model (carried by the serving contract)."""
+
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+
+
 class ModelSpec(_Strict):
     """One model's contract: data, task, estimator, split, gates and deployment."""
 
@@ -425,6 +444,7 @@ class ModelSpec(_Strict):
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:
@@ -568,6 +588,10 @@ def load_spec(source: str | bytes | Path) -> ModelSpec:
 
 
 def spec_hash(spec: ModelSpec) -> str:
-    """Sha256 (hex) of the spec's canonical JSON, defaults included."""
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """Sha256 (hex) of the spec's canonical JSON, defaults included (but a default ``serving`` section,
+    added later, is left out: a spec that does not set it keeps the hash it had before)."""
+    dumped = spec.model_dump(mode="json")
+    if dumped.get("serving") == ServingSettings().model_dump(mode="json"):
+        dumped.pop("serving")
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -267,6 +267,7 @@ def status(
                 "shadow": routing.shadow["version"] if routing and routing.shadow else None,
                 "traffic": routing.traffic() if routing else {},
                 "deployments": [_deployment_view(d) for d in deployments.in_progress(name)],
+                "breakers": _breakers(target, name),
                 "versions": [
                     {
                         "version": v.version,
@@ -308,6 +309,9 @@ def status(
         out.print(grid)
         for d in entry["deployments"]:
             out.print(f"  deployment in progress: {d['text']}")
+        opened = [f"v{v} {b['state']}" for v, b in entry["breakers"].items() if b["state"] != "closed"]
+        if opened:
+            out.print(f"  breakers (the champion answers for): {', '.join(opened)}")
     if document["executions"]:
         grid = Table(title="latest executions")
         for column in ("name", "status", "started"):
@@ -315,6 +319,17 @@ def status(
         for e in document["executions"]:
             grid.add_row(e["name"], e["status"], e["started"])
         out.print(grid)
+
+
+def _breakers(target: Target, model: str) -> dict[str, Any]:
+    """The breakers ``GET /models/{model}`` shows (the answering container's); {} when the API does not answer."""
+    import requests
+
+    try:
+        response = requests.get(f"{target.api_url}/models/{model}", timeout=3)
+        return dict(response.json().get("breakers") or {}) if response.ok else {}
+    except (requests.RequestException, ValueError):
+        return {}
 
 
 @app.command()
