@@ -84,7 +84,8 @@ def seed_cloud(
     import dataclasses
 
     from conveyor.adapters.aws import DynamoTable
-    from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex
+    from conveyor.layout import artifact_key
+    from conveyor.registry import ModelVersion, Registry, sha256_hex
 
     if create:
         s3.create_bucket(Bucket=bucket)

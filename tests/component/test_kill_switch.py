@@ -3,7 +3,8 @@
 import pytest
 
 from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
-from conveyor.registry import ModelVersion, Registry, RegistryError, artifact_key, sha256_hex
+from conveyor.layout import artifact_key
+from conveyor.registry import ModelVersion, Registry, RegistryError, sha256_hex
 from conveyor.serving import ModelCache, ModelUnavailable, PredictionService
 from tests.conftest import DEMO_ROW
 

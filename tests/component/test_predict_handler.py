@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from conveyor.adapters.aws import DynamoTable
+from conveyor.layout import artifact_key
 from conveyor.localcloud.runtime import LambdaContext
-from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex
+from conveyor.registry import ModelVersion, Registry, sha256_hex
 from conveyor.tabular import feature_frame
 from tests.component.conftest import create_registry_table, predict_environment
 from tests.events import load_event

@@ -17,10 +17,10 @@ from moto import mock_aws
 from conveyor.adapters.aws import DynamoTable
 from conveyor.capture import captured
 from conveyor.contract import contract_from_spec
+from conveyor.layout import artifact_key, contract_key
 from conveyor.localcloud.runtime import LambdaContext
-from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex, traffic_share
+from conveyor.registry import ModelVersion, Registry, sha256_hex, traffic_share
 from conveyor.spec import parse_spec
-from conveyor.stages.release import contract_key
 from tests.component.conftest import ROW, create_registry_table, demo_spec_data, predict_environment
 from tests.events import load_event
 

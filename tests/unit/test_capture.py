@@ -4,7 +4,8 @@ import json
 import re
 
 from conveyor.adapters.memory import MemoryObjectStore
-from conveyor.capture import BatchingS3Capture, capture_key, captured, record_line
+from conveyor.capture import BatchingS3Capture, captured, record_line
+from conveyor.layout import capture_key
 
 KEY = re.compile(r"^doctor-visits/capture/\d{4}/\d{2}/\d{2}/\d{2}/[0-9a-f-]{36}\.jsonl$")
 

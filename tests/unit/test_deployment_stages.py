@@ -15,7 +15,8 @@ import yaml
 from conveyor.adapters.memory import MemoryEvents, MemoryMetrics, MemoryNotifier, MemoryObjectStore, MemoryTable
 from conveyor.config import Settings
 from conveyor.deployment import DeploymentError, DeploymentInProgress, Deployments
-from conveyor.registry import ModelVersion, artifact_key, version_key
+from conveyor.layout import artifact_key, version_key
+from conveyor.registry import ModelVersion
 from conveyor.stages.context import PipelineContext, StageEvent, StageInputError
 from conveyor.stages.deployment import check_bake, plan, promote, request_approval, roll_back, start_phase
 from tests.unit.test_deployment import record

@@ -1,7 +1,7 @@
 import json
 
 from conveyor.adapters.memory import MemoryObjectStore, MemoryStarter
-from conveyor.dispatch import dispatch, drops_from_message, model_of
+from conveyor.dispatch import dispatch, drops_from_message
 from tests.events import load_event
 
 
@@ -24,8 +24,6 @@ def test_test_events_and_other_prefixes_start_nothing():
     event["detail"]["object"]["key"] = "doctor-visits/accepted/x.csv"
     assert drops_from_message(event) == []
     assert drops_from_message("[]") == []
-    assert model_of("m/incoming/") is None
-    assert model_of("m/incoming/sub/dir/file.csv") == "m"
 
 
 def test_a_duplicated_event_starts_one_execution():

@@ -13,8 +13,9 @@ import yaml
 
 from conveyor.adapters.memory import MemoryEvents, MemoryMetrics, MemoryNotifier, MemoryObjectStore, MemoryTable
 from conveyor.config import Settings
+from conveyor.layout import artifact_key, version_key
 from conveyor.profile import build_profile
-from conveyor.registry import ModelVersion, artifact_key, version_key
+from conveyor.registry import ModelVersion
 from conveyor.spec import parse_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.stages.drift import check_drift
@@ -74,7 +75,7 @@ def _world(**retrain: Any) -> World:
         data_bucket=DATA, artifact_bucket=ARTIFACTS, capture_bucket="", registry_table="t", alerts_topic_arn=""
     )
     ctx = PipelineContext(settings, store, table, MemoryNotifier(), metrics, events)
-    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(spec_dict).encode())
+    store.put(ARTIFACTS, f"{MODEL}/spec.yaml", yaml.safe_dump(spec_dict).encode())
     training = _frame(TRAINING_ROWS, seed=1)
     training_set = {"bucket": DATA, "key": f"{MODEL}/accepted/t/train.csv", "sha256": "t" * 64, "rows": TRAINING_ROWS}
     ctx.registry.record_dataset(MODEL, {**training_set, "accepted_at": TRAINED_AT - 1})

@@ -15,7 +15,8 @@ import yaml
 
 from conveyor.adapters.memory import MemoryEvents, MemoryMetrics, MemoryNotifier, MemoryObjectStore, MemoryTable
 from conveyor.config import Settings
-from conveyor.registry import sha256_hex, version_key
+from conveyor.layout import version_key
+from conveyor.registry import sha256_hex
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.stages.drift import check_drift
 from conveyor.stages.evaluate import evaluate
@@ -83,7 +84,7 @@ def second_version(full_df: pd.DataFrame) -> dict[str, Any]:
     )
     store = MemoryObjectStore()
     ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
-    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
+    store.put(ARTIFACTS, f"{MODEL}/spec.yaml", yaml.safe_dump(_spec()).encode())
     early = full_df[full_df["year"] <= 1985].head(3000)
     first = _pipeline(ctx, {"validation": _drop(ctx, early, "1984-1985", 1.0)}, "arn:exec:first")
     assert first["registration"]["status"] == "approved", first["evaluation"]["reason"]
@@ -180,7 +181,7 @@ def test_training_with_no_accepted_data_names_the_problem() -> None:
     )
     store = MemoryObjectStore()
     ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
-    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
+    store.put(ARTIFACTS, f"{MODEL}/spec.yaml", yaml.safe_dump(_spec()).encode())
     with pytest.raises(TrainingError, match="no accepted data to train on"):
         train_candidate(StageEvent(state={"validation": {"model": MODEL}}, execution_id="arn:exec:x"), ctx)
 
@@ -214,7 +215,7 @@ def test_the_agreement_gate_reads_the_live_requests_the_champion_served(full_df:
     )
     store = MemoryObjectStore()
     ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
-    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(_spec()).encode())
+    store.put(ARTIFACTS, f"{MODEL}/spec.yaml", yaml.safe_dump(_spec()).encode())
     first = _pipeline(ctx, {"validation": _drop(ctx, full_df[full_df["year"] <= 1985].head(3000), "a", 1.0)}, "e1")
     assert first["registration"]["status"] == "approved"
 

@@ -4,13 +4,13 @@ import pytest
 
 from conveyor.adapters.memory import MemoryObjectStore, MemoryTable
 from conveyor.errors import ArtifactError
+from conveyor.layout import artifact_key
 from conveyor.ports import ConditionFailed
 from conveyor.registry import (
     ModelVersion,
     Registry,
     RegistryError,
     UnknownModel,
-    artifact_key,
     load_verified,
     sha256_hex,
 )

@@ -14,13 +14,12 @@ import json
 import logging
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.jsonsafe import json_safe  # noqa: F401  (re-exported: serving imports it from here)
+from conveyor.layout import capture_key
 from conveyor.ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,6 @@ def captured(request_id: str, sample_rate: float) -> bool:
         return False
     digest = hashlib.sha256(b"capture\0" + request_id.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < sample_rate
-
-
-def capture_key(model: str, timestamp: float) -> str:
-    """``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``: the UTC hour of the file's first record."""
-    hour = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y/%m/%d/%H")
-    return f"{model}/capture/{hour}/{uuid.uuid4()}.jsonl"
 
 
 def record_line(record: dict[str, Any]) -> bytes:

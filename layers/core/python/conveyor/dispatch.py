@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from conveyor.layout import model_of_incoming
 from conveyor.ports import ExecutionStarter, ObjectRef, ObjectStore
 
-INCOMING = "incoming"
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -49,14 +49,6 @@ class Drop:
         }
 
 
-def model_of(key: str) -> str | None:
-    """``{model}/incoming/...`` -> model, or None for any other key."""
-    parts = key.split("/")
-    if len(parts) >= 3 and parts[1] == INCOMING and parts[0] and parts[-1]:
-        return parts[0]
-    return None
-
-
 def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
     """All incoming drops named by one queue message; test events and other keys give none."""
     message = json.loads(body) if isinstance(body, str) else body
@@ -67,7 +59,7 @@ def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
         detail = message.get("detail", {})
         obj = detail.get("object", {})
         key = obj.get("key", "")
-        model = model_of(key)
+        model = model_of_incoming(key)
         if model:
             ref = ObjectRef(
                 detail.get("bucket", {}).get("name", ""),
@@ -83,7 +75,7 @@ def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
         s3 = record.get("s3", {})
         obj = s3.get("object", {})
         key = unquote_plus(obj.get("key", ""))
-        model = model_of(key)
+        model = model_of_incoming(key)
         if model:
             ref = ObjectRef(
                 s3.get("bucket", {}).get("name", ""), key, obj.get("versionId"), obj.get("eTag"), obj.get("size")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,16 +45,6 @@ def version_sk(version: int) -> str:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def artifact_key(model: str, sha256: str) -> str:
-    """Content-addressed key: the same bytes always land at the same key."""
-    return f"{model}/models/sha256-{sha256}.onnx"
-
-
-def version_key(model: str, version: int, name: str) -> str:
-    """Where a version's companions live: evidence.json, spec.yaml, profile.json."""
-    return f"{model}/versions/{version}/{name}"
 
 
 def load_verified(store: ObjectStore, bucket: str, key: str, expected_sha256: str) -> bytes:
@@ -386,7 +377,7 @@ class Registry:
         return self.get(model, int(routing.champion["version"]))
 
     # datasets ---------------------------------------------------------------------------
-    def record_dataset(self, model: str, dataset: dict[str, Any]) -> bool:
+    def record_dataset(self, model: str, dataset: Mapping[str, Any]) -> bool:
         """Record an accepted data object; False if the same content was accepted before."""
         try:
             self._table.put({"pk": model_pk(model), "sk": f"DATASET#{dataset['sha256']}", **dataset}, if_absent=True)

@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
@@ -22,14 +22,20 @@ class StageInputError(ConveyorError):
     """The state handed to a stage lacks what the stage needs."""
 
 
+# What a stage reads of the execution state: one of conveyor.workflow's *Input TypedDicts.
+StateT = TypeVar("StateT")
+
+
 @dataclass(frozen=True)
-class StageEvent:
-    state: dict[str, Any]
+class StageEvent(Generic[StateT]):
+    """A Lambda task's payload (conveyor.workflow.StageInput), parsed."""
+
+    state: StateT
     execution_id: str
     task_token: str | None = None  # set for a task that waits for a callback (.waitForTaskToken)
 
     @classmethod
-    def parse(cls, event: Any) -> StageEvent:
+    def parse(cls, event: Any) -> StageEvent[Any]:
         if not isinstance(event, dict) or not isinstance(event.get("state"), dict):
             raise StageInputError(
                 "a stage event must be an object with 'state' (the execution state) and 'execution_id'"
@@ -42,6 +48,7 @@ class StageEvent:
         )
 
     def require(self, *path: str) -> Any:
+        """The value at ``path`` of the state; StageInputError when the state lacks it."""
         node: Any = self.state
         for part in path:
             if not isinstance(node, dict) or part not in node:
@@ -92,10 +99,6 @@ class PipelineContext:
             metrics=CloudWatchMetrics(),
             events=EventBridgePublisher(),
         )
-
-    def spec_key(self, model: str) -> str:
-        """The model's current spec, uploaded by `conveyor drop --spec` or any S3 client."""
-        return f"{model}/spec.yaml"
 
     def emit(self, event: RegistryEvent) -> None:
         self.events.publish(event.source, event.name, event.detail())

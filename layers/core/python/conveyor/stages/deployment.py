@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
+from conveyor import layout
 from conveyor.deployment import (
     BREACH,
     EXTEND,
@@ -26,31 +27,47 @@ from conveyor.deployment import (
     read_capture,
 )
 from conveyor.events import RegistryEvent
-from conveyor.registry import Routing, version_key
+from conveyor.registry import Routing
 from conveyor.stages.context import PipelineContext, StageEvent, StageInputError
+from conveyor.workflow import (
+    ApprovalInput,
+    ApprovalRequest,
+    BakeResult,
+    CheckBakeInput,
+    DeployInput,
+    DeploymentPlan,
+    ExecutionError,
+    PlanInput,
+    PromotionResult,
+    RollbackInput,
+    RollbackResult,
+    StartPhaseInput,
+)
 
 
-def _target(event: StageEvent) -> tuple[str, int]:
+def _target(event: StageEvent[PlanInput] | StageEvent[DeployInput]) -> tuple[str, int]:
     registration = event.require("registration")
     return str(registration["model"]), int(registration["version"])
 
 
-def plan(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+def plan(event: StageEvent[PlanInput], ctx: PipelineContext) -> DeploymentPlan:
     """The plan for the registered version, from the spec it was trained with (its copy beside the version)."""
     from conveyor.deployment import plan_deployment
     from conveyor.spec import load_spec  # pydantic and yaml: this stage runs in the training image
 
     model, version = _target(event)
-    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, version_key(model, version, "spec.yaml")))
+    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, version, layout.SPEC_FILE)))
     champion = ctx.registry.champion(model)
     document = plan_deployment(
         spec.deployment, model=model, version=version, champion=champion.version if champion else None
     )
     Deployments(ctx.table).start(document, execution=event.execution_id)
-    return document
+    return cast(DeploymentPlan, document)
 
 
-def request_approval(event: StageEvent, ctx: PipelineContext, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+def request_approval(
+    event: StageEvent[ApprovalInput], ctx: PipelineContext, clock: Callable[[], float] = time.time
+) -> ApprovalRequest:
     """Keep the task token where `conveyor approve` / `reject` find it, and tell the reviewers."""
     if not event.task_token:
         raise StageInputError("the approval request has no task token (call it with .waitForTaskToken)")
@@ -58,7 +75,7 @@ def request_approval(event: StageEvent, ctx: PipelineContext, clock: Callable[[]
     model, version = str(deployment["model"]), int(deployment["version"])
     expires_at = clock() + float(deployment["approval_timeout_seconds"])
     Deployments(ctx.table).update(model, version, "awaiting_approval", token=event.task_token, expires_at=expires_at)
-    registration = event.state.get("registration") or {}
+    registration: Mapping[str, Any] = event.state.get("registration") or {}
     steps = " -> ".join(describe_phase(p) for p in deployment["phases"]) or "all at once"
     ctx.notifier.publish(
         f"Conveyor: {model} v{version} awaits approval",
@@ -81,7 +98,9 @@ def _on_trial(routing: Routing | None, version: int) -> dict[str, Any] | None:
     return None
 
 
-def start_phase(event: StageEvent, ctx: PipelineContext, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+def start_phase(
+    event: StageEvent[StartPhaseInput], ctx: PipelineContext, clock: Callable[[], float] = time.time
+) -> DeploymentPlan:
     """Move traffic for the next phase: the version as shadow, or as challenger with the phase's weight."""
     deployment = event.require("deployment")
     model, version = str(deployment["model"]), int(deployment["version"])
@@ -107,7 +126,7 @@ def start_phase(event: StageEvent, ctx: PipelineContext, clock: Callable[[], flo
         weight=phase["weight"],
         phase_started_at=advanced["started_at"],
     )
-    return advanced
+    return cast(DeploymentPlan, advanced)
 
 
 def _still_on_trial(routing: Routing | None, version: int, phase: dict[str, Any]) -> str | None:
@@ -122,13 +141,15 @@ def _still_on_trial(routing: Routing | None, version: int, phase: dict[str, Any]
     return None
 
 
-def check_bake(event: StageEvent, ctx: PipelineContext, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+def check_bake(
+    event: StageEvent[CheckBakeInput], ctx: PipelineContext, clock: Callable[[], float] = time.time
+) -> BakeResult:
     """Judge the running phase on the capture records of its window."""
     deployment = event.require("deployment")
     model, version = str(deployment["model"]), int(deployment["version"])
     index = int(deployment["phase"])
     phase = deployment["phases"][index]
-    previous = event.state.get("bake") or {}
+    previous: Mapping[str, Any] = event.state.get("bake") or {}
     extensions = 0
     if previous.get("phase") == index:
         extensions = int(previous.get("extensions", 0)) + (1 if previous.get("verdict") == EXTEND else 0)
@@ -149,7 +170,7 @@ def check_bake(event: StageEvent, ctx: PipelineContext, clock: Callable[[], floa
         reason = interrupted or "no champion"
         result.update(verdict=INTERRUPTED, summary=f"{model} v{version} {describe_phase(phase)}: {reason}")
         Deployments(ctx.table).update(model, version, "interrupted", reason=reason)
-        return result
+        return cast(BakeResult, result)
     records = read_capture(ctx.store, ctx.settings.capture_bucket, model, float(deployment["started_at"]), now)
     assessment = assess_bake(
         records,
@@ -167,10 +188,10 @@ def check_bake(event: StageEvent, ctx: PipelineContext, clock: Callable[[], floa
         "trial",
         last_check={k: result[k] for k in ("verdict", "summary", "checks", "trial", "champion", "window")},
     )
-    return result
+    return cast(BakeResult, result)
 
 
-def _failure_reason(error: dict[str, Any]) -> str:
+def _failure_reason(error: ExecutionError) -> str:
     cause = error.get("Cause")
     try:
         parsed = json.loads(cause) if isinstance(cause, str) else None
@@ -181,11 +202,11 @@ def _failure_reason(error: dict[str, Any]) -> str:
     return f"{error.get('Error', 'error')}: {cause or ''}".strip()
 
 
-def roll_back(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+def roll_back(event: StageEvent[RollbackInput], ctx: PipelineContext) -> RollbackResult:
     """End the trial: the champion takes all traffic again; the version is rejected if its bake failed."""
     deployment = event.require("deployment")
     model, version = str(deployment["model"]), int(deployment["version"])
-    bake = event.state.get("bake") or {}
+    bake: Mapping[str, Any] = event.state.get("bake") or {}
     error = event.state.get("error")
     judged = (
         error is None and bake.get("phase") == deployment["phase"] and bake.get("verdict") in {BREACH, INSUFFICIENT}
@@ -223,10 +244,10 @@ def roll_back(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     return {"model": model, "version": version, "champion": champion, "reason": reason, "summary": summary}
 
 
-def promote(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+def promote(event: StageEvent[DeployInput], ctx: PipelineContext) -> PromotionResult:
     """All traffic to the version (the last step of every strategy)."""
     model, version = _target(event)
-    deployment = event.state.get("deployment") or {}
+    deployment: Mapping[str, Any] = event.state.get("deployment") or {}
     strategy = str(deployment.get("strategy", "all_at_once"))
     routing = ctx.registry.promote(model, version)
     passed = [describe_phase(p) for p in deployment.get("phases", [])]

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
+from conveyor import layout
 from conveyor.drift import drift_report
 from conveyor.events import RegistryEvent
 from conveyor.profile import Profile
-from conveyor.registry import version_key
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
+from conveyor.workflow import DRIFT, DriftInput, DriftResult, ValidationResult
 
 
 def _new_rows_since_last_training(ctx: PipelineContext, model: str) -> tuple[int, int | None]:
@@ -40,15 +41,17 @@ def _policy(spec: ModelSpec) -> tuple[bool, int]:
     return bool(getattr(retrain, "on_drift", True)), int(getattr(retrain, "min_new_rows", 1000))
 
 
-def check_drift(event: StageEvent, ctx: PipelineContext, *, clock: Callable[[], float] = time.time) -> dict[str, Any]:
+def check_drift(
+    event: StageEvent[DriftInput], ctx: PipelineContext, *, clock: Callable[[], float] = time.time
+) -> DriftResult:
     """Drift of the accepted drop against the champion's profile, and whether the policy retrains.
 
     ``clock`` (seconds since the epoch) dates the schedule check; tests pass a fixed one.
     """
-    validation = event.require("validation")
+    validation: ValidationResult = event.require("validation")
     model = str(validation["model"])
     dataset = validation["dataset"]
-    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model)))
+    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
     on_drift, min_new_rows = _policy(spec)
     champion = ctx.registry.champion(model)
     if champion is None:
@@ -65,14 +68,16 @@ def check_drift(event: StageEvent, ctx: PipelineContext, *, clock: Callable[[], 
         ctx.store.get(dataset["bucket"], dataset["key"], dataset.get("version_id")), PurePosixPath(dataset["key"]).name
     )
     profile = Profile.from_dict(
-        json.loads(ctx.store.get(ctx.settings.artifact_bucket, version_key(model, champion.version, "profile.json")))
+        json.loads(
+            ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, champion.version, layout.PROFILE))
+        )
     )
     report = drift_report(profile, frame, spec)
     document = report.to_dict()
-    report_key = f"{dataset['key']}.drift.json"
+    report_key = layout.drift_report_key(dataset["key"])
     ctx.put_json(dataset["bucket"], report_key, {**document, "reference_version": champion.version})
     ctx.metrics.publish(ctx.settings.metrics_namespace, report.metrics(model))
-    if document["verdict"] == "drift":
+    if document["verdict"] == DRIFT:
         ctx.emit(
             RegistryEvent(
                 name="DriftDetected",
@@ -84,7 +89,7 @@ def check_drift(event: StageEvent, ctx: PipelineContext, *, clock: Callable[[], 
         )
     new_rows, latest = _new_rows_since_last_training(ctx, model)
     reasons = []
-    if on_drift and document["verdict"] == "drift":
+    if on_drift and document["verdict"] == DRIFT:
         reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
     max_age = spec.retrain.schedule_seconds()
     not_due = ""
@@ -101,7 +106,7 @@ def check_drift(event: StageEvent, ctx: PipelineContext, *, clock: Callable[[], 
         if reasons
         else (
             f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift{not_due})"
-            if document["verdict"] != "drift"
+            if document["verdict"] != DRIFT
             else f"recorded; drift found but the policy does not retrain on drift ({new_rows} new rows < "
             f"{min_new_rows}{not_due})"
         )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
+from conveyor import layout
 from conveyor.contract import MASK
 from conveyor.deployment import capture_prefixes, read_capture_prefix
 from conveyor.gates import assess_candidate, json_safe, thresholds_of
@@ -23,6 +24,7 @@ from conveyor.registry import load_verified
 from conveyor.scoring import OnnxModel
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
+from conveyor.workflow import EvaluateInput, EvaluationResult, TrainingResult
 
 __all__ = ["evaluate", "thresholds_of"]
 
@@ -65,8 +67,8 @@ def live_instances(
     return rows
 
 
-def evaluate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
-    training = event.require("training")
+def evaluate(event: StageEvent[EvaluateInput], ctx: PipelineContext) -> EvaluationResult:
+    training: TrainingResult = event.require("training")
     model = str(training["model"])
     bucket = ctx.settings.artifact_bucket
     spec = load_spec(ctx.store.get(bucket, training["spec_key"]))
@@ -88,9 +90,11 @@ def evaluate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         parity_missing_reason="the Train stage recorded no parity measurement",
         live_instances=live,
     )
-    result = assessment.to_dict()
-    details_key = training["candidate_key"].rsplit("/", 1)[0] + "/gates.json"
+    details_key = layout.beside(training["candidate_key"], layout.GATES)
     ctx.put_json(bucket, details_key, json_safe(assessment.details()))
-    result["details_key"] = details_key
-    result["champion_version"] = champion_version.version if champion_version else None
-    return result
+    result = {
+        **assessment.to_dict(),
+        "details_key": details_key,
+        "champion_version": champion_version.version if champion_version else None,
+    }
+    return cast(EvaluationResult, result)

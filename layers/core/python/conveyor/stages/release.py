@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+from conveyor import layout
 from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.events import RegistryEvent
-from conveyor.registry import ModelVersion, artifact_key, load_verified, sha256_hex, version_key
+from conveyor.registry import ModelVersion, load_verified, sha256_hex
 from conveyor.report import build_evidence, render_report
 from conveyor.stages.context import PipelineContext, StageEvent, code_version
+from conveyor.workflow import EvaluationResult, RegisterInput, RegistrationResult, TrainingResult
 
 
-def _metric_line(evaluation: dict[str, Any]) -> str:
+def _metric_line(evaluation: EvaluationResult) -> str:
     metrics = evaluation.get("candidate") or {}
     champion = evaluation.get("champion") or {}
     parts = []
@@ -26,15 +29,15 @@ def _metric_line(evaluation: dict[str, Any]) -> str:
     return ", ".join(parts[:3])
 
 
-def _evidence(ctx: PipelineContext, stored: ModelVersion, state: dict[str, Any]) -> dict[str, Any]:
+def _evidence(ctx: PipelineContext, stored: ModelVersion, state: RegisterInput) -> dict[str, Any]:
     """Everything that decided this version's fate, in one JSON document (and its HTML rendering)."""
     evaluation = state.get("evaluation", {})
     details = None
     if evaluation.get("details_key"):
         details = json.loads(ctx.store.get(ctx.settings.artifact_bucket, evaluation["details_key"]))
     drift_report = None
-    drift = state.get("drift") or {}
-    validation = state.get("validation") or {}
+    drift: Mapping[str, Any] = state.get("drift") or {}
+    validation: Mapping[str, Any] = state.get("validation") or {}
     if drift.get("report_key") and validation.get("dataset"):
         drift_report = json.loads(ctx.store.get(validation["dataset"]["bucket"], drift["report_key"]))
     return build_evidence(
@@ -49,12 +52,7 @@ def _evidence(ctx: PipelineContext, stored: ModelVersion, state: dict[str, Any])
 log = logging.getLogger(__name__)
 
 
-def contract_key(model: str, sha256: str) -> str:
-    """Content-addressed, like the model artifact: the same contract always lands at the same key."""
-    return f"{model}/contracts/sha256-{sha256}.json"
-
-
-def _serving_contract(ctx: PipelineContext, training: dict[str, Any]) -> ServingContract | None:
+def _serving_contract(ctx: PipelineContext, training: TrainingResult) -> ServingContract | None:
     """The serving contract of the candidate's spec: handed over by the train stage (``contract``,
     built where the spec is parsed), else built here from the staged spec.yaml when pydantic and
     PyYAML are importable (the local cloud, the CLI). The register Lambda's layers ship neither:
@@ -71,26 +69,107 @@ def _serving_contract(ctx: PipelineContext, training: dict[str, Any]) -> Serving
     return contract_from_spec(spec)
 
 
-def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
-    training = event.require("training")
-    evaluation = event.require("evaluation")
-    validation = event.state.get("validation", {})
+def _lineage(event: StageEvent[RegisterInput]) -> dict[str, Any]:
+    """Where the version came from: its data, what triggered it, spec, code, libraries, parameters, parent."""
+    training: TrainingResult = event.require("training")
+    evaluation: EvaluationResult = event.require("evaluation")
+    validation: Mapping[str, Any] = event.state.get("validation") or {}
+    return {
+        "data": training.get("data", []),
+        "trigger": {
+            "key": validation.get("data_key"),
+            "report_key": validation.get("report_key"),
+            "retrain": event.state.get("retrain"),
+        },
+        "spec_hash": training.get("spec_hash"),
+        "code_version": code_version(),
+        "libraries": training.get("libraries", {}),
+        "estimator": training.get("estimator"),
+        "parameters": training.get("params", {}),
+        "parent_champion": evaluation.get("champion_version"),
+        "execution": event.execution_id,
+        "n_train": training.get("n_train"),
+        "n_holdout": training.get("n_holdout"),
+    }
+
+
+def _status(training: TrainingResult, passed: bool) -> str:
+    """auto approval: a candidate that passed every gate is approved by the pipeline itself."""
+    if not passed:
+        return "rejected"
+    return "approved" if training.get("approval", "auto") == "auto" else "candidate"
+
+
+def _store_contract(ctx: PipelineContext, training: TrainingResult) -> tuple[bytes, str] | None:
+    """The candidate's serving contract (its bytes and sha256), stored content-addressed; None without one."""
+    contract = _serving_contract(ctx, training)
+    if contract is None:
+        return None
+    contract_bytes = contract.to_json()
+    contract_sha256 = sha256_hex(contract_bytes)
+    model = str(training["model"])
+    ctx.store.put(
+        ctx.settings.artifact_bucket, layout.contract_key(model, contract_sha256), contract_bytes, "application/json"
+    )
+    return contract_bytes, contract_sha256
+
+
+def _store_companions(
+    ctx: PipelineContext, event: StageEvent[RegisterInput], stored: ModelVersion, contract: bytes | None
+) -> None:
+    """Beside the version, for people: its contract (serving reads the content-addressed copy), evidence,
+    report, spec and profile."""
+    training: TrainingResult = event.require("training")
+    bucket = ctx.settings.artifact_bucket
+
+    def key(name: str) -> str:
+        return layout.version_key(stored.model, stored.version, name)
+
+    if contract is not None:
+        ctx.store.put(bucket, key(layout.CONTRACT), contract, "application/json")
+    evidence = _evidence(ctx, stored, event.state)
+    ctx.put_json(bucket, key(layout.EVIDENCE), evidence)
+    ctx.store.put(bucket, key(layout.REPORT), render_report(evidence).encode(), "text/html")
+    ctx.store.put(bucket, key(layout.SPEC_FILE), ctx.store.get(bucket, training["spec_key"]))
+    ctx.store.put(bucket, key(layout.PROFILE), ctx.store.get(bucket, training["profile_key"]))
+
+
+def _emit_registered(ctx: PipelineContext, stored: ModelVersion, passed: bool, execution_id: str) -> None:
+    ctx.emit(
+        RegistryEvent(
+            name="ModelRegistered" if passed else "ModelRejected",
+            model=stored.model,
+            model_version=stored.version,
+            correlation_id=execution_id,
+            details={"status": stored.status, "sha256": stored.sha256, "reason": stored.decision},
+        )
+    )
+    if stored.status == "approved":
+        ctx.emit(
+            RegistryEvent(
+                name="ModelApproved",
+                model=stored.model,
+                model_version=stored.version,
+                correlation_id=execution_id,
+                details={"by": "pipeline (deployment.approval: auto)"},
+            )
+        )
+
+
+def register(event: StageEvent[RegisterInput], ctx: PipelineContext) -> RegistrationResult:
+    training: TrainingResult = event.require("training")
+    evaluation: EvaluationResult = event.require("evaluation")
     model = str(training["model"])
     bucket = ctx.settings.artifact_bucket
     data = load_verified(ctx.store, bucket, training["candidate_key"], training["sha256"])
-    key = artifact_key(model, training["sha256"])
+    key = layout.artifact_key(model, training["sha256"])
     ctx.store.put(bucket, key, data, "application/octet-stream")
-    contract = _serving_contract(ctx, training)
-    contract_bytes = contract.to_json() if contract is not None else b""
-    contract_sha256 = sha256_hex(contract_bytes) if contract is not None else ""
-    if contract is not None:
-        ctx.store.put(bucket, contract_key(model, contract_sha256), contract_bytes, "application/json")
+    contract = _store_contract(ctx, training)
     passed = bool(evaluation.get("passed"))
     version = ModelVersion(
         model=model,
         version=0,
-        # auto approval: a candidate that passed every gate is approved by the pipeline itself.
-        status=("approved" if training.get("approval", "auto") == "auto" else "candidate") if passed else "rejected",
+        status=_status(training, passed),
         artifact_key=key,
         sha256=training["sha256"],
         metrics={
@@ -100,57 +179,13 @@ def register(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         },
         gates=evaluation.get("gates", []),
         decision=str(evaluation.get("reason", "")),
-        lineage={
-            "data": training.get("data", []),
-            "trigger": {
-                "key": validation.get("data_key"),
-                "report_key": validation.get("report_key"),
-                "retrain": event.state.get("retrain"),
-            },
-            "spec_hash": training.get("spec_hash"),
-            "code_version": code_version(),
-            "libraries": training.get("libraries", {}),
-            "estimator": training.get("estimator"),
-            "parameters": training.get("params", {}),
-            "parent_champion": evaluation.get("champion_version"),
-            "execution": event.execution_id,
-            "n_train": training.get("n_train"),
-            "n_holdout": training.get("n_holdout"),
-        },
-        contract_key=contract_key(model, contract_sha256) if contract is not None else "",
-        contract_sha256=contract_sha256,
+        lineage=_lineage(event),
+        contract_key=layout.contract_key(model, contract[1]) if contract is not None else "",
+        contract_sha256=contract[1] if contract is not None else "",
     )
     stored = ctx.registry.register(version)
-    if contract is not None:  # beside the version too, for people; serving reads the content-addressed copy
-        ctx.store.put(bucket, version_key(model, stored.version, "contract.json"), contract_bytes, "application/json")
-    evidence = _evidence(ctx, stored, event.state)
-    ctx.put_json(bucket, version_key(model, stored.version, "evidence.json"), evidence)
-    ctx.store.put(
-        bucket, version_key(model, stored.version, "report.html"), render_report(evidence).encode(), "text/html"
-    )
-    ctx.store.put(bucket, version_key(model, stored.version, "spec.yaml"), ctx.store.get(bucket, training["spec_key"]))
-    ctx.store.put(
-        bucket, version_key(model, stored.version, "profile.json"), ctx.store.get(bucket, training["profile_key"])
-    )
-    ctx.emit(
-        RegistryEvent(
-            name="ModelRegistered" if passed else "ModelRejected",
-            model=model,
-            model_version=stored.version,
-            correlation_id=event.execution_id,
-            details={"status": stored.status, "sha256": stored.sha256, "reason": stored.decision},
-        )
-    )
-    if stored.status == "approved":
-        ctx.emit(
-            RegistryEvent(
-                name="ModelApproved",
-                model=model,
-                model_version=stored.version,
-                correlation_id=event.execution_id,
-                details={"by": "pipeline (deployment.approval: auto)"},
-            )
-        )
+    _store_companions(ctx, event, stored, contract[0] if contract is not None else None)
+    _emit_registered(ctx, stored, passed, event.execution_id)
     verb = "registered" if passed else "rejected"
     summary = f"{model} v{stored.version} {verb}: {_metric_line(evaluation)}. {evaluation.get('reason', '')}".strip()
     return {

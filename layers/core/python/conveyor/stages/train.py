@@ -11,19 +11,24 @@ from typing import Any
 
 import pandas as pd
 
+from conveyor import layout
 from conveyor.contract import contract_from_spec
 from conveyor.errors import TrainingError
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
 from conveyor.training import LIBRARIES, build_candidate, library_versions
+from conveyor.workflow import TrainingResult, TrainInput
 
 __all__ = ["LIBRARIES", "library_versions", "train_candidate"]
 
+# What Train stages for Evaluate and Register (conveyor.layout.staging_key).
+_STAGED = (layout.CANDIDATE, layout.HOLDOUT, layout.SPEC_FILE, layout.PROFILE)
 
-def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+
+def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> TrainingResult:
     model = str(event.require("validation", "model"))
-    spec_bytes = ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model))
+    spec_bytes = ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model))
     spec = load_spec(spec_bytes)
     datasets = ctx.registry.datasets(model)
     if not datasets:
@@ -38,20 +43,20 @@ def train_candidate(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     frame = pd.concat(frames, ignore_index=True)
     candidate = build_candidate(frame, spec)
     result = candidate.result
-    staging = f"{model}/staging/{event.execution_name}"
-    ctx.store.put(ctx.settings.artifact_bucket, f"{staging}/candidate.onnx", candidate.onnx)
+    keys = {name: layout.staging_key(model, event.execution_name, name) for name in _STAGED}
+    ctx.store.put(ctx.settings.artifact_bucket, keys[layout.CANDIDATE], candidate.onnx)
     buffer = io.BytesIO()
     result.holdout_df.to_parquet(buffer, index=False)
-    ctx.store.put(ctx.settings.artifact_bucket, f"{staging}/holdout.parquet", buffer.getvalue())
-    ctx.store.put(ctx.settings.artifact_bucket, f"{staging}/spec.yaml", spec_bytes)
-    ctx.put_json(ctx.settings.artifact_bucket, f"{staging}/profile.json", candidate.profile)
+    ctx.store.put(ctx.settings.artifact_bucket, keys[layout.HOLDOUT], buffer.getvalue())
+    ctx.store.put(ctx.settings.artifact_bucket, keys[layout.SPEC_FILE], spec_bytes)
+    ctx.put_json(ctx.settings.artifact_bucket, keys[layout.PROFILE], candidate.profile)
     return {
         "model": model,
-        "candidate_key": f"{staging}/candidate.onnx",
+        "candidate_key": keys[layout.CANDIDATE],
         "sha256": candidate.sha256,
-        "holdout_key": f"{staging}/holdout.parquet",
-        "spec_key": f"{staging}/spec.yaml",
-        "profile_key": f"{staging}/profile.json",
+        "holdout_key": keys[layout.HOLDOUT],
+        "spec_key": keys[layout.SPEC_FILE],
+        "profile_key": keys[layout.PROFILE],
         "spec_hash": candidate.spec_hash,
         # What the predict function checks requests against; Register (a zip function without
         # yaml or pydantic) stores it as handed over here.

@@ -7,17 +7,18 @@ import time
 from pathlib import PurePosixPath
 from typing import Any
 
-from conveyor.dispatch import model_of
+from conveyor import layout
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectRef
-from conveyor.registry import sha256_hex, version_key
+from conveyor.registry import sha256_hex
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.validation import ValidationContext, ValidationReport, validate_bytes
+from conveyor.workflow import ACCEPTED, REJECTED, DatasetRecord, ValidateInput, ValidationResult, ValidationVerdict
 
 
-def _rejected_without_data(model: str, source: str, message: str) -> dict[str, Any]:
-    return {"verdict": "rejected", "model": model, "summary": f"{source}: {message}", "checks": []}
+def _rejected_without_data(model: str, source: str, message: str) -> ValidationResult:
+    return {"verdict": REJECTED, "model": model, "summary": f"{source}: {message}", "checks": []}
 
 
 def _context(ctx: PipelineContext, model: str) -> ValidationContext:
@@ -31,7 +32,7 @@ def _context(ctx: PipelineContext, model: str) -> ValidationContext:
         return ValidationContext(usual_rows=usual_rows, accepted_hashes=hashes)
     try:
         profile = json.loads(
-            ctx.store.get(ctx.settings.artifact_bucket, version_key(model, champion.version, "profile.json"))
+            ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, champion.version, layout.PROFILE))
         )
     except Exception:  # a version registered before profiles existed has none: validate without it
         return ValidationContext(usual_rows=usual_rows, accepted_hashes=hashes)
@@ -41,11 +42,11 @@ def _context(ctx: PipelineContext, model: str) -> ValidationContext:
     )
 
 
-def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
+def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> ValidationResult:
     bucket = event.require("detail", "bucket", "name")
     obj = event.require("detail", "object")
     key = str(obj["key"])
-    model = model_of(key)
+    model = layout.model_of_incoming(key)
     if model is None:
         return _rejected_without_data("", key, "not under {model}/incoming/")
     source = ObjectRef(bucket, key, obj.get("version-id"), obj.get("etag"), obj.get("size"))
@@ -53,10 +54,10 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     filename = PurePosixPath(key).name
     spec: ModelSpec | None = None
     try:
-        spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model)))
+        spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
     except KeyError:
         spec_problem = (
-            f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{ctx.spec_key(model)} first"
+            f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{layout.spec_key(model)} first"
         )
     except ConveyorError as error:
         spec_problem = f"the spec of model {model} is invalid: {error}"
@@ -78,7 +79,7 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
                 }
             ],
         }
-        verdict = "rejected"
+        verdict: ValidationVerdict = REJECTED
         summary = spec_problem
     else:
         report: ValidationReport = validate_bytes(data, filename, spec, context=_context(ctx, model))
@@ -86,22 +87,21 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
         verdict = report.verdict
         summary = report.summary
     digest = sha256_hex(data)
-    area = "accepted" if verdict == "accepted" else "quarantine"
-    dest_key = f"{model}/{area}/{digest[:16]}/{filename}"
+    dest_key = layout.stored_data_key(model, accepted=verdict == ACCEPTED, sha256=digest, filename=filename)
     moved = ctx.store.copy(source, bucket, dest_key)
-    report_key = f"{dest_key}.report.json"
+    report_key = layout.validation_report_key(dest_key)
     report_doc = {**report_doc, "source": source.to_dict(), "sha256": digest, "stored_as": dest_key}
     ctx.put_json(bucket, report_key, report_doc)
     ctx.store.delete(bucket, key)  # versioned bucket: the incoming version stays retrievable
-    result: dict[str, Any] = {
+    result: ValidationResult = {
         "verdict": verdict,
         "model": model,
         "summary": f"{model}: {summary}" if filename in summary else f"{model}: {filename} {verdict}: {summary}",
         "report_key": report_key,
         "data_key": dest_key,
     }
-    if verdict == "accepted":
-        dataset = {
+    if verdict == ACCEPTED:
+        dataset: DatasetRecord = {
             "bucket": bucket,
             "key": dest_key,
             "version_id": moved.version_id,

@@ -1,0 +1,151 @@
+"""The S3 layout (README, "S3 layout"): every key Conveyor reads or writes is built here.
+
+Data bucket
+    ``{model}/incoming/...``            a drop (starts the pipeline)
+    ``{model}/accepted/{sha16}/{file}``  accepted data, ``{file}.report.json`` (validation) and
+                                         ``{file}.drift.json`` (drift) beside it
+    ``{model}/quarantine/{sha16}/{file}`` rejected data, its ``.report.json`` beside it
+    ``{model}/labels/...``              ground truth keyed by request_id
+    ``{model}/batch/...``               batch scoring
+Artifact bucket
+    ``{model}/spec.yaml``                       the model's current spec
+    ``{model}/models/sha256-{hex}.onnx``        model artifacts, content-addressed
+    ``{model}/contracts/sha256-{hex}.json``     serving contracts, content-addressed
+    ``{model}/versions/{version}/{file}``       a version's companions (evidence.json, report.html,
+                                                spec.yaml, profile.json, contract.json)
+    ``{model}/staging/{execution}/{file}``      a candidate before it is registered (candidate.onnx,
+                                                holdout.parquet, spec.yaml, profile.json, gates.json)
+Capture bucket
+    ``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``  request records, by the UTC hour of the first
+
+Standard library only: the predict path (capture) and the CDK app import it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+# Areas of the data bucket.
+INCOMING = "incoming"
+ACCEPTED = "accepted"
+QUARANTINE = "quarantine"
+LABELS = "labels"
+BATCH = "batch"
+# Areas of the artifact bucket.
+MODELS = "models"
+CONTRACTS = "contracts"
+VERSIONS = "versions"
+STAGING = "staging"
+SPEC_FILE = "spec.yaml"
+# The capture bucket.
+CAPTURE = "capture"
+CAPTURE_HOUR_FORMAT = "%Y/%m/%d/%H"
+CAPTURE_EXTENSION = ".jsonl"
+
+# A version's companions ({model}/versions/{version}/...) and a staged candidate's files.
+EVIDENCE = "evidence.json"
+REPORT = "report.html"
+PROFILE = "profile.json"
+CONTRACT = "contract.json"
+CANDIDATE = "candidate.onnx"
+HOLDOUT = "holdout.parquet"
+GATES = "gates.json"
+
+VALIDATION_REPORT_SUFFIX = ".report.json"
+DRIFT_REPORT_SUFFIX = ".drift.json"
+
+
+# --- data bucket ----------------------------------------------------------------------------------
+
+
+def incoming_prefix(model: str) -> str:
+    return f"{model}/{INCOMING}/"
+
+
+def incoming_key(model: str, filename: str) -> str:
+    """Where a drop lands (``conveyor drop``, or any S3 client)."""
+    return f"{incoming_prefix(model)}{filename}"
+
+
+def model_of_incoming(key: str) -> str | None:
+    """``{model}/incoming/...`` -> model, or None for any other key (an area, not a drop)."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1] == INCOMING and parts[0] and parts[-1]:
+        return parts[0]
+    return None
+
+
+def model_of(key: str) -> str:
+    """The model a key of any bucket belongs to: its first path segment."""
+    return key.split("/", 1)[0]
+
+
+def stored_data_key(model: str, *, accepted: bool, sha256: str, filename: str) -> str:
+    """Where validation moves a drop: accepted/ or quarantine/, under the first 16 hex digits of its sha256."""
+    return f"{model}/{ACCEPTED if accepted else QUARANTINE}/{sha256[:16]}/{filename}"
+
+
+def validation_report_key(data_key: str) -> str:
+    """The validation report, beside the data it judged."""
+    return f"{data_key}{VALIDATION_REPORT_SUFFIX}"
+
+
+def drift_report_key(data_key: str) -> str:
+    """The drift report of an accepted object, beside it."""
+    return f"{data_key}{DRIFT_REPORT_SUFFIX}"
+
+
+def labels_prefix(model: str) -> str:
+    return f"{model}/{LABELS}/"
+
+
+def batch_prefix(model: str) -> str:
+    return f"{model}/{BATCH}/"
+
+
+# --- artifact bucket ------------------------------------------------------------------------------
+
+
+def spec_key(model: str) -> str:
+    """The model's current spec, uploaded by ``conveyor drop --spec`` or any S3 client."""
+    return f"{model}/{SPEC_FILE}"
+
+
+def artifact_key(model: str, sha256: str) -> str:
+    """Content-addressed key: the same bytes always land at the same key."""
+    return f"{model}/{MODELS}/sha256-{sha256}.onnx"
+
+
+def contract_key(model: str, sha256: str) -> str:
+    """Content-addressed, like the model artifact: the same contract always lands at the same key."""
+    return f"{model}/{CONTRACTS}/sha256-{sha256}.json"
+
+
+def version_key(model: str, version: int, name: str) -> str:
+    """Where a version's companions live: evidence.json, report.html, spec.yaml, profile.json, contract.json."""
+    return f"{model}/{VERSIONS}/{version}/{name}"
+
+
+def staging_key(model: str, execution: str, name: str) -> str:
+    """A file of the candidate that execution ``execution`` trains, until Register copies what it keeps."""
+    return f"{model}/{STAGING}/{execution}/{name}"
+
+
+def beside(key: str, name: str) -> str:
+    """``name`` in the folder of ``key`` (the gates' details beside the staged candidate)."""
+    return f"{key.rsplit('/', 1)[0]}/{name}"
+
+
+# --- capture bucket -------------------------------------------------------------------------------
+
+
+def capture_prefix(model: str, timestamp: float) -> str:
+    """``{model}/capture/YYYY/MM/DD/HH/``: the UTC hour of ``timestamp`` (seconds since the epoch)."""
+    hour = datetime.fromtimestamp(timestamp, tz=UTC).strftime(CAPTURE_HOUR_FORMAT)
+    return f"{model}/{CAPTURE}/{hour}/"
+
+
+def capture_key(model: str, timestamp: float) -> str:
+    """``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``: the UTC hour of the file's first record."""
+    return f"{capture_prefix(model, timestamp)}{uuid.uuid4()}{CAPTURE_EXTENSION}"

@@ -1,0 +1,432 @@
+"""The workflow contract: what the state machine "pipeline" passes between its states, and the names
+of its states and errors (the definition: ``infra/pipeline_definition.py``, ``infra/deployment_definition.py``).
+
+Every Lambda task receives ``{"state": <the whole state>, "execution_id": ..., "task_token"?: ...}``
+(:class:`StageInput`) and its result is stored under its own key of the state (:class:`Key`:
+``$.validation``, ``$.training``, ...), so later stages see earlier results. The state is
+:class:`PipelineState`; each stage's result is one TypedDict below (``ValidationResult``,
+``DriftResult``, ...), and each stage's input names the keys it reads (``TrainInput``, ...).
+
+Only the standard library here: the CDK app, the CLI and the predict-free stages import it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+
+class State:
+    """State names of the state machine; `conveyor drop` prints them as the execution moves."""
+
+    RUN_KIND = "Run kind?"
+    PREPARE_RETRAIN = "Prepare retrain"
+    VALIDATE = "Validate"
+    DATA_ACCEPTED = "Data accepted?"
+    ALERT_DATA_REJECTED = "Alert data rejected"
+    DATA_REJECTED = "Data rejected"
+    CHECK_DRIFT = "Check drift"
+    DRIFT_DETECTED = "Drift detected?"
+    ALERT_DRIFT = "Alert drift"
+    RETRAIN = "Retrain?"
+    RECORDED = "Recorded"
+    TRAIN = "Train"
+    EVALUATE = "Evaluate"
+    REGISTER = "Register"
+    GATES_PASSED = "Gates passed?"
+    NOTIFY_CANDIDATE_REJECTED = "Notify candidate rejected"
+    CANDIDATE_REJECTED = "Candidate rejected"
+    ALERT_PIPELINE_FAILED = "Alert pipeline failed"
+    PIPELINE_FAILED = "Pipeline failed"
+    # The deployment.
+    PLAN_DEPLOYMENT = "Plan deployment"
+    APPROVAL_NEEDED = "Approval needed?"
+    AWAIT_APPROVAL = "Await approval"  # waits for `conveyor approve` / `reject` (a task token)
+    NOTIFY_REJECTED_BY_REVIEWER = "Notify rejected by reviewer"
+    REJECTED_BY_REVIEWER = "Rejected by reviewer"
+    NOTIFY_APPROVAL_EXPIRED = "Notify approval expired"
+    APPROVAL_EXPIRED = "Approval expired"
+    NEXT_PHASE = "Next phase?"
+    START_PHASE = "Start phase"
+    BAKE = "Bake"
+    CHECK_BAKE = "Check bake"
+    BAKE_VERDICT = "Bake verdict?"
+    EXTEND_BAKE = "Extend bake"
+    ALERT_DEPLOYMENT_INTERRUPTED = "Alert deployment interrupted"
+    DEPLOYMENT_INTERRUPTED = "Deployment interrupted"
+    ROLL_BACK = "Roll back"
+    ALERT_ROLLED_BACK = "Alert rolled back"
+    ROLLED_BACK = "Rolled back"
+    DEPLOY = "Deploy"
+    NOTIFY_DEPLOYED = "Notify deployed"
+    SERVING = "Serving"
+
+
+class Error:
+    """Error names: what a Fail state ends an execution with, what Catch and Retry match."""
+
+    DATA_REJECTED = "DataRejected"  # the drop failed validation (Fail "Data rejected")
+    PIPELINE_FAILED = "PipelineFailed"  # a stage failed (Fail "Pipeline failed")
+    ROLLED_BACK = "RolledBack"  # a bake failed: the champion keeps serving (Fail "Rolled back")
+    DEPLOYMENT_INTERRUPTED = "DeploymentInterrupted"  # someone changed the routing during a bake
+    # A reviewer's rejection (`conveyor reject`) fails the approval task with this error.
+    REJECTED = "Rejected"
+    # Raised by "Start phase" (the exception's class name) while another version is on trial: retried.
+    DEPLOYMENT_IN_PROGRESS = "DeploymentInProgress"
+    ALL = "States.ALL"
+    TIMEOUT = "States.Timeout"
+
+
+class Key:
+    """Keys of the execution state: the execution input's, and where each stage's result is stored."""
+
+    DETAIL = "detail"  # a drop: the EventBridge "Object Created" event's detail
+    RETRAIN = "retrain"  # a retrain request (`conveyor impact --retrain`)
+    VALIDATION = "validation"
+    DRIFT = "drift"
+    TRAINING = "training"
+    EVALUATION = "evaluation"
+    REGISTRATION = "registration"
+    DEPLOYMENT = "deployment"
+    APPROVAL = "approval"
+    BAKE = "bake"
+    ROLLBACK = "rollback"
+    PROMOTION = "promotion"
+    ERROR = "error"  # what a Catch caught: {"Error", "Cause"}
+
+
+def path(*keys: str) -> str:
+    """The JSONPath of a value of the state: ``path("validation", "verdict")`` -> ``$.validation.verdict``."""
+    return ".".join(("$", *keys))
+
+
+# --- values the Choice states branch on -------------------------------------------------------
+
+ValidationVerdict = Literal["accepted", "rejected"]
+ACCEPTED: ValidationVerdict = "accepted"
+REJECTED: ValidationVerdict = "rejected"
+
+DriftVerdict = Literal["drift", "no_drift", "no_reference", "not_checked"]
+DRIFT: DriftVerdict = "drift"
+NOT_CHECKED: DriftVerdict = "not_checked"  # a retrain request skips the drift check
+
+# Registration statuses that go on to the deployment (approved: auto approval; candidate: manual).
+DEPLOYABLE_STATUSES = ("approved", "candidate")
+MANUAL_APPROVAL = "manual"
+
+BakeVerdict = Literal["pass", "extend", "breach", "insufficient", "interrupted"]
+EXTEND: BakeVerdict = "extend"
+BREACH: BakeVerdict = "breach"
+INSUFFICIENT: BakeVerdict = "insufficient"
+INTERRUPTED: BakeVerdict = "interrupted"
+ROLL_BACK_VERDICTS: tuple[BakeVerdict, ...] = (BREACH, INSUFFICIENT)
+
+
+# --- the execution input ------------------------------------------------------------------------
+
+ObjectDetail = TypedDict(
+    "ObjectDetail",
+    {
+        "key": str,
+        "size": int | None,
+        "etag": str | None,
+        "version-id": NotRequired[str],
+        "sequencer": NotRequired[str],
+    },
+)
+
+
+class BucketDetail(TypedDict):
+    name: str
+
+
+class ObjectCreatedDetail(TypedDict):
+    bucket: BucketDetail
+    object: ObjectDetail
+    reason: NotRequired[str]
+
+
+# A drop: the EventBridge "Object Created" event of an object under {model}/incoming/ (on AWS it
+# carries more fields: id, time, region, ...).
+ObjectCreated = TypedDict(
+    "ObjectCreated",
+    {"source": str, "detail-type": str, "detail": ObjectCreatedDetail},
+)
+
+
+class RetrainRequest(TypedDict):
+    """``{"retrain": ...}``: retrain without some data (a deletion request), skipping validation and drift."""
+
+    model: str
+    reason: str
+    excluded: list[str]  # sha256 of the excluded data objects
+
+
+class ExecutionError(TypedDict):
+    """What a Catch stores at ``$.error``."""
+
+    Error: str
+    Cause: NotRequired[str]
+
+
+# --- stage results ------------------------------------------------------------------------------
+
+
+class DatasetRecord(TypedDict):
+    """An accepted data object (also its registry item)."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    sha256: str
+    size: int
+    rows: int | None
+    source_key: str
+    source_version_id: str | None
+    accepted_at: float
+
+
+class ValidationResult(TypedDict):
+    """``$.validation`` (Validate; a retrain request's "Prepare retrain" sets model and verdict only)."""
+
+    verdict: ValidationVerdict
+    model: str
+    summary: NotRequired[str]
+    checks: NotRequired[list[dict[str, Any]]]  # only when the drop could not be stored (not a model's key)
+    report_key: NotRequired[str]
+    data_key: NotRequired[str]
+    dataset: NotRequired[DatasetRecord]  # accepted drops only
+    new_content: NotRequired[bool]  # False: the same content was accepted before
+
+
+class DriftResult(TypedDict):
+    """``$.drift`` (Check drift; "Prepare retrain" sets verdict, retrain and summary)."""
+
+    verdict: DriftVerdict
+    retrain: bool
+    summary: str
+    model: NotRequired[str]
+    reasons: NotRequired[list[str]]
+    drifted_features: NotRequired[list[str]]
+    champion_version: NotRequired[int | None]
+    report_key: NotRequired[str]  # beside the drop: {data_key}.drift.json
+    new_rows: NotRequired[int]
+
+
+class TrainingResult(TypedDict):
+    """``$.training`` (Train): the candidate, staged under ``{model}/staging/{execution}/``."""
+
+    model: str
+    candidate_key: str
+    sha256: str
+    holdout_key: str
+    spec_key: str
+    profile_key: str
+    spec_hash: str
+    contract: NotRequired[dict[str, Any]]  # the serving contract (conveyor.contract.ServingContract.to_dict)
+    metrics: dict[str, Any]
+    parity: dict[str, Any]
+    split: str  # the split strategy used (temporal, grouped, random)
+    n_train: int
+    n_holdout: int
+    estimator: str
+    approval: str  # auto | manual
+    params: dict[str, Any]
+    data: list[dict[str, Any]]
+    libraries: dict[str, str]
+    size_bytes: int
+    seconds: dict[str, float]
+
+
+class EvaluationResult(TypedDict):
+    """``$.evaluation`` (Evaluate): conveyor.evaluation.Evaluation with every gate."""
+
+    metric: str
+    higher_is_better: bool
+    rows: int
+    candidate: dict[str, Any]
+    champion: dict[str, Any] | None
+    gates: list[dict[str, Any]]
+    passed: bool
+    reason: str
+    champion_error: str | None
+    extra: dict[str, Any]
+    details_key: str  # the gates' full measurements, beside the candidate
+    champion_version: int | None
+
+
+class RegistrationResult(TypedDict):
+    """``$.registration`` (Register)."""
+
+    model: str
+    version: int
+    status: str  # approved | candidate | rejected
+    artifact_key: str
+    sha256: str
+    summary: str
+
+
+class Phase(TypedDict):
+    kind: Literal["shadow", "challenger"]
+    weight: float
+    bake_seconds: int
+
+
+class DeploymentPlan(TypedDict):
+    """``$.deployment`` ("Plan deployment", then each "Start phase" advances it)."""
+
+    model: str
+    version: int
+    champion: int | None
+    strategy: str
+    approval: str  # auto | manual
+    approval_timeout_seconds: int
+    phases: list[Phase]
+    phase: int  # index of the running phase; -1: none started
+    has_next_phase: bool
+    bake_seconds: int
+    started_at: float | None
+    checks: dict[str, Any]
+    note: str
+
+
+class ApprovalRequest(TypedDict):
+    """What "Await approval"'s Lambda returns (the state gets the reviewer's answer instead)."""
+
+    model: str
+    version: int
+    expires_at: float
+
+
+class Approval(TypedDict):
+    """``$.approval``: the output `conveyor approve` sends with the task token."""
+
+    approved_by: str
+    at: float
+
+
+class BakeWindow(TypedDict):
+    start: float
+    end: float
+
+
+class BakeResult(TypedDict):
+    """``$.bake`` (Check bake)."""
+
+    model: str
+    version: int
+    phase: int
+    kind: str
+    weight: float
+    extensions: int
+    extend_seconds: int
+    window: BakeWindow
+    verdict: BakeVerdict
+    summary: str
+    checks: NotRequired[list[dict[str, Any]]]
+    trial: NotRequired[dict[str, Any]]
+    champion: NotRequired[dict[str, Any]]
+    score_shift: NotRequired[dict[str, Any] | None]
+
+
+class RollbackResult(TypedDict):
+    """``$.rollback`` (Roll back)."""
+
+    model: str
+    version: int
+    champion: int | None
+    reason: str
+    summary: str
+
+
+class PromotionResult(TypedDict):
+    """``$.promotion`` (Deploy)."""
+
+    model: str
+    version: int
+    revision: int
+    strategy: str
+    phases: list[str]
+
+
+class PipelineState(TypedDict, total=False):
+    """The execution state: the execution input's keys, then each stage's result under its key."""
+
+    source: str
+    detail: ObjectCreatedDetail
+    retrain: RetrainRequest
+    validation: ValidationResult
+    drift: DriftResult
+    training: TrainingResult
+    evaluation: EvaluationResult
+    registration: RegistrationResult
+    deployment: DeploymentPlan
+    approval: Approval
+    bake: BakeResult
+    rollback: RollbackResult
+    promotion: PromotionResult
+    error: ExecutionError
+
+
+class StageInput(TypedDict):
+    """The payload of every Lambda task of the state machine."""
+
+    state: PipelineState
+    execution_id: str
+    task_token: NotRequired[str]  # "Await approval" only (.waitForTaskToken)
+
+
+# --- what each stage reads of the state (its input) -----------------------------------------------
+
+
+class ValidateInput(TypedDict):
+    detail: ObjectCreatedDetail
+
+
+class DriftInput(TypedDict):
+    validation: ValidationResult
+
+
+class TrainInput(TypedDict):
+    validation: ValidationResult
+
+
+class EvaluateInput(TypedDict):
+    training: TrainingResult
+
+
+class RegisterInput(TypedDict):
+    training: TrainingResult
+    evaluation: EvaluationResult
+    validation: NotRequired[ValidationResult]
+    drift: NotRequired[DriftResult]
+    retrain: NotRequired[RetrainRequest]
+
+
+class PlanInput(TypedDict):
+    registration: RegistrationResult
+
+
+class ApprovalInput(TypedDict):
+    deployment: DeploymentPlan
+    registration: NotRequired[RegistrationResult]
+
+
+class StartPhaseInput(TypedDict):
+    deployment: DeploymentPlan
+
+
+class CheckBakeInput(TypedDict):
+    deployment: DeploymentPlan
+    bake: NotRequired[BakeResult]  # the previous check of this deployment
+
+
+class RollbackInput(TypedDict):
+    deployment: DeploymentPlan
+    bake: NotRequired[BakeResult]
+    error: NotRequired[ExecutionError]  # set when a stage failed (not a bake verdict)
+
+
+class DeployInput(TypedDict):
+    registration: RegistrationResult
+    deployment: NotRequired[DeploymentPlan]  # absent when the plan was never made
