@@ -7,6 +7,8 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
+from conveyor import layout
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 CORE_LAYER_DIR = REPO_ROOT / "layers" / "core"
@@ -28,7 +30,7 @@ LOG_LEVEL = "INFO"
 FUNCTION_TAG = "conveyor:function"
 
 # S3 layout: a drop under {model}/incoming/ starts the pipeline.
-INCOMING_KEY_WILDCARD = "*/incoming/*"
+INCOMING_KEY_WILDCARD = f"*/{layout.INCOMING}/*"
 
 # Lambda runtime shared by every function (zip and image alike).
 PYTHON_VERSION = "3.12"
@@ -168,9 +170,9 @@ class Output:
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same
 # layout the local batch writer uses; failed records land under the error prefix.
-CAPTURE_PREFIX = "!{partitionKeyFromQuery:model}/capture/!{timestamp:yyyy/MM/dd/HH}/"
+CAPTURE_PREFIX = f"!{{partitionKeyFromQuery:model}}/{layout.CAPTURE}/!{{timestamp:yyyy/MM/dd/HH}}/"
 CAPTURE_ERROR_PREFIX = "capture-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
 CAPTURE_PARTITION_QUERY = ".model"
 CAPTURE_BUFFER_INTERVAL = Duration.seconds(60)
 CAPTURE_BUFFER_MIB = 64  # dynamic partitioning needs a buffer of at least 64 MiB
-CAPTURE_FILE_EXTENSION = ".jsonl"
+CAPTURE_FILE_EXTENSION = layout.CAPTURE_EXTENSION

@@ -28,11 +28,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from conveyor.workflow import EXTEND, INTERRUPTED, MANUAL_APPROVAL, ROLL_BACK_VERDICTS, Error, Key, State, path
 from infra import constants as c
 from infra.constants import Fn
-
-ROLLED_BACK_ERROR = "RolledBack"
-INTERRUPTED_ERROR = "DeploymentInterrupted"
+from infra.states import States, stage_payload
 
 
 def build_deployment(
@@ -43,125 +42,99 @@ def build_deployment(
     failed: sfn.IChainable,
 ) -> sfn.IChainable:
     """The chain from "Plan deployment" on; ``failed`` is the pipeline's failure alert."""
+    states = States(scope, functions, alerts)
+    plan = states.task(State.PLAN_DEPLOYMENT, Fn.PLAN, Key.DEPLOYMENT, on_error=failed)
+    approval = _approval(states, failed)
+    roll_back = _roll_back(states, failed)
+    deploy = states.task(State.DEPLOY, Fn.DEPLOY, Key.PROMOTION, on_error=roll_back)
+    deploy.next(states.notify_at(State.NOTIFY_DEPLOYED, "Conveyor: model deployed", Key.REGISTRATION, "summary")).next(
+        sfn.Succeed(scope, State.SERVING)
+    )
+    next_phase = _phases(states, deploy, roll_back)
+    approval.next(next_phase)
+    return plan.next(
+        sfn.Choice(scope, State.APPROVAL_NEEDED)
+        .when(sfn.Condition.string_equals(path(Key.DEPLOYMENT, "approval"), MANUAL_APPROVAL), approval)
+        .otherwise(next_phase)
+    )
 
-    def task(state_name: str, function: str, result_path: str) -> tasks.LambdaInvoke:
-        return tasks.LambdaInvoke(
-            scope,
-            state_name,
-            lambda_function=functions[function],
-            payload=sfn.TaskInput.from_object(
-                {"state": sfn.JsonPath.entire_payload, "execution_id": sfn.JsonPath.string_at("$$.Execution.Id")}
-            ),
-            payload_response_only=True,
-            result_path=result_path,
-            retry_on_service_exceptions=True,
-        )
 
-    def notify(state_name: str, subject: str, message: sfn.TaskInput) -> tasks.SnsPublish:
-        return tasks.SnsPublish(
-            scope, state_name, topic=alerts, subject=subject, message=message, result_path=sfn.JsonPath.DISCARD
-        )
-
-    plan = task("Plan deployment", Fn.PLAN, "$.deployment")
-    plan.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-
-    # Manual approval: the task waits until `conveyor approve` / `reject` answers its token.
+def _approval(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
+    """Manual approval: the task waits until `conveyor approve` / `reject` answers its token."""
+    scope = states.scope
     approval = tasks.LambdaInvoke(
         scope,
-        "Await approval",
-        lambda_function=functions[Fn.APPROVAL],
+        State.AWAIT_APPROVAL,
+        lambda_function=states.functions[Fn.APPROVAL],
         integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-        payload=sfn.TaskInput.from_object(
-            {
-                "state": sfn.JsonPath.entire_payload,
-                "execution_id": sfn.JsonPath.string_at("$$.Execution.Id"),
-                "task_token": sfn.JsonPath.task_token,
-            }
-        ),
-        result_path="$.approval",
-        task_timeout=sfn.Timeout.at("$.deployment.approval_timeout_seconds"),
+        payload=stage_payload(task_token=True),
+        result_path=path(Key.APPROVAL),
+        task_timeout=sfn.Timeout.at(path(Key.DEPLOYMENT, "approval_timeout_seconds")),
         retry_on_service_exceptions=True,
     )
-    rejected = notify(
-        "Notify rejected by reviewer",
-        "Conveyor: candidate rejected by a reviewer",
-        sfn.TaskInput.from_json_path_at("$.error.Cause"),
-    ).next(sfn.Succeed(scope, "Rejected by reviewer"))
-    expired = notify(
-        "Notify approval expired",
+    rejected = states.notify_at(
+        State.NOTIFY_REJECTED_BY_REVIEWER, "Conveyor: candidate rejected by a reviewer", Key.ERROR, "Cause"
+    ).next(sfn.Succeed(scope, State.REJECTED_BY_REVIEWER))
+    expired = states.notify(
+        State.NOTIFY_APPROVAL_EXPIRED,
         "Conveyor: approval request expired",
         sfn.TaskInput.from_text(
             sfn.JsonPath.format(
                 "{} v{}: nobody approved or rejected it in time; it stays a candidate and nothing was deployed",
-                sfn.JsonPath.string_at("$.deployment.model"),
-                sfn.JsonPath.json_to_string(sfn.JsonPath.number_at("$.deployment.version")),
+                sfn.JsonPath.string_at(path(Key.DEPLOYMENT, "model")),
+                sfn.JsonPath.json_to_string(sfn.JsonPath.number_at(path(Key.DEPLOYMENT, "version"))),
             )
         ),
-    ).next(sfn.Succeed(scope, "Approval expired"))
-    approval.add_catch(rejected, errors=["Rejected"], result_path="$.error")
-    approval.add_catch(expired, errors=["States.Timeout"], result_path="$.error")
-    approval.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+    ).next(sfn.Succeed(scope, State.APPROVAL_EXPIRED))
+    states.catch(approval, rejected, Error.REJECTED)
+    states.catch(approval, expired, Error.TIMEOUT)
+    states.catch(approval, failed)
+    return approval
 
-    # Rollback: end the trial (the champion gets all traffic back), say why, end as a failure.
-    roll_back = task("Roll back", Fn.ROLLBACK, "$.rollback")
-    roll_back.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+
+def _roll_back(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
+    """End the trial (the champion gets all traffic back), say why, end as a failure."""
+    roll_back = states.task(State.ROLL_BACK, Fn.ROLLBACK, Key.ROLLBACK, on_error=failed)
     roll_back.next(
-        notify(
-            "Alert rolled back",
-            "Conveyor: deployment rolled back",
-            sfn.TaskInput.from_json_path_at("$.rollback.summary"),
-        )
-    ).next(sfn.Fail(scope, "Rolled back", error=ROLLED_BACK_ERROR, cause_path="$.rollback.summary"))
+        states.notify_at(State.ALERT_ROLLED_BACK, "Conveyor: deployment rolled back", Key.ROLLBACK, "summary")
+    ).next(states.fail(State.ROLLED_BACK, Error.ROLLED_BACK, Key.ROLLBACK, "summary"))
+    return roll_back
 
-    deploy = task("Deploy", Fn.DEPLOY, "$.promotion")
-    deploy.add_catch(roll_back, errors=["States.ALL"], result_path="$.error")
-    deploy.next(
-        notify("Notify deployed", "Conveyor: model deployed", sfn.TaskInput.from_json_path_at("$.registration.summary"))
-    ).next(sfn.Succeed(scope, "Serving"))
 
-    start_phase = task("Start phase", Fn.TRIAL, "$.deployment")
+def _phases(states: States, deploy: sfn.IChainable, roll_back: sfn.IChainable) -> sfn.Choice:
+    """Next phase? -> (Start phase -> Bake -> Check bake -> Bake verdict?)* -> Deploy, or Roll back."""
+    scope = states.scope
+    start_phase = states.task(State.START_PHASE, Fn.TRIAL, Key.DEPLOYMENT)
     # Another version's trial holds the model's traffic split: wait for it to end (about two hours at most).
     start_phase.add_retry(
-        errors=["DeploymentInProgress"],
+        errors=[Error.DEPLOYMENT_IN_PROGRESS],
         interval=c.DEPLOYMENT_BUSY_RETRY_INTERVAL,
         max_attempts=c.DEPLOYMENT_BUSY_RETRY_ATTEMPTS,
         backoff_rate=1.5,
     )
-    start_phase.add_catch(roll_back, errors=["States.ALL"], result_path="$.error")
-    check_bake = task("Check bake", Fn.BAKE, "$.bake")
-    check_bake.add_catch(roll_back, errors=["States.ALL"], result_path="$.error")
-    bake = sfn.Wait(scope, "Bake", time=sfn.WaitTime.seconds_path("$.deployment.bake_seconds"))
-    extend = sfn.Wait(scope, "Extend bake", time=sfn.WaitTime.seconds_path("$.bake.extend_seconds"))
-    interrupted = notify(
-        "Alert deployment interrupted",
-        "Conveyor: deployment interrupted",
-        sfn.TaskInput.from_json_path_at("$.bake.summary"),
-    ).next(sfn.Fail(scope, "Deployment interrupted", error=INTERRUPTED_ERROR, cause_path="$.bake.summary"))
-
+    states.catch(start_phase, roll_back)
+    check_bake = states.task(State.CHECK_BAKE, Fn.BAKE, Key.BAKE, on_error=roll_back)
+    bake = sfn.Wait(scope, State.BAKE, time=sfn.WaitTime.seconds_path(path(Key.DEPLOYMENT, "bake_seconds")))
+    extend = sfn.Wait(scope, State.EXTEND_BAKE, time=sfn.WaitTime.seconds_path(path(Key.BAKE, "extend_seconds")))
+    interrupted = states.notify_at(
+        State.ALERT_DEPLOYMENT_INTERRUPTED, "Conveyor: deployment interrupted", Key.BAKE, "summary"
+    ).next(states.fail(State.DEPLOYMENT_INTERRUPTED, Error.DEPLOYMENT_INTERRUPTED, Key.BAKE, "summary"))
     next_phase = (
-        sfn.Choice(scope, "Next phase?")
-        .when(sfn.Condition.boolean_equals("$.deployment.has_next_phase", True), start_phase)
+        sfn.Choice(scope, State.NEXT_PHASE)
+        .when(sfn.Condition.boolean_equals(path(Key.DEPLOYMENT, "has_next_phase"), True), start_phase)
         .otherwise(deploy)
     )
+    verdict_path = path(Key.BAKE, "verdict")
     verdict = (
-        sfn.Choice(scope, "Bake verdict?")
+        sfn.Choice(scope, State.BAKE_VERDICT)
         .when(
-            sfn.Condition.or_(
-                sfn.Condition.string_equals("$.bake.verdict", "breach"),
-                sfn.Condition.string_equals("$.bake.verdict", "insufficient"),
-            ),
+            sfn.Condition.or_(*(sfn.Condition.string_equals(verdict_path, v) for v in ROLL_BACK_VERDICTS)),
             roll_back,
         )
-        .when(sfn.Condition.string_equals("$.bake.verdict", "extend"), extend)
-        .when(sfn.Condition.string_equals("$.bake.verdict", "interrupted"), interrupted)
+        .when(sfn.Condition.string_equals(verdict_path, EXTEND), extend)
+        .when(sfn.Condition.string_equals(verdict_path, INTERRUPTED), interrupted)
         .otherwise(next_phase)
     )
     start_phase.next(bake).next(check_bake).next(verdict)
     extend.next(check_bake)
-    approval.next(next_phase)
-
-    return plan.next(
-        sfn.Choice(scope, "Approval needed?")
-        .when(sfn.Condition.string_equals("$.deployment.approval", "manual"), approval)
-        .otherwise(next_phase)
-    )
+    return next_phase

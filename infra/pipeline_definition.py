@@ -15,111 +15,91 @@ from collections.abc import Mapping
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from conveyor.workflow import ACCEPTED, DEPLOYABLE_STATUSES, DRIFT, NOT_CHECKED, REJECTED, Error, Key, State, path
 from infra.constants import Fn
 from infra.deployment_definition import build_deployment
+from infra.states import States
 
 
 def build_definition(
     scope: Construct, functions: Mapping[str, lambda_.IFunction], alerts: sns.ITopic
 ) -> sfn.IChainable:
     """The chain of states; `functions` maps each stage (infra.constants.Fn) to its function."""
-    failed = tasks.SnsPublish(
+    states = States(scope, functions, alerts)
+    failed = states.notify(
+        State.ALERT_PIPELINE_FAILED,
+        "Conveyor: pipeline failed",
+        sfn.TaskInput.from_text(sfn.JsonPath.json_to_string(sfn.JsonPath.object_at(path(Key.ERROR)))),
+    ).next(states.fail(State.PIPELINE_FAILED, Error.PIPELINE_FAILED, Key.ERROR, "Cause"))
+    validate = states.task(State.VALIDATE, Fn.VALIDATE, Key.VALIDATION, on_error=failed)
+    check_drift = states.task(State.CHECK_DRIFT, Fn.DRIFT, Key.DRIFT, on_error=failed)
+    train = states.task(State.TRAIN, Fn.TRAIN, Key.TRAINING, on_error=failed)
+    training = _training(states, train, failed)
+    accepted = _after_validation(states, check_drift, training)
+    # A retrain request (`conveyor impact --retrain`: retrain without data under a deletion request)
+    # skips validation and the drift policy: its data was all validated when it arrived.
+    prepare_retrain = sfn.Pass(
         scope,
-        "Alert pipeline failed",
-        topic=alerts,
-        subject="Conveyor: pipeline failed",
-        message=sfn.TaskInput.from_text(sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.error"))),
-        result_path=sfn.JsonPath.DISCARD,
-    ).next(sfn.Fail(scope, "Pipeline failed", error="PipelineFailed", cause_path="$.error.Cause"))
-
-    def stage(state_name: str, function: str, result_path: str) -> tasks.LambdaInvoke:
-        task = tasks.LambdaInvoke(
-            scope,
-            state_name,
-            lambda_function=functions[function],
-            payload=sfn.TaskInput.from_object(
-                {
-                    "state": sfn.JsonPath.entire_payload,
-                    "execution_id": sfn.JsonPath.string_at("$$.Execution.Id"),
-                }
-            ),
-            payload_response_only=True,
-            result_path=result_path,
-            retry_on_service_exceptions=True,
-        )
-        task.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-        return task
-
-    def notify(state_name: str, subject: str, message_path: str) -> tasks.SnsPublish:
-        return tasks.SnsPublish(
-            scope,
-            state_name,
-            topic=alerts,
-            subject=subject,
-            message=sfn.TaskInput.from_json_path_at(message_path),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-
-    validate = stage("Validate", Fn.VALIDATE, "$.validation")
-    check_drift = stage("Check drift", Fn.DRIFT, "$.drift")
-    train = stage("Train", Fn.TRAIN, "$.training")
-    evaluate = stage("Evaluate", Fn.EVALUATE, "$.evaluation")
-    register = stage("Register", Fn.REGISTER, "$.registration")
-    deployment = build_deployment(scope, functions, alerts, failed=failed)
-
-    rejected = notify("Alert data rejected", "Conveyor: data rejected", "$.validation.summary").next(
-        sfn.Fail(scope, "Data rejected", error="DataRejected", cause_path="$.validation.summary")
+        State.PREPARE_RETRAIN,
+        parameters={
+            f"{Key.RETRAIN}.$": path(Key.RETRAIN),
+            Key.VALIDATION: {"model.$": path(Key.RETRAIN, "model"), "verdict": ACCEPTED},
+            Key.DRIFT: {"verdict": NOT_CHECKED, "retrain": True, "summary.$": path(Key.RETRAIN, "reason")},
+        },
     )
-    candidate_rejected = notify(
-        "Notify candidate rejected", "Conveyor: candidate rejected", "$.evaluation.reason"
-    ).next(sfn.Succeed(scope, "Candidate rejected"))
+    return (
+        sfn.Choice(scope, State.RUN_KIND)
+        .when(sfn.Condition.is_present(path(Key.RETRAIN)), prepare_retrain.next(train))
+        .otherwise(validate.next(accepted))
+    )
 
+
+def _training(states: States, train: sfn.TaskStateBase, failed: sfn.IChainable) -> sfn.IChainable:
+    """Train -> Evaluate -> Register -> Gates passed? -> the deployment, or the candidate's rejection."""
+    scope = states.scope
+    evaluate = states.task(State.EVALUATE, Fn.EVALUATE, Key.EVALUATION, on_error=failed)
+    register = states.task(State.REGISTER, Fn.REGISTER, Key.REGISTRATION, on_error=failed)
+    deployment = build_deployment(scope, states.functions, states.alerts, failed=failed)
+    candidate_rejected = states.notify_at(
+        State.NOTIFY_CANDIDATE_REJECTED, "Conveyor: candidate rejected", Key.EVALUATION, "reason"
+    ).next(sfn.Succeed(scope, State.CANDIDATE_REJECTED))
     # approved (auto approval) or candidate (manual approval: the deployment waits for a reviewer).
     gates = (
-        sfn.Choice(scope, "Gates passed?")
+        sfn.Choice(scope, State.GATES_PASSED)
         .when(
             sfn.Condition.or_(
-                sfn.Condition.string_equals("$.registration.status", "approved"),
-                sfn.Condition.string_equals("$.registration.status", "candidate"),
+                *(sfn.Condition.string_equals(path(Key.REGISTRATION, "status"), s) for s in DEPLOYABLE_STATUSES)
             ),
             deployment,
         )
         .otherwise(candidate_rejected)
     )
+    return train.next(evaluate).next(register).next(gates)
+
+
+def _after_validation(states: States, check_drift: sfn.TaskStateBase, training: sfn.IChainable) -> sfn.IChainable:
+    """Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> the training, or "Recorded"."""
+    scope = states.scope
+    rejected = states.notify_at(State.ALERT_DATA_REJECTED, "Conveyor: data rejected", Key.VALIDATION, "summary").next(
+        states.fail(State.DATA_REJECTED, Error.DATA_REJECTED, Key.VALIDATION, "summary")
+    )
     retrain = (
-        sfn.Choice(scope, "Retrain?")
-        .when(sfn.Condition.boolean_equals("$.drift.retrain", True), train.next(evaluate).next(register).next(gates))
-        .otherwise(sfn.Succeed(scope, "Recorded", comment="accepted and recorded; the retrain policy did not fire"))
+        sfn.Choice(scope, State.RETRAIN)
+        .when(sfn.Condition.boolean_equals(path(Key.DRIFT, "retrain"), True), training)
+        .otherwise(sfn.Succeed(scope, State.RECORDED, comment="accepted and recorded; the retrain policy did not fire"))
     )
     drifted = (
-        sfn.Choice(scope, "Drift detected?")
+        sfn.Choice(scope, State.DRIFT_DETECTED)
         .when(
-            sfn.Condition.string_equals("$.drift.verdict", "drift"),
-            notify("Alert drift", "Conveyor: drift detected", "$.drift.summary").next(retrain),
+            sfn.Condition.string_equals(path(Key.DRIFT, "verdict"), DRIFT),
+            states.notify_at(State.ALERT_DRIFT, "Conveyor: drift detected", Key.DRIFT, "summary").next(retrain),
         )
         .otherwise(retrain)
     )
-    accepted = (
-        sfn.Choice(scope, "Data accepted?")
-        .when(sfn.Condition.string_equals("$.validation.verdict", "rejected"), rejected)
-        .otherwise(check_drift.next(drifted))
-    )
-    # A retrain request (`conveyor impact --retrain`: retrain without data under a deletion request)
-    # skips validation and the drift policy: its data was all validated when it arrived.
-    prepare_retrain = sfn.Pass(
-        scope,
-        "Prepare retrain",
-        parameters={
-            "retrain.$": "$.retrain",
-            "validation": {"model.$": "$.retrain.model", "verdict": "accepted"},
-            "drift": {"verdict": "not_checked", "retrain": True, "summary.$": "$.retrain.reason"},
-        },
-    )
     return (
-        sfn.Choice(scope, "Run kind?")
-        .when(sfn.Condition.is_present("$.retrain"), prepare_retrain.next(train))
-        .otherwise(validate.next(accepted))
+        sfn.Choice(scope, State.DATA_ACCEPTED)
+        .when(sfn.Condition.string_equals(path(Key.VALIDATION, "verdict"), REJECTED), rejected)
+        .otherwise(check_drift.next(drifted))
     )

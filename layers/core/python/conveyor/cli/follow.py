@@ -11,7 +11,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from conveyor.dispatch import Drop
+from conveyor.layout import model_of
 from conveyor.ports import ObjectRef
+from conveyor.workflow import Error, State
 
 # Exit codes of `conveyor drop --wait` (documented in the README and in --help).
 EXIT_SERVING = 0
@@ -23,9 +25,9 @@ EXIT_RECORDED = 5
 EXIT_AWAITING_APPROVAL = 6
 
 # The state where a deployment waits for `conveyor approve` / `reject` (infra/deployment_definition.py).
-APPROVAL_STATE = "Await approval"
+APPROVAL_STATE = State.AWAIT_APPROVAL
 # Failures that leave the champion serving: the candidate was rolled back during its bake.
-ROLLED_BACK = "RolledBack"
+ROLLED_BACK = Error.ROLLED_BACK
 
 
 @dataclass
@@ -45,8 +47,10 @@ class Outcome:
         if self.status == "AWAITING_APPROVAL":
             return EXIT_AWAITING_APPROVAL
         if self.status == "SUCCEEDED":
-            return {"Serving": EXIT_SERVING, "Recorded": EXIT_RECORDED}.get(self.final_state, EXIT_CANDIDATE_REJECTED)
-        if self.error == "DataRejected":
+            return {State.SERVING: EXIT_SERVING, State.RECORDED: EXIT_RECORDED}.get(
+                self.final_state, EXIT_CANDIDATE_REJECTED
+            )
+        if self.error == Error.DATA_REJECTED:
             return EXIT_DATA_REJECTED
         if self.error == ROLLED_BACK:
             return EXIT_CANDIDATE_REJECTED
@@ -54,7 +58,7 @@ class Outcome:
 
 
 def execution_arn_for(state_machine_arn: str, bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
-    model = key.split("/", 1)[0]
+    model = model_of(key)
     name = Drop(model, ObjectRef(bucket, key, version_id, etag)).execution_name()
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
