@@ -35,18 +35,38 @@ class Pipeline(Construct):
         alerts: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        validate = factory.image_function(self, Fn.VALIDATE)
-        train = factory.image_function(self, Fn.TRAIN)
-        evaluate = factory.image_function(self, Fn.EVALUATE)
-        drift = factory.image_function(self, Fn.DRIFT)
-        register = factory.zip_function(self, Fn.REGISTER)
-        deploy = factory.zip_function(self, Fn.DEPLOY)
-        plan = factory.image_function(self, Fn.PLAN)
-        approval = factory.zip_function(self, Fn.APPROVAL)
-        trial = factory.zip_function(self, Fn.TRIAL)
-        bake = factory.zip_function(self, Fn.BAKE)
-        rollback = factory.zip_function(self, Fn.ROLLBACK)
+        self.functions: dict[str, lambda_.IFunction] = {
+            Fn.VALIDATE: factory.image_function(self, Fn.VALIDATE),
+            Fn.TRAIN: factory.image_function(self, Fn.TRAIN),
+            Fn.EVALUATE: factory.image_function(self, Fn.EVALUATE),
+            Fn.DRIFT: factory.image_function(self, Fn.DRIFT),
+            Fn.REGISTER: factory.zip_function(self, Fn.REGISTER),
+            Fn.DEPLOY: factory.zip_function(self, Fn.DEPLOY),
+            Fn.PLAN: factory.image_function(self, Fn.PLAN),
+            Fn.APPROVAL: factory.zip_function(self, Fn.APPROVAL),
+            Fn.TRIAL: factory.zip_function(self, Fn.TRIAL),
+            Fn.BAKE: factory.zip_function(self, Fn.BAKE),
+            Fn.ROLLBACK: factory.zip_function(self, Fn.ROLLBACK),
+        }
+        self._grant_data_stages(data_bucket, artifact_bucket, table)
+        self._grant_deployment(artifact_bucket, capture_bucket, table, alerts)
+        self._grant_model_stages(data_bucket, artifact_bucket, capture_bucket)
+        log_group = logs.LogGroup(self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, self.functions, alerts)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=c.PIPELINE_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        alerts.grant_publish(self.state_machine)  # also the KMS key of the encrypted topic
+        nag.state_machine_role(self.state_machine.role, self.functions.values())
 
+    def _grant_data_stages(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, table: dynamodb.ITable) -> None:
+        """Validate, drift, train and evaluate: the data, the artifacts, the registry."""
+        validate, drift = self.functions[Fn.VALIDATE], self.functions[Fn.DRIFT]
         # validate moves each drop from incoming/ to accepted/ or quarantine/ with its report.
         data_bucket.grant_read_write(validate)
         artifact_bucket.grant_read_write(validate)
@@ -66,62 +86,49 @@ class Pipeline(Construct):
             drift, [(data_bucket, "*"), (artifact_bucket, "*")], "reads drops and profiles, writes drift reports."
         )
         nag.metrics_publisher(drift)
-        for fn in (train, evaluate):
+        for fn in (self.functions[Fn.TRAIN], self.functions[Fn.EVALUATE]):
             data_bucket.grant_read(fn)
             artifact_bucket.grant_read_write(fn)
             table.grant_read_data(fn)
-        artifact_bucket.grant_read_write(register)
-        table.grant_read_write_data(register)
-        # The deployment: each stage reads the registry and writes the routing record or the deployment record.
-        for fn in (deploy, plan, approval, trial, bake, rollback):
-            table.grant_read_write_data(fn)
-        artifact_bucket.grant_read(plan)  # the version's spec.yaml
-        nag.bucket_grants(plan, [(artifact_bucket, "*")], "plan reads the version's spec beside its artifact.")
-        capture_bucket.grant_read(bake)  # the captured requests of the bake window
-        nag.bucket_grants(bake, [(capture_bucket, "*")], "bake reads the capture records of its window.")
-        alerts.grant_publish(approval)  # tells the reviewers (the topic's key too)
-        nag.topic_publisher(approval)
+        artifact_bucket.grant_read_write(self.functions[Fn.REGISTER])
+        table.grant_read_write_data(self.functions[Fn.REGISTER])
+
+    def _grant_deployment(
+        self, artifact_bucket: s3.IBucket, capture_bucket: s3.IBucket, table: dynamodb.ITable, alerts: sns.ITopic
+    ) -> None:
+        """The deployment: each stage reads the registry and writes the routing record or the deployment record."""
+        fn = self.functions
+        for name in (Fn.DEPLOY, Fn.PLAN, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK):
+            table.grant_read_write_data(fn[name])
+        artifact_bucket.grant_read(fn[Fn.PLAN])  # the version's spec.yaml
+        nag.bucket_grants(fn[Fn.PLAN], [(artifact_bucket, "*")], "plan reads the version's spec beside its artifact.")
+        capture_bucket.grant_read(fn[Fn.BAKE])  # the captured requests of the bake window
+        nag.bucket_grants(fn[Fn.BAKE], [(capture_bucket, "*")], "bake reads the capture records of its window.")
+        alerts.grant_publish(fn[Fn.APPROVAL])  # tells the reviewers (the topic's key too)
+        nag.topic_publisher(fn[Fn.APPROVAL])
         # Registry events (ModelRegistered, ModelRejected, ModelPromoted, ModelRolledBack, DriftDetected)
         # on the default bus.
         default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
-        for fn in (register, deploy, rollback, drift):
-            default_bus.grant_put_events_to(fn)
+        for name in (Fn.REGISTER, Fn.DEPLOY, Fn.ROLLBACK, Fn.DRIFT):
+            default_bus.grant_put_events_to(fn[name])
+
+    def _grant_model_stages(
+        self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, capture_bucket: s3.IBucket
+    ) -> None:
+        """What validate, train, evaluate and register read and write, with the reasons cdk-nag records."""
+        fn = self.functions
         nag.bucket_grants(
-            validate,
+            fn[Fn.VALIDATE],
             [(data_bucket, "*"), (artifact_bucket, "*")],
             "validate moves drops incoming/ -> accepted/ or quarantine/ and writes reports.",
         )
-        nag.bucket_grants(train, [(data_bucket, "*"), (artifact_bucket, "*")], "reads accepted data, writes artifacts.")
-        capture_bucket.grant_read(evaluate)  # live requests the champion served, for the agreement gate
         nag.bucket_grants(
-            evaluate,
+            fn[Fn.TRAIN], [(data_bucket, "*"), (artifact_bucket, "*")], "reads accepted data, writes artifacts."
+        )
+        capture_bucket.grant_read(fn[Fn.EVALUATE])  # live requests the champion served, for the agreement gate
+        nag.bucket_grants(
+            fn[Fn.EVALUATE],
             [(data_bucket, "*"), (artifact_bucket, "*"), (capture_bucket, "*")],
             "reads accepted data and captured requests, writes artifacts.",
         )
-        nag.bucket_grants(register, [(artifact_bucket, "*")], "register reads and writes model artifacts.")
-
-        self.functions: dict[str, lambda_.IFunction] = {
-            Fn.VALIDATE: validate,
-            Fn.TRAIN: train,
-            Fn.EVALUATE: evaluate,
-            Fn.DRIFT: drift,
-            Fn.REGISTER: register,
-            Fn.DEPLOY: deploy,
-            Fn.PLAN: plan,
-            Fn.APPROVAL: approval,
-            Fn.TRIAL: trial,
-            Fn.BAKE: bake,
-            Fn.ROLLBACK: rollback,
-        }
-        log_group = logs.LogGroup(self, "Logs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
-        self.state_machine = sfn.StateMachine(
-            self,
-            "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, self.functions, alerts)),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            timeout=c.PIPELINE_TIMEOUT,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
-        )
-        alerts.grant_publish(self.state_machine)  # also the KMS key of the encrypted topic
-        nag.state_machine_role(self.state_machine.role, self.functions.values())
+        nag.bucket_grants(fn[Fn.REGISTER], [(artifact_bucket, "*")], "register reads and writes model artifacts.")

@@ -107,11 +107,16 @@ class Serving(Construct):
             [(artifact_bucket, "*")],
             "predict reads model artifacts (and their serving contracts).",
         )
+        self.api = self._rest_api()
+        self._routes()
+        nag.rest_api(self.api, self.api.node.try_find_child("CloudWatchRole"))
 
+    def _rest_api(self) -> apigw.RestApi:
+        """The REST API: IAM-authorized, throttled, access-logged (never request bodies)."""
         access_logs = logs.LogGroup(
             self, "ApiAccessLogs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
-        self.api = apigw.RestApi(
+        return apigw.RestApi(
             self,
             "Api",
             description="Conveyor prediction API (SigV4-signed callers)",
@@ -139,6 +144,9 @@ class Serving(Construct):
             ),
             default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
         )
+
+    def _routes(self) -> None:
+        """POST /models/{model}/predict, GET /models/{model}, GET /openapi.json, all to the predict function."""
         validator = self.api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -180,7 +188,6 @@ class Serving(Construct):
             request_validator=validator,
             request_parameters={"method.request.querystring.model": False},
         )
-        nag.rest_api(self.api, self.api.node.try_find_child("CloudWatchRole"))
 
     def _capture_stream(self, capture_bucket: s3.IBucket) -> firehose.DeliveryStream:
         """Firehose to the capture bucket, partitioned by each record's ``model``: the layout of

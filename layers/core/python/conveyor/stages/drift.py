@@ -41,6 +41,37 @@ def _policy(spec: ModelSpec) -> tuple[bool, int]:
     return bool(getattr(retrain, "on_drift", True)), int(getattr(retrain, "min_new_rows", 1000))
 
 
+def _retrain_decision(
+    ctx: PipelineContext, model: str, spec: ModelSpec, document: dict[str, Any], clock: Callable[[], float]
+) -> tuple[list[str], str, int]:
+    """The retrain policy: why to retrain (drift, schedule, new rows; none: no retrain), what happens, new rows."""
+    on_drift, min_new_rows = _policy(spec)
+    new_rows, latest = _new_rows_since_last_training(ctx, model)
+    reasons = []
+    if on_drift and document["verdict"] == DRIFT:
+        reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
+    max_age = spec.retrain.schedule_seconds()
+    not_due = ""
+    if max_age is not None and latest:
+        age = clock() - ctx.registry.get(model, latest).created_at
+        if age >= max_age:
+            reasons.append(f"v{latest} was trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})")
+        else:
+            not_due = f", v{latest} trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})"
+    if new_rows >= min_new_rows:
+        reasons.append(f"{new_rows} new rows since v{latest} was trained (policy: at least {min_new_rows})")
+    if reasons:
+        action = "retraining: " + "; ".join(reasons)
+    elif document["verdict"] != DRIFT:
+        action = f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift{not_due})"
+    else:
+        action = (
+            f"recorded; drift found but the policy does not retrain on drift ({new_rows} new rows < "
+            f"{min_new_rows}{not_due})"
+        )
+    return reasons, action, new_rows
+
+
 def check_drift(
     event: StageEvent[DriftInput], ctx: PipelineContext, *, clock: Callable[[], float] = time.time
 ) -> DriftResult:
@@ -52,7 +83,6 @@ def check_drift(
     model = str(validation["model"])
     dataset = validation["dataset"]
     spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
-    on_drift, min_new_rows = _policy(spec)
     champion = ctx.registry.champion(model)
     if champion is None:
         return {
@@ -87,30 +117,7 @@ def check_drift(
                 details={"features": document.get("drifted_features", []), "report_key": report_key},
             )
         )
-    new_rows, latest = _new_rows_since_last_training(ctx, model)
-    reasons = []
-    if on_drift and document["verdict"] == DRIFT:
-        reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")
-    max_age = spec.retrain.schedule_seconds()
-    not_due = ""
-    if max_age is not None and latest:
-        age = clock() - ctx.registry.get(model, latest).created_at
-        if age >= max_age:
-            reasons.append(f"v{latest} was trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})")
-        else:
-            not_due = f", v{latest} trained {age / 86400:.1f} days ago (schedule {spec.retrain.schedule})"
-    if new_rows >= min_new_rows:
-        reasons.append(f"{new_rows} new rows since v{latest} was trained (policy: at least {min_new_rows})")
-    action = (
-        "retraining: " + "; ".join(reasons)
-        if reasons
-        else (
-            f"recorded; no retrain ({new_rows} new rows < {min_new_rows}, no drift{not_due})"
-            if document["verdict"] != DRIFT
-            else f"recorded; drift found but the policy does not retrain on drift ({new_rows} new rows < "
-            f"{min_new_rows}{not_due})"
-        )
-    )
+    reasons, action, new_rows = _retrain_decision(ctx, model, spec, document, clock)
     return {
         "model": model,
         "verdict": document["verdict"],
