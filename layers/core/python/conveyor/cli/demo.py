@@ -16,6 +16,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from conveyor import layout
 from conveyor.cli.main import drop_and_follow
 from conveyor.cli.target import Target
 from conveyor.localcloud.template import repo_root
@@ -129,9 +130,9 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     try:
         console.print(f"local cloud up in {startup:.1f} s: AWS endpoint {target.endpoint}, API {target.api_url}")
         target.s3.put_object(
-            Bucket=target.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=spec.read_bytes()
+            Bucket=target.output("ArtifactBucketName"), Key=layout.spec_key(MODEL), Body=spec.read_bytes()
         )
-        console.print(f"spec uploaded: s3://{target.output('ArtifactBucketName')}/{MODEL}/spec.yaml")
+        console.print(f"spec uploaded: s3://{target.output('ArtifactBucketName')}/{layout.spec_key(MODEL)}")
         instances = sample_instances(files["1986"], 5)
 
         console.rule("1. First data arrives: 1984-1985")

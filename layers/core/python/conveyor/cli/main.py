@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from conveyor import layout
 from conveyor.cli import follow as following
 from conveyor.cli.target import Target, TargetError, default_state_path
 from conveyor.errors import ConveyorError
@@ -143,7 +144,7 @@ def drop(
         if parsed.name != model:
             raise _fail(f"{spec} is the spec of model {parsed.name!r}, not {model!r}", 2)
         target.s3.put_object(
-            Bucket=target.output("ArtifactBucketName"), Key=f"{model}/spec.yaml", Body=spec.read_bytes()
+            Bucket=target.output("ArtifactBucketName"), Key=layout.spec_key(model), Body=spec.read_bytes()
         )
     outcome = drop_and_follow(target, file, model, wait=wait, timeout=timeout, quiet=as_json)
     if as_json:
@@ -155,7 +156,7 @@ def drop_and_follow(
     target: Target, file: Path, model: str, *, wait: bool, timeout: float, quiet: bool = False
 ) -> dict[str, Any]:
     bucket = target.output("DataBucketName")
-    key = f"{model}/incoming/{file.name}"
+    key = layout.incoming_key(model, file.name)
     started = time.monotonic()
     put = target.s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes())
     arn = following.execution_arn_for(
