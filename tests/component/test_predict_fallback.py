@@ -13,10 +13,10 @@ import pytest
 
 from conveyor.adapters.memory import MemoryCapture, MemoryMetrics, MemoryObjectStore, MemoryTable
 from conveyor.contract import contract_from_spec
-from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex
+from conveyor.layout import artifact_key, contract_key
+from conveyor.registry import ModelVersion, Registry, sha256_hex
 from conveyor.serving import InvalidInput, ModelCache, ModelUnavailable, PredictionService, TooManyRows
 from conveyor.spec import parse_spec
-from conveyor.stages.release import contract_key
 from tests.component.conftest import ROW, demo_spec_data
 
 MODEL = "doctor-visits"
