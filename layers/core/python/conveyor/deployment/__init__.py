@@ -20,21 +20,13 @@ The deployment's zip functions import this package: it needs numpy, never pandas
 """
 
 from conveyor.deployment.approval import REJECTED_ERROR, approve, reject
-from conveyor.deployment.bake import (
-    BREACH,
-    EXTEND,
-    INSUFFICIENT,
-    INTERRUPTED,
-    PASS,
-    BakeAssessment,
-    Checks,
-    assess_bake,
-)
+from conveyor.deployment.bake import PASS, BakeAssessment, Checks, assess_bake
 from conveyor.deployment.capture_reader import capture_prefixes, read_capture, read_capture_prefix
 from conveyor.deployment.errors import ApprovalExpired, DeploymentError, DeploymentInProgress, NoApprovalPending
 from conveyor.deployment.plan import describe_phase, next_phase, plan_deployment
 from conveyor.deployment.records import FINISHED, IN_PROGRESS, Deployments, deployment_sk
 from conveyor.deployment.version_stats import SHIFT_BINS, ScoreShift, VersionStats, score_shift, version_stats
+from conveyor.workflow import BREACH, EXTEND, INSUFFICIENT, INTERRUPTED
 
 __all__ = [
     "BREACH",

@@ -10,9 +10,10 @@ from conveyor.deployment.records import Deployments
 from conveyor.events import RegistryEvent
 from conveyor.ports import CallbackExpired, EventPublisher, TaskCallbacks
 from conveyor.registry import Registry
+from conveyor.workflow import Error
 
 # The Step Functions error a reviewer's rejection fails the approval task with.
-REJECTED_ERROR = "Rejected"
+REJECTED_ERROR = Error.REJECTED
 
 
 def approve(

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from conveyor.deployment.version_stats import ScoreShift, VersionStats, score_shift, version_stats
+from conveyor.workflow import BREACH, EXTEND, INSUFFICIENT, BakeVerdict
 
-# Verdicts of a bake check; the state machine branches on them.
-PASS, EXTEND, BREACH, INSUFFICIENT, INTERRUPTED = "pass", "extend", "breach", "insufficient", "interrupted"
+# Verdicts of a bake check are conveyor.workflow.BakeVerdict; the state machine branches on them.
+
+PASS: BakeVerdict = "pass"  # noqa: S105 (a verdict, not a password; workflow.BakeVerdict lists it)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.layout import capture_prefix
 from conveyor.ports import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,7 @@ def capture_prefixes(model: str, start: float, end: float) -> list[str]:
     last = int(end // 3600)
     prefixes = []
     while hour <= last:
-        stamp = datetime.fromtimestamp(hour * 3600, tz=UTC)
-        prefixes.append(f"{model}/capture/{stamp:%Y/%m/%d/%H}/")
+        prefixes.append(capture_prefix(model, hour * 3600))
         hour += 1
     return prefixes
 
