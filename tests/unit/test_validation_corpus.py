@@ -150,6 +150,37 @@ def second_category_column() -> bytes:
     return csv(frame)
 
 
+def bad_rows(rows: list[int]) -> Callable[[], bytes]:
+    """Rows with row-level faults: every third a word in age, the others an undeclared -1 or an unknown code."""
+
+    def build() -> bytes:
+        frame = base()
+        frame["age"] = frame["age"].astype(object)
+        for i, row in enumerate(rows):
+            if i % 3 == 0:
+                frame.loc[row, "age"] = "forty"
+            elif i % 3 == 1:
+                frame.loc[row, "age"] = -1
+            else:
+                frame.loc[row, "edlevel"] = 7
+        return csv(frame)
+
+    return build
+
+
+def yes_no() -> bytes:
+    frame = base()
+    frame["female"] = frame["female"].map({1: "yes", 0: "no"})
+    return csv(frame)
+
+
+def mixed_booleans() -> bytes:
+    frame = base()
+    frame["female"] = frame["female"].map({1: "Y", 0: "n"})
+    frame["married"] = frame["married"].map({1: "True", 0: "false"})
+    return csv(frame)
+
+
 def mapped(feature_overrides: dict[str, Any]) -> dict[str, Any]:
     spec = yaml.safe_load(SPEC.read_text())
     spec["features"].update(feature_overrides)
@@ -197,7 +228,8 @@ CASES = [
     Case("extra column", lambda: csv(base().assign(notes="x")), "accepted", "unexpected_columns", "notes"),
     Case("'forty' in age", with_values("age", [0, 7], "forty"), "rejected", "type", "age", measure=(2, 0)),
     Case("-1 sentinel in age", with_values("age", [4], -1), "rejected", "sentinel", "age", measure=(1, 0)),
-    Case("9999 in hhninc", with_values("hhninc", [9, 10], 9999), "rejected", "sentinel", "hhninc"),
+    # 9999 is a declared sentinel of hhninc: a missing value, which the non-nullable feature refuses
+    Case("9999 in non-nullable hhninc", with_values("hhninc", [9, 10], 9999), "rejected", "not_null", "hhninc"),
     Case(
         "99999 in hhninc without a range",
         with_values("hhninc", [9], 99999),
@@ -225,13 +257,21 @@ CASES = [
     ),
     Case("unseen category", with_values("edlevel", [2, 3], 7), "rejected", "allowed", "edlevel", measure=(2, 0)),
     Case(
-        "declared sentinel code in a category",
+        "declared sentinel code in a non-nullable category",
         with_values("edlevel", [5, 6], 0),
         "rejected",
-        "sentinel",
+        "not_null",
         "edlevel",
         spec=mapped({"edlevel": {"type": "category", "allowed": [1, 2, 3, 4], "sentinels": [0]}}),
-        measure=(2, 0),
+        measure=(2 / ROWS, 0),
+    ),
+    Case(
+        "declared sentinel code in a nullable category",
+        with_values("edlevel", [5, 6], 0),
+        "accepted",
+        "declared_sentinels",
+        spec=mapped({"edlevel": {"type": "category", "allowed": [1, 2, 3, 4], "sentinels": [0], "nullable": True}}),
+        flagged=False,
     ),
     Case(
         "renamed category handled by mapping",
@@ -349,6 +389,40 @@ CASES = [
     Case("CRLF line endings", lambda: csv(base(), lineterminator="\r\n"), "accepted", "not_empty", flagged=False),
     Case("no final newline", lambda: csv(base()).rstrip(b"\n"), "accepted", "final_newline"),
     Case(
+        "declared sentinels in a nullable feature",
+        with_values("hhninc", [9, 10, 11], 9999),
+        "accepted",
+        "declared_sentinels",
+        spec=mapped({"hhninc": {"type": "number", "range": [0, 40], "sentinels": [-1, 9999], "nullable": True}}),
+        flagged=False,
+    ),
+    Case(
+        "a few bad rows under max_bad_row_share",
+        bad_rows([0, 7, 30]),
+        "accepted",
+        "quarantine",
+        spec={"validation": {"max_bad_row_share": 0.02}},
+        measure=(3, 0),
+    ),
+    Case(
+        "bad rows over max_bad_row_share",
+        bad_rows(list(range(0, 60, 6))),
+        "rejected",
+        "type",
+        "age",
+        spec={"validation": {"max_bad_row_share": 0.02}},
+    ),
+    Case("yes/no booleans", yes_no, "accepted", "type", "female", flagged=False),
+    Case("Y/N and True/false booleans", mixed_booleans, "accepted", "type", "married", flagged=False),
+    Case(
+        "BOM and CRLF",
+        lambda: b"\xef\xbb\xbf" + csv(base(), lineterminator="\r\n"),
+        "accepted",
+        "not_empty",
+        flagged=False,
+    ),
+    Case("columns in another order", lambda: csv(base().iloc[:, ::-1]), "accepted", "target", flagged=False),
+    Case(
         "random binary",
         lambda: bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)),
         "rejected",
@@ -414,6 +488,7 @@ def test_corpus_is_large_enough() -> None:
 # How each measured check compares its value with its threshold: "max" fails above the threshold,
 # "min" fails below it, "reach" fails at or above it.
 DIRECTION = {
+    "quarantine": "max",
     "file_size": "max",
     "truncated": "min",
     "ragged_rows": "max",
@@ -445,6 +520,7 @@ UNMEASURED = {  # no numeric measure: value and threshold are None
     "delimiter",
     "readable",
     "final_newline",
+    "declared_sentinels",
     "required_column",
 }
 

@@ -25,6 +25,8 @@ categorical features (``category``, and ``boolean`` as two categories ``"false"`
     * frequencies of the ``TOP_CATEGORIES`` (100) most frequent values, the rest summed as
       ``"__other__"``, and the null count (``""`` after ``feature_frame``, or NaN).
 
+A feature's declared ``sentinels`` are missing values: they count among its nulls.
+
 Datetime features (not a spec type yet) are skipped: a time column moves forward by
 construction, so every new batch would "drift".
 """
@@ -42,7 +44,7 @@ import pandas as pd
 
 from conveyor.errors import DataError
 from conveyor.spec import ModelSpec, spec_hash
-from conveyor.tabular import MISSING_CATEGORY, category_strings, typed_frame, with_category_mappings
+from conveyor.tabular import MISSING_CATEGORY, category_strings, missing_sentinels, typed_frame, with_category_mappings
 
 PROFILE_FORMAT = 1
 EXACT_DISTINCT = 1000
@@ -424,7 +426,7 @@ def build_profile(df: pd.DataFrame, spec: ModelSpec, *, created_at: str | None =
         If a feature column is missing or does not parse as its spec type.
     """
     spec_types: dict[str, str] = {name: str(feature.type) for name, feature in spec.features.items()}
-    data = feature_data(with_category_mappings(df, spec), spec_types)
+    data = feature_data(with_category_mappings(missing_sentinels(df, spec), spec), spec_types)
     features: dict[str, FeatureProfile] = {}
     skipped: dict[str, str] = {}
     for name, spec_type in spec_types.items():

@@ -77,7 +77,9 @@ class Feature(_Strict):
     max_null_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None  # default: 0 or 1 by nullable
     range: tuple[float, float] | None = None
     allowed: list[Scalar] | None = None
-    sentinels: list[Scalar] = Field(default_factory=list)  # values meaning "unknown": never valid
+    # Codes meaning "unknown" (e.g. -1): missing values wherever they appear (counted as nulls by the
+    # data gate, NaN for training, a null at serving, with a warning); nullable/max_null_share govern them.
+    sentinels: list[Scalar] = Field(default_factory=list)
     mapping: dict[Scalar, Scalar] = Field(default_factory=dict)  # renamed category codes, old -> new
     allow_sensitive: bool = False
 
@@ -294,6 +296,10 @@ class ValidationSettings(_Strict):
     max_duplicate_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05  # duplicate rows above -> warn
     min_class_share: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.01  # rarest class below -> warn
     leakage_auc: Annotated[float, Field(gt=0.5, le=1.0)] = 0.98  # one feature predicting the target this well -> error
+    # Rows with row-level faults (a value that does not parse, an undeclared sentinel, a category not in
+    # allowed, out-of-range values failing the file) up to this share of the rows are set aside in
+    # quarantine and the rest accepted; above it (and always at 0) the whole file is rejected.
+    max_bad_row_share: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
 class DomainClassifier(_Strict):

@@ -10,7 +10,11 @@ Conventions shared by training and serving (one place, so they cannot drift apar
   written without a decimal point (``3``, not ``3.0``), as the serving path does for ints;
   a feature's ``mapping`` (renamed codes) is applied after that, in ``feature_frame``;
 - datetime features become float32 seconds since 1970-01-01 UTC (strings are parsed as
-  ISO 8601, naive times taken as UTC; numbers are taken as epoch seconds).
+  ISO 8601, naive times taken as UTC; numbers are taken as epoch seconds);
+- a feature's declared ``sentinels`` (codes meaning "unknown", e.g. ``-1``) are missing values:
+  ``missing_sentinels`` blanks them before anything else (``sentinel_mask`` says which cells),
+  so training, the profile and the data gate count them as nulls, and the serving contract
+  scores a request carrying one as it scores a null.
 
 CSV is read with pyarrow's multithreaded reader (``parse_csv``), the same reader for the data
 gate and for training, so what the gate accepted is what training sees. Column names follow
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.errors import DataError
-from conveyor.spec import ModelSpec
+from conveyor.spec import Feature, ModelSpec, category_key
 
 MISSING_CATEGORY = ""
 BOOLEAN_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
@@ -281,13 +285,47 @@ def with_category_mappings(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     return df.assign(**mapped) if mapped else df
 
 
+def sentinel_mask(column: pd.Series, feature: Feature) -> np.ndarray:
+    """Cells of ``column`` holding one of the feature's declared sentinels, as written in the file.
+
+    Numbers compare as numbers (``-1`` matches ``-1``, ``-1.0`` and the text ``"-1"``); other
+    sentinels compare as category strings (``"unknown"``, ``"?"``; surrounding spaces ignored).
+    """
+    if not feature.sentinels or len(column) == 0:
+        return np.zeros(len(column), dtype=bool)
+    numbers = [float(v) for v in feature.sentinels if isinstance(v, int | float) and not isinstance(v, bool)]
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.isin(values, numbers) if numbers else np.zeros(len(column), dtype=bool)
+    text = pd.Series(category_strings(column).to_numpy(dtype=str), index=column.index).str.strip()
+    mask = text.isin({category_key(v) for v in feature.sentinels}).to_numpy(dtype=bool, copy=True)
+    if numbers:
+        mask |= pd.to_numeric(text, errors="coerce").isin(numbers).to_numpy(dtype=bool)
+    return mask & column.notna().to_numpy(dtype=bool)
+
+
+def missing_sentinels(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """``df`` with every declared sentinel of a feature replaced by a missing value (other cells untouched)."""
+    blanked: dict[str, pd.Series] = {}
+    for name, feature in spec.features.items():
+        if not feature.sentinels or name not in df.columns:
+            continue
+        mask = sentinel_mask(df[name], feature)
+        if bool(mask.any()):
+            column = df[name]
+            if pd.api.types.is_bool_dtype(column):
+                column = column.astype("object")
+            blanked[name] = column.where(~mask)
+    return df.assign(**blanked) if blanked else df
+
+
 def feature_frame(df: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Exactly the spec's features, in spec order, cast as described in the module docstring.
 
-    A category feature's ``mapping`` (renamed codes) is applied, so training and serving see
-    the new codes whichever the file used.
+    Declared sentinels become missing values. A category feature's ``mapping`` (renamed codes)
+    is applied, so training and serving see the new codes whichever the file used.
     """
-    frame = typed_frame(df, spec.feature_types())
+    frame = typed_frame(missing_sentinels(df, spec), spec.feature_types())
     for name, feature in spec.features.items():
         if feature.mapping:
             frame[name] = map_categories(frame[name], feature.category_mapping())

@@ -29,7 +29,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from conveyor.errors import DataError, TrainingError
 from conveyor.spec import ModelSpec
-from conveyor.tabular import MISSING_CATEGORY, feature_frame, target_vector
+from conveyor.tabular import MISSING_CATEGORY, feature_frame, missing_sentinels, target_vector
 
 if TYPE_CHECKING:
     from conveyor.onnx_export import ParityReport
@@ -391,6 +391,8 @@ def build_candidate(
 
     seconds: dict[str, float] = {}
     hashed = spec_hash(spec)
+    # Declared sentinels are missing values: the holdout, the profile and the model all see them as such.
+    frame = missing_sentinels(frame, spec)
 
     def step(name: str, run: Callable[[], Any]) -> Any:
         if on_step is not None:

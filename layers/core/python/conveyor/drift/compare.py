@@ -14,7 +14,7 @@ from conveyor.errors import DataError
 from conveyor.profile import CategoricalProfile, NumericProfile, Profile, feature_data, feature_kind
 from conveyor.spec import ModelSpec, spec_hash
 from conveyor.stats import holm_adjust
-from conveyor.tabular import with_category_mappings
+from conveyor.tabular import missing_sentinels, with_category_mappings
 
 
 def _features(
@@ -91,6 +91,7 @@ def drift_report(
     s = settings or DriftSettings.from_spec(spec)
     if len(current) == 0:
         raise DataError("current data has no rows", details={"reason": "empty"})
+    current = missing_sentinels(current, spec)  # declared sentinels are missing values, as in the profile
     warnings: list[str] = []
     if reference.spec_hash and reference.spec_hash != spec_hash(spec):
         warnings.append("the profile was built with a different spec (spec hash differs)")

@@ -12,6 +12,7 @@ from conveyor.spec import ModelSpec
 from conveyor.validation.context import ValidationContext
 from conveyor.validation.files import read_object
 from conveyor.validation.leakage import leakage_checks
+from conveyor.validation.quarantine import RowSplit, faulty_rows, mark_quarantined, quarantined_rows, still_failing
 from conveyor.validation.report import Check, Rows, ValidationReport, build_report
 from conveyor.validation.schema import Parsed, column_checks, parse_feature, row_checks
 from conveyor.validation.target import target_checks
@@ -34,14 +35,22 @@ def validate_bytes(
     context
         Earlier arrivals and the reference profile, for the arrival checks (optional).
     """
+    return validate_and_split(data, filename, spec, context=context)[0]
+
+
+def validate_and_split(
+    data: bytes, filename: str, spec: ModelSpec, *, context: ValidationContext | None = None
+) -> tuple[ValidationReport, RowSplit | None]:
+    """``validate_bytes``, and the file split into accepted and quarantined rows when rows were set
+    aside (``validation.max_bad_row_share``; see ``conveyor.validation.quarantine``)."""
     digest = hashlib.sha256(data).hexdigest()
     checks: list[Check] = []
     try:
         frame, rows = read_object(data, filename, spec, context, digest, checks)
         if frame is None:
-            return build_report(checks, 0, [], filename, digest)
+            return build_report(checks, 0, [], filename, digest), None
         checks.extend(_frame_checks(frame, spec, context, rows))
-        return build_report(checks, len(frame), [str(c) for c in frame.columns], filename, digest)
+        return _verdict(frame, rows, checks, spec, context, filename, digest)
     except Exception as exc:  # the gate answers on any input: a bug must quarantine, not crash the pipeline
         logger.exception("validation failed", extra={"file": filename})
         checks.append(
@@ -52,7 +61,36 @@ def validate_bytes(
                 f"the validator failed on {filename} ({type(exc).__name__}); quarantined for a person to look at",
             )
         )
-        return build_report(checks, 0, [], filename, digest)
+        return build_report(checks, 0, [], filename, digest), None
+
+
+def _verdict(
+    frame: pd.DataFrame,
+    rows: Rows,
+    checks: list[Check],
+    spec: ModelSpec,
+    context: ValidationContext | None,
+    filename: str,
+    digest: str,
+) -> tuple[ValidationReport, RowSplit | None]:
+    """The report of a file read; with rows set aside, the split too (only when the rest passes on its own)."""
+    columns = [str(c) for c in frame.columns]
+    tolerance = spec.validation.max_bad_row_share
+    mask = faulty_rows(checks, len(frame), tolerance)
+    if mask is None:
+        return build_report(checks, len(frame), columns, filename, digest), None
+    kept = ~mask
+    accepted = frame[kept].reset_index(drop=True)
+    rest = _frame_checks(accepted, spec, context, rows.subset(kept))
+    if any(c.severity == "error" and not c.passed for c in rest):
+        checks.append(still_failing(rest, int(mask.sum())))
+        return build_report(checks, len(frame), columns, filename, digest), None
+    split = RowSplit(accepted=accepted, quarantined=quarantined_rows(checks, frame, mask, rows))
+    counts = mark_quarantined(checks, mask, tolerance)
+    report = build_report(
+        checks, len(frame), columns, filename, digest, quarantined=counts, rows_quarantined=int(mask.sum())
+    )
+    return report, split
 
 
 def validate_frame(

@@ -37,6 +37,9 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
     value: float | None = None
     threshold: float | None = None
+    # Row-level faults only: which rows of the frame are at fault (a bool mask). Rows can be set
+    # aside in quarantine (``validation.max_bad_row_share``); not part of the report's JSON.
+    fault_rows: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class ValidationReport:
     sha256: str = ""
     errors: int = 0  # failed error checks
     warnings: int = 0  # failed warn checks
+    rows_quarantined: int = 0  # rows set aside (validation.max_bad_row_share); the rest is accepted
+    quarantined: dict[str, int] = field(default_factory=dict)  # rows set aside per check name
 
     @property
     def accepted(self) -> bool:
@@ -62,18 +67,38 @@ class ValidationReport:
         return [c for c in self.checks if c.severity == severity and not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self))
+        masks = [c.fault_rows for c in self.checks]
+        try:
+            for check in self.checks:  # masks are for splitting the file, not for the JSON
+                check.fault_rows = None
+            document = asdict(self)
+        finally:
+            for check, mask in zip(self.checks, masks, strict=True):
+                check.fault_rows = mask
+        for check_doc in document["checks"]:
+            del check_doc["fault_rows"]
+        return json_safe(document)
 
 
 def short(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def build_report(checks: list[Check], rows: int, columns: list[str], source: str, sha256: str = "") -> ValidationReport:
+def build_report(
+    checks: list[Check],
+    rows: int,
+    columns: list[str],
+    source: str,
+    sha256: str = "",
+    *,
+    quarantined: dict[str, int] | None = None,
+    rows_quarantined: int = 0,
+) -> ValidationReport:
     """The verdict and summary line of a list of checks: any failed error check rejects."""
     failed = [c for c in checks if c.severity == "error" and not c.passed]
     warned = [c for c in checks if c.severity == "warn" and not c.passed]
     verdict: Literal["accepted", "rejected"] = "rejected" if failed else "accepted"
+    set_aside = f", {rows_quarantined} set aside in quarantine" if rows_quarantined else ""
     if failed:
         shown = "; ".join(short(c.message) for c in failed[:3]) + ("; ..." if len(failed) > 3 else "")
         summary = f"rejected {source}: {len(failed)} error{'s' if len(failed) > 1 else ''} ({shown})"
@@ -81,7 +106,7 @@ def build_report(checks: list[Check], rows: int, columns: list[str], source: str
         shown = "; ".join(short(c.message) for c in warned[:3]) + ("; ..." if len(warned) > 3 else "")
         summary = (
             f"accepted {source} with {len(warned)} warning{'s' if len(warned) > 1 else ''}: "
-            f"{rows} rows, {len(columns)} columns ({shown})"
+            f"{rows} rows{set_aside}, {len(columns)} columns ({shown})"
         )
     else:
         summary = f"accepted {source}: {rows} rows, {len(columns)} columns"
@@ -95,6 +120,8 @@ def build_report(checks: list[Check], rows: int, columns: list[str], source: str
         sha256=sha256,
         errors=len(failed),
         warnings=len(warned),
+        rows_quarantined=rows_quarantined,
+        quarantined=dict(quarantined or {}),
     )
 
 
@@ -103,6 +130,11 @@ class Rows:
 
     def __init__(self, numbers: np.ndarray | None = None) -> None:
         self._numbers = numbers
+
+    def subset(self, keep: np.ndarray) -> Rows:
+        """The row numbers of the frame's rows where ``keep`` is True (a part of the file)."""
+        numbers = self._numbers if self._numbers is not None else np.arange(1, len(keep) + 1)
+        return Rows(np.asarray(numbers)[: len(keep)][keep])
 
     def of(self, positions: np.ndarray) -> list[int]:
         if self._numbers is None:

@@ -4,13 +4,20 @@ each feature parsed to its declared type (``type`` checks cite the rows that do 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from conveyor.spec import Feature, ModelSpec
-from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, category_strings, map_categories, parse_datetime
+from conveyor.tabular import (
+    BOOLEAN_FALSE,
+    BOOLEAN_TRUE,
+    category_strings,
+    map_categories,
+    parse_datetime,
+    sentinel_mask,
+)
 from conveyor.validation.context import ValidationContext
 from conveyor.validation.report import Check, Rows, cite, row_examples
 
@@ -103,10 +110,19 @@ class Parsed:
     bad: np.ndarray  # bool: present but not of the declared type
     numbers: np.ndarray | None = None  # float64 (NaN for nulls and bad values): number/integer/boolean/datetime
     categories: pd.Series | None = None  # object str after mapping ("" for nulls): category
+    sentinels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # declared sentinels (in nulls)
 
 
 def parse_feature(column: pd.Series, feature: Feature) -> Parsed:
-    """One feature's values parsed to its declared type, with its nulls and unparsable values."""
+    """One feature's values parsed to its declared type, with its nulls (declared sentinels included)
+    and unparsable values."""
+    declared = sentinel_mask(column, feature)
+    parsed = _parse_typed(column.where(~declared) if bool(declared.any()) else column, feature)
+    parsed.sentinels = declared
+    return parsed
+
+
+def _parse_typed(column: pd.Series, feature: Feature) -> Parsed:
     nulls = column.isna().to_numpy(dtype=bool)
     kind = feature.type
     if kind == "category":
@@ -156,4 +172,5 @@ def type_check(name: str, kind: str, column: pd.Series, parsed: Parsed, rows: Ro
         details={"count": count, "examples": examples, "expected": kind},
         value=count,
         threshold=0,
+        fault_rows=parsed.bad,
     )

@@ -23,6 +23,9 @@ def feature_checks(
 ) -> list[Check]:
     """Every check of one feature present in the frame, in report order."""
     checks = [type_check(name, feature.type, column, parsed, rows)]
+    declared = _declared_sentinel_check(name, column, parsed, rows)
+    if declared is not None:
+        checks.append(declared)
     null_check = _null_check(name, feature, column, parsed, rows)
     if null_check is not None:
         checks.append(null_check)
@@ -58,24 +61,54 @@ def feature_checks(
     return checks
 
 
+def _declared_sentinel_check(name: str, column: pd.Series, parsed: Parsed, rows: Rows) -> Check | None:
+    """``declared_sentinels`` (info): the declared sentinels found, counted as missing values."""
+    count = int(parsed.sentinels.sum())
+    if not count:
+        return None
+    values = sorted({category_key(v) for v in column[parsed.sentinels].head(1000).tolist()})
+    examples = row_examples(parsed.sentinels, column, rows)
+    return Check(
+        "declared_sentinels",
+        "info",
+        True,
+        f"{name}: {count} declared sentinel value(s) {', '.join(values[:5])} counted as missing ({cite(examples)})",
+        column=name,
+        details={"count": count, "values": values[:20], "examples": examples},
+    )
+
+
 def _null_check(name: str, feature: Feature, column: pd.Series, parsed: Parsed, rows: Rows) -> Check | None:
+    """``not_null``: the null share (declared sentinels included) against ``nullable``/``max_null_share``."""
     count = int(parsed.nulls.sum())
     share = count / len(column) if len(column) else 0.0
     limit = feature.null_share_limit
+    sentinels = int(parsed.sentinels.sum())
+    among = f", {sentinels} of them declared sentinels" if sentinels else ""
     if share <= limit:
         if not count:
             return None
-        return Check("not_null", "error", True, f"{name}: {share:.1%} nulls", column=name, value=share, threshold=limit)
+        return Check(
+            "not_null",
+            "error",
+            True,
+            f"{name}: {share:.1%} nulls{among}",
+            column=name,
+            details={"count": count, "sentinels": sentinels},
+            value=share,
+            threshold=limit,
+        )
     where = "in a non-nullable feature" if not feature.nullable else f"above max_null_share {limit:g}"
     return Check(
         "not_null",
         "error",
         False,
-        f"{name}: {count} null value(s) ({share:.1%}) {where}",
+        f"{name}: {count} null value(s) ({share:.1%}{among}) {where}",
         column=name,
         details={
             "count": count,
             "share": share,
+            "sentinels": sentinels,
             "max_share": limit,
             "examples": rows.of(np.flatnonzero(parsed.nulls)[:EXAMPLES]),
         },
@@ -85,10 +118,11 @@ def _null_check(name: str, feature: Feature, column: pd.Series, parsed: Parsed, 
 
 
 def _sentinel_mask(feature: Feature, numbers: np.ndarray) -> tuple[np.ndarray, list[float]]:
-    """Values that mean "unknown": declared sentinels, and common codes that cannot be real values."""
+    """Undeclared codes that look like "unknown": common codes that cannot be real values (declared
+    sentinels are already missing values here)."""
     declared = [float(v) for v in feature.sentinels if isinstance(v, int | float) and not isinstance(v, bool)]
     finite = np.isfinite(numbers)
-    mask = finite & np.isin(numbers, declared) if declared else np.zeros(len(numbers), dtype=bool)
+    mask = np.zeros(len(numbers), dtype=bool)
     candidates = [v for v in COMMON_SENTINELS if v not in declared]
     if feature.range is not None:
         low, high = feature.range
@@ -113,17 +147,20 @@ def _numeric_checks(name: str, feature: Feature, column: pd.Series, numbers: np.
     sentinel, found = _sentinel_mask(feature, numbers)
     if found:
         examples = row_examples(sentinel, column, rows)
+        codes = ", ".join(f"{v:g}" for v in found)
+        declare = ", ".join([*(f"{json_safe(v)}" for v in feature.sentinels), *(f"{v:g}" for v in found)])
         checks.append(
             Check(
                 "sentinel",
                 "error",
                 False,
-                f"{name}: {int(sentinel.sum())} sentinel value(s) {', '.join(f'{v:g}' for v in found)} "
-                f"meaning 'unknown' ({cite(examples)})",
+                f"{name}: {int(sentinel.sum())} value(s) {codes} look like a code for 'unknown' ({cite(examples)}); "
+                f"if so, declare it with `sentinels: [{declare}]` under features.{name} to count it as missing",
                 column=name,
-                details={"count": int(sentinel.sum()), "values": found, "examples": examples},
+                details={"count": int(sentinel.sum()), "values": found, "examples": examples, "declare": declare},
                 value=int(sentinel.sum()),
                 threshold=0,
+                fault_rows=sentinel,
             )
         )
     if feature.range is not None:
@@ -168,13 +205,14 @@ def _range_check(
         },
         value=share,
         threshold=OUT_OF_RANGE_ERROR_SHARE if severity == "error" else 0.0,
+        fault_rows=outside if severity == "error" else None,
     )
 
 
 def _category_checks(
     name: str, feature: Feature, column: pd.Series, parsed: Parsed, rows: Rows, context: ValidationContext | None
 ) -> list[Check]:
-    """Declared ``sentinel`` categories, then ``allowed`` (error) or ``unseen_categories`` (warn)."""
+    """``allowed`` (error) or ``unseen_categories`` (warn)."""
     categories = parsed.categories
     numbers = parsed.numbers
     if categories is None and feature.type == "integer" and feature.allowed is not None and numbers is not None:
@@ -182,25 +220,7 @@ def _category_checks(
     if categories is None:
         return []
     checks: list[Check] = []
-    present = ~parsed.nulls & (categories != "").to_numpy(dtype=bool)
-    declared_sentinels = {category_key(v) for v in feature.sentinels}
-    if declared_sentinels:
-        hit = present & categories.isin(declared_sentinels).to_numpy(dtype=bool)
-        if bool(hit.any()):
-            examples = row_examples(hit, column, rows)
-            checks.append(
-                Check(
-                    "sentinel",
-                    "error",
-                    False,
-                    f"{name}: {int(hit.sum())} sentinel value(s) meaning 'unknown' ({cite(examples)})",
-                    column=name,
-                    details={"count": int(hit.sum()), "examples": examples},
-                    value=int(hit.sum()),
-                    threshold=0,
-                )
-            )
-            present &= ~hit
+    present = ~parsed.nulls & (categories != "").to_numpy(dtype=bool)  # declared sentinels are nulls by now
     known_check = _known_categories_check(name, feature, column, categories, present, rows, context)
     if known_check is not None:
         checks.append(known_check)
@@ -242,6 +262,7 @@ def _known_categories_check(
         details={"count": count, "values": values, "known": sorted(known), "examples": examples},
         value=count,
         threshold=0,
+        fault_rows=unseen if severity == "error" else None,
     )
 
 
