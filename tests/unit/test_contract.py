@@ -85,12 +85,59 @@ def test_required_types_and_allowed_values_are_refused_with_field_paths(contract
     ]
 
 
-def test_out_of_range_and_sentinels_are_served_with_warnings(contract):
-    scoring = contract.columns([ROW, {**ROW, "age": 90, "hhninc": -1}, {**ROW, "visits": 11}], 10)
+def test_out_of_range_values_are_served_with_warnings(contract):
+    scoring = contract.columns([ROW, {**ROW, "age": 90}, {**ROW, "visits": 11}], 10)
     assert scoring.columns["age"] == [40.0, 90.0, 40.0]
-    assert [(w["row"], w["field"]) for w in scoring.warnings] == [(1, "age"), (1, "hhninc"), (2, "visits")]
+    assert [(w["row"], w["field"]) for w in scoring.warnings] == [(1, "age"), (2, "visits")]
     assert "outside the training range [25, 64]" in scoring.warnings[0]["message"]
-    assert "sentinel" in scoring.warnings[1]["message"]
+
+
+def _with_sentinels(contract: ServingContract, **features: dict) -> ServingContract:
+    rules = dict(contract.features)
+    for name, changes in features.items():
+        rules[name] = contract_module.FeatureRule.from_dict({**rules[name].to_dict(), **changes})
+    return ServingContract.from_dict({**contract.to_dict(), "features": {n: r.to_dict() for n, r in rules.items()}})
+
+
+def test_a_declared_sentinel_is_scored_as_missing_with_a_warning(contract):
+    nullable = _with_sentinels(
+        contract,
+        hhninc={"nullable": True},
+        region={"sentinels": ["unknown"]},
+        visits={"sentinels": ["99"]},
+    )
+    rows = [
+        {**ROW, "hhninc": -1, "region": "unknown", "visits": 99},
+        {**ROW, "hhninc": "9999", "region": " unknown ", "visits": 99.0},
+        {**ROW, "hhninc": None, "region": None, "visits": None},
+    ]
+    scoring = nullable.columns(rows, 10)
+    assert all(math.isnan(v) for v in scoring.columns["hhninc"]) and scoring.columns["region"] == ["", "", ""]
+    assert all(math.isnan(v) for v in scoring.columns["visits"])
+    warned = [(w["row"], w["field"]) for w in scoring.warnings]
+    assert warned == [(0, "hhninc"), (0, "region"), (0, "visits"), (1, "hhninc"), (1, "region"), (1, "visits")]
+    assert all("declared in the spec" in w["message"] and "scored as missing" in w["message"] for w in scoring.warnings)
+
+
+def test_a_declared_sentinel_in_a_non_nullable_field_is_refused_as_a_null_is(contract):
+    with pytest.raises(ContractViolation) as caught:
+        contract.columns([{**ROW, "hhninc": -1}], 10)
+    assert caught.value.details[0]["field"] == "instances[0].hhninc"
+    assert "declared sentinel" in caught.value.details[0]["message"]
+
+
+def test_the_contract_and_the_data_gate_agree_on_which_values_are_sentinels():
+    import pandas as pd
+
+    feature = spec_module.Feature(type="number", nullable=True, sentinels=[-1, 9999, "unknown"])
+    rule = contract_module.FeatureRule(type="number", sentinels=frozenset({"-1", "9999", "unknown"}))
+    values = ["-1", " -1.0 ", "9999", "unknown", "Unknown", "0", "-10", "9999.5", "x"]
+    in_file = tabular.sentinel_mask(pd.Series(values, dtype=object), feature).tolist()
+    assert in_file == [contract_module._is_sentinel(rule, v) for v in values]
+    numbers = [-1, -1.0, 9999, 0, 1.5]
+    assert tabular.sentinel_mask(pd.Series(numbers), feature).tolist() == [
+        contract_module._is_sentinel(rule, v) for v in numbers
+    ]
 
 
 def test_renamed_codes_and_datetimes(contract):

@@ -14,9 +14,11 @@ Validation (``ServingContract.columns``), per feature type:
   renamed codes (``mapping``) are replaced, then ``allowed`` is checked;
 - ``datetime``: an ISO 8601 string (naive means UTC) or epoch seconds.
 
-A missing or null value is refused unless the feature is ``nullable``. ``allowed`` values outside
-the list are refused (400); numbers outside ``range`` and ``sentinels`` are served, with a warning
-naming the row and the field. Columns the spec names but the model does not use (identifiers,
+A missing or null value is refused unless the feature is ``nullable``. A declared sentinel (the
+spec's ``sentinels``: codes meaning "unknown", compared as ``conveyor.tabular.sentinel_mask`` does)
+is a missing value: scored exactly as a null, with a warning naming the row and the field (and
+refused, as a null is, when the feature is not nullable). ``allowed`` values outside the list are
+refused (400); numbers outside ``range`` are served, with a warning naming the row and the field. Columns the spec names but the model does not use (identifiers,
 time, sensitive, ignored...) may be sent and are ignored; any other field is refused.
 """
 
@@ -261,9 +263,48 @@ def _finite_float32(value: int | float) -> float | None:
     return None
 
 
+def _is_sentinel(rule: FeatureRule, value: Any) -> bool:
+    """Whether a request value is one of the feature's declared sentinels: numbers compare as
+    numbers (``-1``, ``-1.0`` and ``"-1"`` alike), other values as category keys."""
+    if isinstance(value, bool):
+        return category_key(value) in rule.sentinels
+    if isinstance(value, str):
+        text = value.strip()
+        if text in rule.sentinels:
+            return True
+        number = _parsed_number(text)
+    elif _is_number(value):
+        number = _finite_float32(value)
+    else:
+        return False
+    return number is not None and any(_parsed_number(key) == number for key in rule.sentinels)
+
+
+def _sentinel(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None] | None:
+    """A declared sentinel as the missing value it means (with a warning), or None for any other value."""
+    if value is None or not rule.sentinels or not _is_sentinel(rule, value):
+        return None
+    shown = (repr(value) if isinstance(value, str) else str(value))[:50]
+    if not rule.nullable:
+        return None, f"{shown} is a declared sentinel (a missing value) and the field is not nullable", None
+    missing = "" if rule.type == "category" else math.nan
+    return missing, None, f"sentinel value {shown} (declared in the spec: means unknown): scored as missing"
+
+
+def _parsed_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None]:
     """(model value, error, warning) for one field."""
     kind = rule.type
+    sentinel = _sentinel(rule, value)
+    if sentinel is not None:
+        return sentinel
     if value is None or (value == "" and kind == "category"):
         if not rule.nullable:
             return None, "required", None
@@ -276,8 +317,7 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
         if rule.allowed is not None and key not in rule.allowed:
             shown = ", ".join(sorted(rule.allowed)[:20])
             return None, f"must be one of {shown}; got {key[:50]!r}", None
-        warning = "sentinel value (means unknown)" if key in rule.sentinels else None
-        return key, None, warning
+        return key, None, None
     if kind == "boolean":
         if isinstance(value, bool):
             return (1.0 if value else 0.0), None, None
@@ -301,13 +341,11 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
         return None, f"must be a finite number within float32 range, got {type(value).__name__}", None
     if kind == "integer" and not number.is_integer():
         return None, f"must be an integer, got {number}", None
-    if rule.allowed is not None or rule.sentinels:  # compared as the data gate writes them: 3, not 3.0
+    if kind == "integer" and rule.allowed is not None:  # compared as the data gate writes them: 3, not 3.0
         key = category_key(number)
-        if kind == "integer" and rule.allowed is not None and key not in rule.allowed:
+        if key not in rule.allowed:
             shown = ", ".join(sorted(rule.allowed)[:20])
             return None, f"must be one of {shown}; got {key[:50]}", None
-        if key in rule.sentinels:
-            return number, None, "sentinel value (means unknown)"
     if rule.range is not None and not rule.range[0] <= number <= rule.range[1]:
         return number, None, f"{number:g} is outside the training range [{rule.range[0]:g}, {rule.range[1]:g}]"
     return number, None, None
