@@ -1,6 +1,9 @@
 """``conveyor init``: infer a model spec from a sample, for a person to review.
 
-``infer_spec(df, name, target)`` returns the spec as a mapping and the findings: one per
+``infer_from_file(data, filename, name, target)`` is what the command runs: it never raises but
+``DataError`` (exit 2 with a message), and refuses a sample the data gate would reject with the
+spec it inferred (file-level faults, an unusable target), so every spec it returns accepts its
+own sample. ``infer_spec(df, name, target)`` returns the spec as a mapping and the findings: one per
 column that was excluded (identifier, duplicated encoding, time column, constant, empty,
 free text, leakage) or that deserves a look. ``spec_yaml`` writes both as YAML, the findings
 as comments, and the result loads with ``conveyor.spec.load_spec``.
@@ -12,7 +15,8 @@ Inference rules (a sample can only suggest them):
   ``MAX_CODE_VALUES`` distinct integers within 0..``MAX_CODE``), with their ``allowed`` values;
 * numbers: ``integer`` when every value is integral, else ``number``; the range is the observed
   0.5% / 99.5% quantiles widened by ``RANGE_MARGIN`` of their span and rounded outwards (a
-  non-negative column keeps a lower bound of 0 at most);
+  non-negative column keeps a lower bound of 0 at most); common "unknown" codes (``-1``,
+  ``9999``...) outside the range of the other values are declared ``sentinels`` (missing values);
 * datetimes: strings that parse as ISO 8601 dates or times;
 * identifiers: id-like names (``id``, ``uuid``, ``*_id``, pandas' ``Unnamed: 0``) or a distinct
   integer / string on every row;
@@ -34,8 +38,8 @@ import yaml
 from conveyor.errors import DataError
 from conveyor.spec import parse_spec
 from conveyor.stats import leakage_strength
-from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, category_strings, parse_datetime
-from conveyor.validation import ID_NAME, LEAKAGE_CORRELATION
+from conveyor.tabular import BOOLEAN_FALSE, BOOLEAN_TRUE, boolean_numbers, category_strings, parse_datetime, read_table
+from conveyor.validation import COMMON_SENTINELS, ID_NAME, LEAKAGE_CORRELATION, validate_bytes
 
 MAX_CATEGORIES = 50
 MAX_CODE_VALUES = 10
@@ -122,7 +126,7 @@ def _identifier_reason(name: str, column: pd.Series, values: pd.Series) -> str |
 
 def _one_hot_of(binary: pd.Series, candidates: dict[str, pd.Series]) -> tuple[str, str] | None:
     """(column, value) when ``binary`` is the one-hot ``candidates[column] == value``."""
-    flags = binary.to_numpy(dtype=np.float64, na_value=np.nan)
+    flags = boolean_numbers(binary)  # 0/1, true/false, yes/no, Y/N... in any case
     for other, codes in candidates.items():
         if codes.name == binary.name:
             continue
@@ -154,6 +158,37 @@ class _Draft:
     def exclude(self, column: str, kind: str, reason: str) -> None:
         self.ignored.append(column)
         self.findings.append(_finding(column, kind, reason))
+
+
+def infer_from_file(
+    data: bytes, filename: str, name: str, target: str, *, positive_when: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``infer_spec`` on a sample file, held to the data gate: the spec and findings, or DataError.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read, no spec can be inferred from it, or the data gate would reject
+        the file with the inferred spec (the message is the gate's summary).
+    """
+    frame = read_table(data, filename)
+    try:
+        spec, findings = infer_spec(frame, name, target, positive_when=positive_when)
+    except DataError:
+        raise
+    except Exception as error:  # a sample nobody foresaw: say so rather than show a traceback
+        raise DataError(
+            f"could not infer a spec from {filename} ({type(error).__name__}: {str(error)[:200]}); "
+            "please report this sample",
+            details={"reason": "internal"},
+        ) from error
+    report = validate_bytes(data, filename, parse_spec(spec))
+    if not report.accepted:
+        failed = [c.name for c in report.failures()]
+        raise DataError(
+            f"the data gate would reject {filename}: {report.summary}", details={"reason": "rejected", "checks": failed}
+        )
+    return spec, findings
 
 
 def infer_spec(
@@ -265,9 +300,16 @@ def _typed_feature(draft: _Draft, column_name: str, column: pd.Series, values: p
         if integral and distinct.size <= MAX_CODE_VALUES and distinct.min() >= 0 and distinct.max() <= MAX_CODE:
             draft.category_views[column_name] = category_strings(column)
             return {"type": "category", "allowed": [str(int(v)) for v in distinct]}
+        numbers, sentinels = _split_codes(numbers, integral=integral)
         low, high = np.quantile(numbers, [0.005, 0.995])
         lower, upper = _nice_bounds(float(low), float(high), integral=integral)
-        return {"type": "integer" if integral else "number", "range": [_plain(lower), _plain(upper)]}
+        feature: dict[str, Any] = {"type": "integer" if integral else "number", "range": [_plain(lower), _plain(upper)]}
+        if sentinels:
+            draft.findings.append(
+                _finding(column_name, "review", f"codes {sentinels} read as sentinels (unknown)", excluded=False)
+            )
+            feature.update(nullable=True, sentinels=sentinels)
+        return feature
     strings = category_strings(column)
     distinct_count = values.nunique()
     if distinct_count <= MAX_CATEGORIES and distinct_count <= max(2, len(values) // 2):
@@ -275,6 +317,21 @@ def _typed_feature(draft: _Draft, column_name: str, column: pd.Series, values: p
         return {"type": "category", "allowed": sorted(str(v) for v in pd.unique(strings[column.notna()]))}
     draft.exclude(column_name, "free_text", f"{distinct_count} distinct strings: free text or a code")
     return None
+
+
+def _split_codes(numbers: np.ndarray, *, integral: bool) -> tuple[np.ndarray, list[int | float]]:
+    """The values without the common "unknown" codes (-1, 9999...) that sit outside the range of the
+    others, and those codes: the data gate would flag them, so the spec declares them as sentinels."""
+    codes = [v for v in COMMON_SENTINELS if bool(np.any(numbers == v))]
+    rest = numbers[~np.isin(numbers, codes)] if codes else numbers
+    if not codes or rest.size == 0:
+        return numbers, []
+    low, high = np.quantile(rest, [0.005, 0.995])
+    lower, upper = _nice_bounds(float(low), float(high), integral=integral)
+    outside = [_plain(v) for v in codes if v < lower or v > upper]
+    if not outside:
+        return numbers, []
+    return numbers[~np.isin(numbers, outside)], outside
 
 
 def _drop_one_hot_copies(draft: _Draft, df: pd.DataFrame) -> None:

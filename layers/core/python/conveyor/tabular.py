@@ -205,6 +205,19 @@ def _as_datetime(column: pd.Series, name: str) -> pd.Series:
     return (parsed - _EPOCH) / pd.Timedelta(seconds=1)
 
 
+def boolean_numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64 1.0/0.0 by the boolean spellings (any case, spaces ignored), NaN for a null
+    or any other value."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.where((numbers == 0.0) | (numbers == 1.0), numbers, np.nan)
+    text = column.astype("string").str.strip().str.lower()
+    numbers = np.full(len(column), np.nan)
+    numbers[text.isin(BOOLEAN_TRUE).to_numpy(dtype=bool, na_value=False)] = 1.0
+    numbers[text.isin(BOOLEAN_FALSE).to_numpy(dtype=bool, na_value=False)] = 0.0
+    return numbers
+
+
 def _as_boolean(column: pd.Series, name: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
         return column.astype("float64")

@@ -131,12 +131,12 @@ def init(
     Identifier columns, one-hot copies of another column, the time column, constant columns and
     columns that leak the target are left out; the YAML says why in its header comments.
     """
-    from conveyor.infer import infer_spec, spec_yaml
-    from conveyor.tabular import read_table
+    from conveyor.infer import infer_from_file, spec_yaml
 
     try:
-        frame = read_table(from_csv.read_bytes(), from_csv.name)
-        spec, findings = infer_spec(frame, name, target, positive_when=positive_when)
+        spec, findings = infer_from_file(
+            from_csv.read_bytes(), from_csv.name, name, target, positive_when=positive_when
+        )
     except ConveyorError as error:
         raise _fail(f"{from_csv}: {error}") from None
     text = spec_yaml(spec, findings, source=from_csv.name)
