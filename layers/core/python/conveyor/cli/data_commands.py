@@ -88,20 +88,32 @@ def validate(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")] = False,
+    accepted_out: Annotated[
+        Path | None,
+        typer.Option(help="With rows set aside (validation.max_bad_row_share): write the accepted rows here."),
+    ] = None,
+    quarantine_out: Annotated[
+        Path | None,
+        typer.Option(help="With rows set aside: write them here, with their row number and reason."),
+    ] = None,
 ) -> None:
     """Check DATA against the model spec, as the pipeline's data gate does, without any cloud.
 
-    Exit codes: 0 accepted; 1 accepted with warnings; 2 rejected (or bad spec / reference).
+    Exit codes: 0 accepted; 1 accepted with warnings (or rows set aside); 2 rejected (or bad spec / reference).
     """
     from conveyor.spec import load_spec
-    from conveyor.validation import validate_bytes
+    from conveyor.validation import part_bytes, validate_and_split
 
     try:
         parsed_spec = load_spec(spec)
     except ConveyorError as error:
         raise _fail(f"{spec}: {error}") from None
     context = _context(reference)
-    report = validate_bytes(data.read_bytes(), data.name, parsed_spec, context=context)
+    report, split = validate_and_split(data.read_bytes(), data.name, parsed_spec, context=context)
+    if split is not None:
+        for path, part in ((accepted_out, split.accepted), (quarantine_out, split.quarantined)):
+            if path is not None:
+                path.write_bytes(part_bytes(part, data.name))
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
