@@ -5,6 +5,9 @@ Data bucket
     ``{model}/accepted/{sha16}/{file}``  accepted data, ``{file}.report.json`` (validation) and
                                          ``{file}.drift.json`` (drift) beside it
     ``{model}/quarantine/{sha16}/{file}`` rejected data, its ``.report.json`` beside it
+    A drop split by ``validation.max_bad_row_share``: the accepted rows at the accepted key, the
+    rows set aside at the quarantine key (a report beside each), and the upload as received at
+    ``{model}/accepted/{sha16}/original/{file}``; ``sha16`` is the upload's.
     ``{model}/labels/...``              ground truth keyed by request_id
     ``{model}/batch/...``               batch scoring
 Artifact bucket
@@ -30,6 +33,7 @@ from datetime import UTC, datetime
 INCOMING = "incoming"
 ACCEPTED = "accepted"
 QUARANTINE = "quarantine"
+ORIGINAL = "original"  # a split drop's upload, as received (under its accepted folder)
 LABELS = "labels"
 BATCH = "batch"
 # Areas of the artifact bucket.
@@ -84,6 +88,11 @@ def model_of(key: str) -> str:
 def stored_data_key(model: str, *, accepted: bool, sha256: str, filename: str) -> str:
     """Where validation moves a drop: accepted/ or quarantine/, under the first 16 hex digits of its sha256."""
     return f"{model}/{ACCEPTED if accepted else QUARANTINE}/{sha256[:16]}/{filename}"
+
+
+def original_data_key(model: str, *, sha256: str, filename: str) -> str:
+    """Where a split drop's upload is kept as received, beside its accepted part."""
+    return f"{model}/{ACCEPTED}/{sha256[:16]}/{ORIGINAL}/{filename}"
 
 
 def validation_report_key(data_key: str) -> str:

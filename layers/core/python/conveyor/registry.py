@@ -402,11 +402,13 @@ class Registry:
         return item
 
     def impact(self, model: str, bucket: str, key: str) -> tuple[list[dict[str, Any]], list[ModelVersion]]:
-        """The accepted data objects stored at (or dropped as) s3://bucket/key, and every version trained on them."""
+        """The accepted data objects stored at (or dropped as, or split from) s3://bucket/key, and every
+        version trained on them."""
         matches = [
             d
             for d in self.datasets(model, include_excluded=True)
-            if d.get("bucket") == bucket and key in {d.get("key"), d.get("source_key")}
+            if d.get("bucket") == bucket
+            and key in {d.get("key"), d.get("source_key"), (d.get("original") or {}).get("key")}
         ]
         hashes = {d["sha256"] for d in matches}
         versions = [v for v in self.versions(model) if hashes & {d.get("sha256") for d in v.lineage.get("data", [])}]

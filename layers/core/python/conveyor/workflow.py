@@ -184,6 +184,22 @@ class DatasetRecord(TypedDict):
     source_key: str
     source_version_id: str | None
     accepted_at: float
+    # a drop split by validation.max_bad_row_share: the record is its accepted part
+    source_sha256: NotRequired[str]  # the upload's sha256 (a repeat of it is still recognised)
+    original: NotRequired[DataPart]  # the upload as received
+    quarantined: NotRequired[DataPart]  # the rows set aside, with their reasons
+
+
+class DataPart(TypedDict):
+    """One stored part of a split drop."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    sha256: str
+    size: int
+    rows: int
 
 
 class ValidationResult(TypedDict):
@@ -197,6 +213,8 @@ class ValidationResult(TypedDict):
     data_key: NotRequired[str]
     dataset: NotRequired[DatasetRecord]  # accepted drops only
     new_content: NotRequired[bool]  # False: the same content was accepted before
+    quarantine_key: NotRequired[str]  # a split drop: the rows set aside
+    rows_quarantined: NotRequired[int]
 
 
 class DriftResult(TypedDict):

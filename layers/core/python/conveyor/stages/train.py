@@ -70,11 +70,21 @@ def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> Trai
         "approval": spec.deployment.approval,
         # Every parameter the estimator was fitted with (defaults and seeds included), not just the spec's.
         "params": {name: _json_param(value) for name, value in sorted(result.params.items())},
-        "data": [{k: d.get(k) for k in ("bucket", "key", "version_id", "etag", "sha256", "rows")} for d in datasets],
+        "data": [_lineage(d) for d in datasets],
         "libraries": library_versions(),
         "size_bytes": len(candidate.onnx),
         "seconds": {name: round(value, 3) for name, value in candidate.seconds.items()},
     }
+
+
+def _lineage(dataset: dict[str, Any]) -> dict[str, Any]:
+    """A data object as the lineage records it; a split drop also names its original upload and the
+    rows set aside (key, version, sha256, rows of each)."""
+    entry = {k: dataset.get(k) for k in ("bucket", "key", "version_id", "etag", "sha256", "rows")}
+    for part in ("original", "quarantined"):
+        if dataset.get(part):
+            entry[part] = {k: dataset[part].get(k) for k in ("bucket", "key", "version_id", "sha256", "rows")}
+    return entry
 
 
 def _json_param(value: Any) -> Any:
