@@ -10,6 +10,7 @@ import io
 import pandas as pd
 import yaml
 
+from conveyor import layout
 from conveyor.adapters.memory import MemoryEvents, MemoryMetrics, MemoryNotifier, MemoryObjectStore, MemoryTable
 from conveyor.config import Settings
 from conveyor.stages.context import PipelineContext, StageEvent
@@ -29,7 +30,7 @@ def _ctx(tolerance: float) -> tuple[PipelineContext, MemoryObjectStore]:
     ctx = PipelineContext(settings, store, MemoryTable(), MemoryNotifier(), MemoryMetrics(), MemoryEvents())
     spec = yaml.safe_load(SPEC.read_text())
     spec["validation"] = {"max_bad_row_share": tolerance}
-    store.put(ARTIFACTS, ctx.spec_key(MODEL), yaml.safe_dump(spec).encode())
+    store.put(ARTIFACTS, layout.spec_key(MODEL), yaml.safe_dump(spec).encode())
     return ctx, store
 
 
