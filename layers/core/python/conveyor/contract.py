@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor.breaker import BreakerSettings
+from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
     from conveyor.spec import ModelSpec
@@ -100,12 +101,11 @@ class FeatureRule:
         )
 
 
-class ContractViolation(Exception):
+class ContractViolation(ConveyorError):
     """A request does not satisfy the contract: ``details`` lists each bad field."""
 
     def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
         super().__init__(message)
-        self.message = message
         self.details = details
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from conveyor.dispatch import model_of
 from conveyor.errors import ConveyorError
-from conveyor.ports import ObjectRef
+from conveyor.ports import ObjectMissing, ObjectRef
 from conveyor.registry import sha256_hex, version_key
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
@@ -54,7 +54,7 @@ def validate_drop(event: StageEvent, ctx: PipelineContext) -> dict[str, Any]:
     spec: ModelSpec | None = None
     try:
         spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, ctx.spec_key(model)))
-    except KeyError:
+    except ObjectMissing:
         spec_problem = (
             f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{ctx.spec_key(model)} first"
         )
