@@ -13,7 +13,8 @@ from conveyor.registry import ModelVersion, Registry, artifact_key, sha256_hex, 
 from conveyor.serving import InvalidInput, ModelCache, ModelUnavailable, PredictionService
 from conveyor.spec import parse_spec
 from conveyor.stages.release import contract_key
-from tests.component.conftest import ROW, demo_spec_data
+from tests.conftest import DEMO_ROW as ROW
+from tests.conftest import demo_spec_data
 
 MODEL = "doctor-visits"
 
