@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "events" / "data" / "german_health_1984_1988.csv"
@@ -42,6 +43,29 @@ def trained_model() -> TrainedModel:
     from conveyor.training import train_model
 
     spec = load_spec(DEMO_SPEC.read_bytes())
+    frame = pd.read_csv(DATASET)
+    frame = frame[frame["year"] <= 1985].reset_index(drop=True)
+    result = train_model(frame, spec)
+    onnx = export_onnx(result.pipeline, spec, classes=result.classes, spec_hash=spec_hash(spec))
+    return TrainedModel(spec=spec, result=result, onnx=onnx)
+
+
+def demo_spec_data(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(DEMO_SPEC.read_text())
+    data.update(changes)
+    return data
+
+
+@pytest.fixture(scope="session")
+def other_model() -> TrainedModel:
+    """The demo features under a logistic regression: same inputs, visibly different scores."""
+    import pandas as pd
+
+    from conveyor.onnx_export import export_onnx
+    from conveyor.spec import parse_spec, spec_hash
+    from conveyor.training import train_model
+
+    spec = parse_spec(demo_spec_data(estimator={"type": "logistic_regression", "params": {"max_iter": 200}}))
     frame = pd.read_csv(DATASET)
     frame = frame[frame["year"] <= 1985].reset_index(drop=True)
     result = train_model(frame, spec)

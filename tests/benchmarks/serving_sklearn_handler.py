@@ -1,12 +1,14 @@
 """The serving benchmark's baseline: functions/predict/handler.py rewritten to serve the same
 model as a scikit-learn pipeline loaded with joblib. Never deployed.
 
-Kept equal to the real handler wherever the comparison is not about: the same Powertools
-resolver, routes, logger and log line, the same embedded-format metrics per request (latency,
+Kept equal to the real handler wherever the comparison is not about, by importing its code:
+request ids, body parsing, instance validation (the serving contract built from the model's
+inputs) and the error classes come from ``conveyor.serving``. The same Powertools resolver,
+routes, logger and log line, the same embedded-format metrics per request (latency,
 errors, rows, mean score; flushed by ``@metrics.log_metrics``), the same routing record read
 from the registry table and cached ``ROUTING_CACHE_SECONDS``, the same ``X-Request-Id``
 handling, field-level 400s and response fields. It does less than the real handler in three
-places, each in scikit-learn's favour: no serving contract (no range warnings, no
+places, each in scikit-learn's favour: no spec's serving contract (no range warnings, no
 ``warnings`` field), no capture record, no traffic split or shadow. What differs is what is
 being compared: the model is a joblib pickle of
 the trained Pipeline (stored beside the ONNX artifact, ``.joblib``), the JSON body becomes a
@@ -28,7 +30,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from typing import Any
 
 import joblib
@@ -41,63 +42,30 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from threadpoolctl import threadpool_limits
 
+from conveyor.serving import (
+    InvalidInput,
+    ModelNotFound,
+    RequestError,
+    columns_from_instances,
+    parse_body,
+    request_id_from,
+)
+
 logger = Logger(service="conveyor")
 metrics = Metrics(namespace="Conveyor")
 app = APIGatewayRestResolver()
 _service: SklearnService | None = None
 
 
-class RequestError(Exception):
-    status = 400
-    code = "invalid_input"
-
-    def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
-
-
-class ModelNotFound(RequestError):
-    status = 404
-    code = "model_not_found"
-
-
-class TooManyRows(RequestError):
-    status = 413
-    code = "too_many_rows"
-
-
 def frame_from_instances(instances: Any, features: dict[str, str], max_rows: int) -> pd.DataFrame:
-    """``instances`` (a list of feature: value objects) as the typed frame the pipeline was fit on."""
-    if not isinstance(instances, list) or not instances or not all(isinstance(r, dict) for r in instances):
-        raise RequestError(
-            "'instances' must be a non-empty list of objects", [{"field": "instances", "message": "required"}]
-        )
-    if len(instances) > max_rows:
-        raise TooManyRows(
-            f"{len(instances)} instances in one request; the maximum is {max_rows}",
-            [{"field": "instances", "message": f"at most {max_rows} rows"}],
-        )
-    unknown = set().union(*instances) - set(features)
-    errors = (
-        [{"field": "instances", "message": f"unknown fields: {', '.join(sorted(unknown)[:10])}"}] if unknown else []
-    )
-    raw = pd.DataFrame.from_records(instances, columns=list(features))
-    columns: dict[str, pd.Series] = {}
+    """``instances`` validated by the real handler's code (``conveyor.serving``: the same field-level
+    400s and 413), as the typed frame the pipeline was fit on."""
+    columns = columns_from_instances(instances, features, max_rows)
+    frame = {}
     for name, kind in features.items():
-        column = raw[name]
-        if kind == "number":
-            numbers = pd.to_numeric(column, errors="coerce")
-            bad = numbers.isna() & column.notna()
-            errors.extend(
-                {"field": f"instances[{i}].{name}", "message": "must be a number"} for i in np.flatnonzero(bad)
-            )
-            columns[name] = numbers.astype(np.float32)
-        else:
-            columns[name] = column.fillna("").astype(str)
-    if errors:
-        raise RequestError(f"{len(errors)} invalid field(s) in 'instances'", errors[:100])
-    return pd.DataFrame(columns)
+        column = pd.Series(columns[name].reshape(-1))
+        frame[name] = column.fillna("").astype(str) if kind == "category" else column.astype(np.float32)
+    return pd.DataFrame(frame)
 
 
 class SklearnService:
@@ -148,7 +116,7 @@ class SklearnService:
             )
         bundle = self.model(routing.champion["artifact_key"])
         if not isinstance(body, dict):
-            raise RequestError(
+            raise InvalidInput(
                 "the body must be a JSON object with 'instances'", [{"field": "body", "message": "not an object"}]
             )
         frame = frame_from_instances(body.get("instances"), bundle["features"], self._max_rows)
@@ -180,12 +148,7 @@ def _prediction_service() -> SklearnService:
 
 
 def _request_id() -> str:
-    for name, value in dict(app.current_event.headers or {}).items():
-        if name.lower() == "x-request-id" and value and len(value) <= 200:
-            request_id = value
-            break
-    else:
-        request_id = str(uuid.uuid4())
+    request_id = request_id_from(dict(app.current_event.headers or {}))
     logger.set_correlation_id(request_id)
     return request_id
 
@@ -202,10 +165,7 @@ def _json(status: int, body: dict[str, Any], request_id: str) -> Response:
 @app.post("/models/<model>/predict")
 def predict(model: str) -> Response:
     request_id = _request_id()
-    try:
-        body = json.loads(app.current_event.body or "")
-    except json.JSONDecodeError as error:
-        raise RequestError("the body is not valid JSON", [{"field": "body", "message": error.msg}]) from None
+    body = parse_body(app.current_event.body)
     response = _prediction_service().predict(model, body, request_id)
     logger.info(
         "scored", extra={"model": model, "version": response["model_version"], "rows": len(response["predictions"])}

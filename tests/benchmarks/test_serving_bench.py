@@ -76,36 +76,6 @@ GOAL_SIZE_MB = 120.0
 sys.path.insert(0, str(HERE))
 import serving_env as env  # noqa: E402
 
-# What infra/bundling.py runs, if infra cannot be imported (aws-cdk missing): keep in step with it.
-FALLBACK_PIP = [
-    "-m",
-    "pip",
-    "install",
-    "--quiet",
-    "--disable-pip-version-check",
-    "--no-compile",
-    "-r",
-    "{requirements}",
-    "-t",
-    "{target}",
-    "--platform",
-    "manylinux2014_x86_64",
-    "--platform",
-    "manylinux_2_28_x86_64",
-    "--python-version",
-    "3.12",
-    "--implementation",
-    "cp",
-    "--only-binary=:all:",
-]
-FALLBACK_CORE_EXCLUDE = [
-    "python/conveyor/localcloud",
-    "python/conveyor/cli",
-    "python/*.egg-info",
-    "**/__pycache__",
-    "*.pyc",
-]
-
 
 # --- helpers ----------------------------------------------------------------------------------
 def _run(command: list[str], *, env_vars: dict[str, str] | None = None, timeout: float = 900) -> None:
@@ -408,11 +378,10 @@ def _infra_bundling(target: Path) -> tuple[list[str], list[str], str]:
             JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="1", JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1"
         ),
     )
-    if done.returncode == 0:
-        command, exclude = json.loads(done.stdout.strip().splitlines()[-1])
-        return command, exclude, "infra/bundling.py"
-    command = [sys.executable] + [a.format(requirements=REQUIREMENTS, target=target) for a in FALLBACK_PIP]
-    return command, FALLBACK_CORE_EXCLUDE, "copy of infra/bundling.py (infra did not import)"
+    # `make bench` installs the infra extra: the one pip command is infra's, never a copy of it.
+    assert done.returncode == 0, f"infra/bundling.py did not import:\n{done.stderr[-2000:]}"
+    command, exclude = json.loads(done.stdout.strip().splitlines()[-1])
+    return command, exclude, "infra/bundling.py"
 
 
 def _venv_closure_bytes() -> tuple[int, list[str]]:

@@ -1,39 +1,16 @@
-"""Fixtures of the serving component tests: a second model that answers differently from the
-first, and the serving contract of a spec."""
+"""Helpers of the component tests: the predict function's environment and the registry table.
+(The second demo model, ``other_model``, and ``demo_spec_data`` are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC, TrainedModel
+from tests.conftest import DEMO_ROW, demo_spec_data
 
 ROW: dict[str, Any] = DEMO_ROW
-
-
-def demo_spec_data(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(DEMO_SPEC.read_text())
-    data.update(changes)
-    return data
-
-
-@pytest.fixture(scope="session")
-def other_model() -> TrainedModel:
-    """The demo features under a logistic regression: same inputs, visibly different scores."""
-    import pandas as pd
-
-    from conveyor.onnx_export import export_onnx
-    from conveyor.spec import parse_spec, spec_hash
-    from conveyor.training import train_model
-
-    spec = parse_spec(demo_spec_data(estimator={"type": "logistic_regression", "params": {"max_iter": 200}}))
-    frame = pd.read_csv(DATASET)
-    frame = frame[frame["year"] <= 1985].reset_index(drop=True)
-    result = train_model(frame, spec)
-    onnx = export_onnx(result.pipeline, spec, classes=result.classes, spec_hash=spec_hash(spec))
-    return TrainedModel(spec=spec, result=result, onnx=onnx)
+__all__ = ["ROW", "create_registry_table", "demo_spec_data", "predict_environment"]
 
 
 def predict_environment(monkeypatch: pytest.MonkeyPatch, model_dir: Any, **extra: str) -> None:

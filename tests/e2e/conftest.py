@@ -6,12 +6,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from conveyor.cli.target import Target
 from tests.conftest import ROOT
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 60, interval: float = 0.3, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds (a generous deadline,
+    never a fixed sleep before an assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what or 'the condition'} did not hold within {timeout} s")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

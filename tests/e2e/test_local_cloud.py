@@ -25,6 +25,7 @@ from conveyor.stacks import stack_name
 from conveyor.tabular import feature_frame
 from conveyor.training import train_model
 from tests.conftest import DATASET, DEMO_ROW, DEMO_SPEC
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
 MODEL = "doctor-visits"
@@ -204,14 +205,16 @@ def test_a_duplicated_s3_event_starts_one_execution(
     for _ in range(2):  # the bucket's own event, plus the same event delivered twice more
         sqs.send_message(QueueUrl=cloud.output("IngestQueueUrl"), MessageBody=json.dumps(event))
     execution = _wait_for_end(cloud, key)
-    time.sleep(2)  # let every delivery reach the dispatcher
-    # Neither waiting nor in flight: every delivery was handled and deleted, none left to reappear.
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=cloud.output("IngestQueueUrl"),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    assert attributes["ApproximateNumberOfMessages"] == "0"
-    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+    def queue_drained() -> bool:
+        # Neither waiting nor in flight: every delivery was handled and deleted, none left to reappear.
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=cloud.output("IngestQueueUrl"),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+    wait_until(queue_drained, timeout=60, what="every delivery handled and deleted from the ingest queue")
     assert len(_executions_for(cloud, key)) == 1
     assert execution["status"] == "SUCCEEDED"
 

@@ -28,6 +28,7 @@ from conveyor.adapters.aws import DynamoTable
 from conveyor.cli.target import Target
 from conveyor.registry import Registry
 from tests.conftest import DEMO_ROW, DEMO_SPEC
+from tests.e2e.conftest import wait_until
 from tests.e2e.test_local_cloud import _wait_for_end, _years
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local-cloud")]
@@ -82,7 +83,22 @@ def served(cloud: Target, tmp_path_factory: pytest.TempPathFactory) -> Target:
     version = registry.get(MODEL, 1)
     assert version.contract_key and version.status == "production"
     registry.set_shadow(MODEL, 1)
-    time.sleep(5.1)  # the routing cache time (ROUTING_CACHE_SECONDS)
+    probes = (f"shadow-probe-{i}" for i in range(1000))
+
+    def shadow_scores() -> bool:
+        # The predict function caches the routing record for ROUTING_CACHE_SECONDS: wait until it
+        # sees the shadow, i.e. a request's capture holds a shadow record.
+        request_id = next(probes)
+        response = requests.post(
+            f"{cloud.api_url}/models/{MODEL}/predict",
+            json={"instances": [ROW]},
+            headers={"X-Request-Id": request_id},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return any(r["role"] == "shadow" for r in _captures(cloud, {request_id}))
+
+    wait_until(shadow_scores, timeout=120, interval=0.5, what="the predict function scoring with the shadow")
     return cloud
 
 

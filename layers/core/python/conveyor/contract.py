@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor.breaker import BreakerSettings
+from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
     from conveyor.spec import ModelSpec
@@ -102,12 +103,11 @@ class FeatureRule:
         )
 
 
-class ContractViolation(Exception):
+class ContractViolation(ConveyorError):
     """A request does not satisfy the contract: ``details`` lists each bad field."""
 
     def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
         super().__init__(message)
-        self.message = message
         self.details = details
 
 
@@ -299,7 +299,10 @@ def _parsed_number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None]:
+Converted = tuple[Any, str | None, str | None]  # (model value, error, warning) of one field
+
+
+def _convert(rule: FeatureRule, value: Any) -> Converted:
     """(model value, error, warning) for one field."""
     kind = rule.type
     sentinel = _sentinel(rule, value)
@@ -309,33 +312,44 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
         if not rule.nullable:
             return None, "required", None
         return ("" if kind == "category" else math.nan), None, None
-    if kind == "category":
-        if isinstance(value, float) or not isinstance(value, str | int | bool):
-            return None, f"must be a string, got {type(value).__name__}", None
-        key = category_key(value)
-        key = rule.mapping.get(key, key)
-        if rule.allowed is not None and key not in rule.allowed:
-            shown = ", ".join(sorted(rule.allowed)[:20])
-            return None, f"must be one of {shown}; got {key[:50]!r}", None
-        return key, None, None
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return (1.0 if value else 0.0), None, None
-        if _is_number(value) and value in (0, 1):
-            return float(value), None, None
-        if isinstance(value, str) and value.strip().lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
-            return (1.0 if value.strip().lower() in BOOLEAN_TRUE else 0.0), None, None
-        return None, "must be true or false (or 1/0)", None
-    if kind == "datetime":
-        if isinstance(value, str):
-            seconds = _epoch_seconds(value)
-            if seconds is None:
-                return None, "must be an ISO 8601 date-time or epoch seconds", None
-            return seconds, None, None
-        if not _is_number(value) or _finite_float32(value) is None:
-            return None, "must be an ISO 8601 date-time or epoch seconds", None
+    return _CONVERTERS.get(kind, _convert_number)(rule, value)
+
+
+def _convert_category(rule: FeatureRule, value: Any) -> Converted:
+    if isinstance(value, float) or not isinstance(value, str | int | bool):
+        return None, f"must be a string, got {type(value).__name__}", None
+    key = category_key(value)
+    key = rule.mapping.get(key, key)
+    if rule.allowed is not None and key not in rule.allowed:
+        shown = ", ".join(sorted(rule.allowed)[:20])
+        return None, f"must be one of {shown}; got {key[:50]!r}", None
+    return key, None, None
+
+
+def _convert_boolean(rule: FeatureRule, value: Any) -> Converted:
+    if isinstance(value, bool):
+        return (1.0 if value else 0.0), None, None
+    if _is_number(value) and value in (0, 1):
         return float(value), None, None
-    # number, integer (booleans are numbers 1/0, as the data gate reads them)
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
+        return (1.0 if value.strip().lower() in BOOLEAN_TRUE else 0.0), None, None
+    return None, "must be true or false (or 1/0)", None
+
+
+def _convert_datetime(rule: FeatureRule, value: Any) -> Converted:
+    if isinstance(value, str):
+        seconds = _epoch_seconds(value)
+        if seconds is None:
+            return None, "must be an ISO 8601 date-time or epoch seconds", None
+        return seconds, None, None
+    if not _is_number(value) or _finite_float32(value) is None:
+        return None, "must be an ISO 8601 date-time or epoch seconds", None
+    return float(value), None, None
+
+
+def _convert_number(rule: FeatureRule, value: Any) -> Converted:
+    """number and integer (booleans are numbers 1/0, as the data gate reads them)."""
+    kind = rule.type
     number = _finite_float32(value) if isinstance(value, int | float) else None
     if number is None:
         return None, f"must be a finite number within float32 range, got {type(value).__name__}", None
@@ -349,6 +363,9 @@ def _convert(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None
     if rule.range is not None and not rule.range[0] <= number <= rule.range[1]:
         return number, None, f"{number:g} is outside the training range [{rule.range[0]:g}, {rule.range[1]:g}]"
     return number, None, None
+
+
+_CONVERTERS = {"category": _convert_category, "boolean": _convert_boolean, "datetime": _convert_datetime}
 
 
 def _epoch_seconds(text: str) -> float | None:

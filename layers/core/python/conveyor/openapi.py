@@ -143,6 +143,105 @@ def _instance_schema(contract: ServingContract) -> dict[str, Any]:
     }
 
 
+_REQUEST_ID = {
+    "name": "X-Request-Id",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "echoed; generated when absent",
+}
+_ENTITY_KEY = {
+    "name": "X-Entity-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "routes every request with this key to the same version during a traffic split",
+}
+_PREDICT_RESPONSE = {
+    "type": "object",
+    "required": ["model", "model_version", "request_id", "predictions", "warnings"],
+    "properties": {
+        "model": {"type": "string"},
+        "model_version": {"type": "integer", "nullable": True},
+        "request_id": {"type": "string"},
+        "predictions": {"type": "array"},
+        "probabilities": {"type": "array", "items": {"type": "object"}},
+        "warnings": {"type": "array", "items": _WARNING},
+        "fallback": {"type": "string", "enum": ["previous", "static", "champion"]},
+        "fallback_from": {
+            "type": "integer",
+            "description": "the version that could not answer (fallback: champion)",
+        },
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _paths(model_param: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "/models/{model}/predict": {
+            "post": {
+                "operationId": "predict",
+                "parameters": [model_param, copy.deepcopy(_REQUEST_ID), copy.deepcopy(_ENTITY_KEY)],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+                },
+                "responses": {
+                    "200": {
+                        **_ok("scores of the version that answered", "PredictResponse"),
+                        "headers": {
+                            "X-Conveyor-Fallback": {
+                                "description": "the version the champion answered for (it could not answer)",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    },
+                    "400": _error("invalid input, with field-level details"),
+                    "404": _error("unknown model"),
+                    "413": _error("too many rows"),
+                    "503": _error("model switched off with no fallback, or its artifact failed verification"),
+                },
+            }
+        },
+        "/models/{model}": {
+            "get": {
+                "operationId": "describeModel",
+                "parameters": [model_param],
+                "responses": {"200": _ok("deployment state", "ModelState"), "404": _error("unknown model")},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
+                        "description": "specialise the document to this model's features",
+                    }
+                ],
+                "responses": {"200": {"description": "this document"}, "404": _error("unknown model")},
+            }
+        },
+    }
+
+
 def openapi_document(contract: ServingContract | None = None) -> dict[str, Any]:
     """The API's OpenAPI 3.0 document; with ``contract``, specialised to that model."""
     model_schema: dict[str, Any] = {"type": "string", "pattern": MODEL_NAME_PATTERN}
@@ -152,106 +251,15 @@ def openapi_document(contract: ServingContract | None = None) -> dict[str, Any]:
         request_schema = copy.deepcopy(request_schema)
         request_schema["properties"]["instances"]["items"] = _instance_schema(contract)
     model_param = {"name": "model", "in": "path", "required": True, "schema": model_schema}
-    request_id = {
-        "name": "X-Request-Id",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "maxLength": 200},
-        "description": "echoed; generated when absent",
-    }
-    entity_key = {
-        "name": "X-Entity-Key",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "maxLength": 200},
-        "description": "routes every request with this key to the same version during a traffic split",
-    }
-
-    def error(description: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-
-    def ok(description: str, schema: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-        }
-
     return {
         "openapi": "3.0.3",
         "info": {"title": "Conveyor prediction API", "version": "1"},
-        "paths": {
-            "/models/{model}/predict": {
-                "post": {
-                    "operationId": "predict",
-                    "parameters": [model_param, request_id, entity_key],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            **ok("scores of the version that answered", "PredictResponse"),
-                            "headers": {
-                                "X-Conveyor-Fallback": {
-                                    "description": "the version the champion answered for (it could not answer)",
-                                    "schema": {"type": "string"},
-                                }
-                            },
-                        },
-                        "400": error("invalid input, with field-level details"),
-                        "404": error("unknown model"),
-                        "413": error("too many rows"),
-                        "503": error("model switched off with no fallback, or its artifact failed verification"),
-                    },
-                }
-            },
-            "/models/{model}": {
-                "get": {
-                    "operationId": "describeModel",
-                    "parameters": [model_param],
-                    "responses": {"200": ok("deployment state", "ModelState"), "404": error("unknown model")},
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "parameters": [
-                        {
-                            "name": "model",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "pattern": MODEL_NAME_PATTERN},
-                            "description": "specialise the document to this model's features",
-                        }
-                    ],
-                    "responses": {"200": {"description": "this document"}, "404": error("unknown model")},
-                }
-            },
-        },
+        "paths": _paths(model_param),
         "components": {
             "schemas": {
                 "Error": _ERROR,
                 "PredictRequest": request_schema,
-                "PredictResponse": {
-                    "type": "object",
-                    "required": ["model", "model_version", "request_id", "predictions", "warnings"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "model_version": {"type": "integer", "nullable": True},
-                        "request_id": {"type": "string"},
-                        "predictions": {"type": "array"},
-                        "probabilities": {"type": "array", "items": {"type": "object"}},
-                        "warnings": {"type": "array", "items": _WARNING},
-                        "fallback": {"type": "string", "enum": ["previous", "static", "champion"]},
-                        "fallback_from": {
-                            "type": "integer",
-                            "description": "the version that could not answer (fallback: champion)",
-                        },
-                    },
-                },
+                "PredictResponse": copy.deepcopy(_PREDICT_RESPONSE),
                 "ModelState": _MODEL_STATE,
             }
         },

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from conveyor.errors import ConveyorError
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -34,23 +36,43 @@ class ObjectRef:
         }
 
 
+class ObjectMissing(ConveyorError):
+    """No such object, or no such version of it: S3's NoSuchKey / NoSuchVersion / 404, or a key whose
+    newest version is a delete marker."""
+
+    def __init__(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        where = f"s3://{bucket}/{key}" + (f" (version {version_id})" if version_id else "")
+        super().__init__(f"no object {where}", {"bucket": bucket, "key": key, "version_id": version_id})
+        self.bucket, self.key, self.version_id = bucket, key, version_id
+
+
 class ObjectStore(Protocol):
-    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
+    """Objects in versioned buckets (S3's model): a put adds a version, a delete adds a delete marker."""
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        """The bytes of the newest version (or of ``version_id``); raise ``ObjectMissing`` if there is none."""
+        ...
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef: ...
 
-    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None: ...
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None:
+        """The newest version (or ``version_id``), None if there is none."""
+        ...
 
-    def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef: ...
+    def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef:
+        """Copy ``source`` (its newest version unless it names one); raise ``ObjectMissing`` if it has none."""
+        ...
 
-    def delete(self, bucket: str, key: str) -> None: ...
+    def delete(self, bucket: str, key: str) -> None:
+        """Add a delete marker: the key is gone from ``get``/``head``/``keys``, its versions stay readable."""
+        ...
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key under ``prefix``, in lexicographic order (S3's listing order)."""
         ...
 
 
-class ConditionFailed(Exception):
+class ConditionFailed(ConveyorError):
     """A conditional write lost a race: somebody else wrote first."""
 
 
@@ -98,13 +120,17 @@ class TaskCallbacks(Protocol):
         ...
 
 
-class CallbackExpired(Exception):
+class CallbackExpired(ConveyorError):
     """The task a token belonged to no longer waits (answered, timed out, or its execution ended)."""
 
 
 class ExecutionStarter(Protocol):
     def start(self, name: str, payload: dict[str, Any]) -> bool:
-        """Start an execution named ``name``; False if one with that name already exists."""
+        """Start an execution named ``name``; False if one with that name already exists.
+
+        Step Functions answers a repeat with the same name and the same input, while the first
+        execution still runs, as if it started it (True; nothing new runs): either way one execution
+        per name. The in-memory fake answers False."""
         ...
 
 

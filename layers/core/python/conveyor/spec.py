@@ -454,6 +454,12 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:
+        self._check_columns()
+        self._check_task()
+        self._check_gates()
+        return self
+
+    def _check_columns(self) -> None:
         if self.target.column in self.features:
             raise ValueError(f"target.column: {self.target.column!r} is also listed in features")
         for name, feature in self.features.items():
@@ -467,12 +473,17 @@ class ModelSpec(_Strict):
                 raise ValueError(f"features.{name}: {name!r} is deprecated and cannot be a feature")
         if self.target.column in self.deprecated:
             raise ValueError(f"deprecated: the target {self.target.column!r} cannot be deprecated")
+
+    def _check_task(self) -> None:
         if self.task not in ESTIMATOR_TASKS[self.estimator.type]:
             raise ValueError(f"estimator.type: {self.estimator.type} cannot be used for {self.task}")
         if self.target.positive_when is not None and self.task != "classification":
             raise ValueError("target.positive_when: only valid for classification")
         if self.target.column in self.slices:
             raise ValueError(f"slices: the target {self.target.column!r} cannot be a slice column")
+
+    def _check_gates(self) -> None:
+        """Either threshold of the primary-metric gate, not both; defaults of the task filled in."""
         if self.gates.min_improvement is not None and self.gates.max_degradation > 0:
             raise ValueError(
                 "gates.min_improvement: set either min_improvement (the candidate must be better by at least "
@@ -488,7 +499,6 @@ class ModelSpec(_Strict):
                 f"gates.primary_metric: {self.gates.primary_metric} is not a {self.task} metric "
                 f"(use one of {', '.join(sorted(valid))})"
             )
-        return self
 
     @property
     def primary_metric(self) -> str:

@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conveyor.ports import CallbackExpired, ConditionFailed, ObjectRef
+from conveyor.ports import CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -31,6 +31,14 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
+# What S3 answers for a key that has no (current) version, or a version that does not exist.
+_MISSING = {"404", "NoSuchKey", "NoSuchVersion", "NotFound"}
+
+
+def _is_missing(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) in _MISSING
+
+
 class S3ObjectStore:
     def __init__(self, client: Any | None = None) -> None:
         self._s3 = client or boto3.client("s3")
@@ -39,7 +47,12 @@ class S3ObjectStore:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
-        body: bytes = self._s3.get_object(**kwargs)["Body"].read()
+        try:
+            body: bytes = self._s3.get_object(**kwargs)["Body"].read()
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(bucket, key, version_id) from error
+            raise
         return body
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
@@ -53,7 +66,7 @@ class S3ObjectStore:
         try:
             response = self._s3.head_object(**kwargs)
         except ClientError as error:
-            if error.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+            if _is_missing(error):
                 return None
             raise
         return ObjectRef(
@@ -64,7 +77,12 @@ class S3ObjectStore:
         copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
         if source.version_id:
             copy_source["VersionId"] = source.version_id
-        response = self._s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source)
+        try:
+            response = self._s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source)
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(source.bucket, source.key, source.version_id) from error
+            raise
         etag = response.get("CopyObjectResult", {}).get("ETag", "").strip('"')
         return ObjectRef(bucket, key, response.get("VersionId"), etag, source.size)
 
@@ -107,8 +125,11 @@ class DynamoTable:
     ) -> list[dict[str, Any]]:
         from boto3.dynamodb.conditions import Key
 
+        condition = Key("pk").eq(pk)
+        if sk_prefix:  # DynamoDB refuses begins_with on an empty string: "" means every item of pk
+            condition = condition & Key("sk").begins_with(sk_prefix)
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(pk) & Key("sk").begins_with(sk_prefix),
+            "KeyConditionExpression": condition,
             "ScanIndexForward": not newest_first,
             "ConsistentRead": True,
         }

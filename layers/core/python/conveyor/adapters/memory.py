@@ -9,21 +9,29 @@ import itertools
 import threading
 from typing import Any
 
-from conveyor.ports import CallbackExpired, ConditionFailed, ObjectRef
+from conveyor.ports import CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
 
 
 class MemoryObjectStore:
+    """Versioned buckets in memory. Every put adds a version; a delete adds a delete marker (``None``
+    bytes) as S3 does on a versioned bucket, so older versions stay readable by version id."""
+
     def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        self.objects: dict[tuple[str, str], list[tuple[str, bytes | None]]] = {}
         self._versions = itertools.count(1)
 
-    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
-        versions = self.objects.get((bucket, key))
-        if not versions:
-            raise KeyError(f"s3://{bucket}/{key}")
+    def _version(self, bucket: str, key: str, version_id: str | None) -> tuple[str, bytes]:
+        versions = self.objects.get((bucket, key), [])
         if version_id is None:
-            return versions[-1][1]
-        return next(data for vid, data in versions if vid == version_id)
+            found = versions[-1] if versions else None
+        else:
+            found = next((v for v in versions if v[0] == version_id), None)
+        if found is None or found[1] is None:
+            raise ObjectMissing(bucket, key, version_id)
+        return found[0], found[1]
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        return self._version(bucket, key, version_id)[1]
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectRef:
         version_id = f"v{next(self._versions)}"
@@ -31,20 +39,24 @@ class MemoryObjectStore:
         return ObjectRef(bucket, key, version_id, hashlib.md5(data).hexdigest(), len(data))  # noqa: S324 - S3 ETag
 
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRef | None:
-        versions = self.objects.get((bucket, key))
-        if not versions:
+        try:
+            vid, data = self._version(bucket, key, version_id)
+        except ObjectMissing:
             return None
-        vid, data = versions[-1] if version_id is None else next(v for v in versions if v[0] == version_id)
         return ObjectRef(bucket, key, vid, hashlib.md5(data).hexdigest(), len(data))  # noqa: S324 - S3 ETag
 
     def copy(self, source: ObjectRef, bucket: str, key: str) -> ObjectRef:
         return self.put(bucket, key, self.get(source.bucket, source.key, source.version_id))
 
     def delete(self, bucket: str, key: str) -> None:
-        self.objects.pop((bucket, key), None)
+        self.objects.setdefault((bucket, key), []).append((f"v{next(self._versions)}", None))
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
-        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+        return sorted(
+            k
+            for (b, k), versions in self.objects.items()
+            if b == bucket and k.startswith(prefix) and versions[-1][1] is not None
+        )
 
 
 class MemoryTable:

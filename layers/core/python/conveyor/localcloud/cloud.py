@@ -10,41 +10,26 @@ directly; IAM, log groups, layers and the API Gateway control plane are cloud-on
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import sys
 import time
-import zipfile
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError
+from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
-from conveyor.localcloud.runtime import FUNCTION_TAG, LambdaRuntime, LocalFunction, install_moto_patch
+from conveyor.localcloud.runtime import LambdaRuntime, install_moto_patch
 from conveyor.localcloud.template import STACK, repo_root, synthesized_template
 
 log = logging.getLogger(__name__)
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "conveyor-local", "AWS_SECRET_ACCESS_KEY": "conveyor-local"}
-
-# Environment variables naming resources the local cloud does not create, with the reason. The
-# functions run without them and fall back to what works locally.
-CLOUD_ONLY_ENVIRONMENT = {
-    # moto's Firehose has no dynamic partitioning (it would write every model's records under one
-    # prefix): without a stream, predict writes the same capture lines in batches to the bucket itself.
-    "CAPTURE_STREAM": "AWS::KinesisFirehose::DeliveryStream",
-}
-
-
-class LocalCloudError(ConveyorError):
-    pass
 
 
 @dataclass
@@ -62,31 +47,6 @@ class LocalCloudInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _tags(properties: dict[str, Any]) -> dict[str, str]:
-    tags = properties.get("Tags") or []
-    if isinstance(tags, dict):
-        return {str(k): str(v) for k, v in tags.items()}
-    return {str(t["Key"]): str(t["Value"]) for t in tags}
-
-
-def _find_getatt_targets(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        if "Fn::GetAtt" in value:
-            target = value["Fn::GetAtt"]
-            return [target[0] if isinstance(target, list) else str(target).split(".")[0]]
-        return [t for v in value.values() for t in _find_getatt_targets(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in _find_getatt_targets(v)]
-    return []
-
-
-def _placeholder_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "The local cloud runs this function's code in-process from functions/.\n")
-    return buffer.getvalue()
 
 
 class LocalCloud:
@@ -138,7 +98,9 @@ class LocalCloud:
         if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
             sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)
-        created, skipped, api_function = self._create(template, names, endpoint)
+        creation = Creation(template, names, endpoint, self.region, self.runtime)
+        api_function = create_all(creation)
+        self._pollers.extend(creation.pollers)
         self._gateway = None
         api_url = ""
         if api_function:
@@ -156,8 +118,8 @@ class LocalCloud:
             region=self.region,
             outputs=outputs,
             functions={f.code: f.name for f in self.runtime.functions.values()},
-            created=dict(created),
-            skipped=dict(skipped),
+            created=dict(creation.created),
+            skipped=dict(creation.skipped),
             startup_seconds=round(time.perf_counter() - started, 3),
         )
         return self.info
@@ -191,174 +153,3 @@ class LocalCloud:
             return result.payload, result.errored
 
         return invoke
-
-    def _create(self, template: dict[str, Any], names: Names, endpoint: str) -> tuple[Counter[str], Counter[str], str]:
-        import boto3
-
-        def client(service: str) -> Any:
-            return boto3.client(service, endpoint_url=endpoint, region_name=self.region)
-
-        s3, ddb, sqs, sns, events, lam, sfn, iam = (
-            client(s) for s in ("s3", "dynamodb", "sqs", "sns", "events", "lambda", "stepfunctions", "iam")
-        )
-        role_arn = iam.create_role(
-            RoleName="conveyor-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        resources: dict[str, dict[str, Any]] = template.get("Resources", {})
-        created: Counter[str] = Counter()
-        skipped: Counter[str] = Counter()
-        by_type: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for logical_id, resource in resources.items():
-            by_type.setdefault(resource["Type"], []).append((logical_id, resource.get("Properties", {})))
-
-        for logical_id, props in by_type.pop("AWS::S3::Bucket", []):
-            bucket = names.ref(logical_id)
-            kwargs: dict[str, Any] = {"Bucket": bucket}
-            if self.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            s3.create_bucket(**kwargs)
-            if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
-                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-            if "BucketEncryption" in props:
-                # CloudFormation and the S3 API spell the same rule differently.
-                rules = [
-                    {"ApplyServerSideEncryptionByDefault": r["ServerSideEncryptionByDefault"]}
-                    for r in names.resolve(props["BucketEncryption"]["ServerSideEncryptionConfiguration"])
-                    if "ServerSideEncryptionByDefault" in r
-                ]
-                s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
-            if "PublicAccessBlockConfiguration" in props:
-                s3.put_public_access_block(
-                    Bucket=bucket, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
-                )
-            created["AWS::S3::Bucket"] += 1
-        for _logical_id, props in by_type.pop("Custom::S3BucketNotifications", []):
-            s3.put_bucket_notification_configuration(
-                Bucket=names.resolve(props["BucketName"]),
-                NotificationConfiguration=names.resolve(props.get("NotificationConfiguration", {})),
-            )
-            created["Custom::S3BucketNotifications"] += 1
-        for logical_id, props in by_type.pop("AWS::DynamoDB::Table", []):
-            table: dict[str, Any] = {
-                "TableName": names.ref(logical_id),
-                "KeySchema": props["KeySchema"],
-                "AttributeDefinitions": props["AttributeDefinitions"],
-                "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
-            }
-            if props.get("GlobalSecondaryIndexes"):
-                table["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-            if table["BillingMode"] == "PROVISIONED":
-                table["ProvisionedThroughput"] = props["ProvisionedThroughput"]
-            ddb.create_table(**table)
-            created["AWS::DynamoDB::Table"] += 1
-        queues = sorted(by_type.pop("AWS::SQS::Queue", []), key=lambda q: "RedrivePolicy" in q[1])
-        for logical_id, props in queues:
-            attributes: dict[str, str] = {}
-            for name in (
-                "VisibilityTimeout",
-                "MessageRetentionPeriod",
-                "DelaySeconds",
-                "ReceiveMessageWaitTimeSeconds",
-            ):
-                if name in props:
-                    attributes[name] = str(props[name])
-            if "RedrivePolicy" in props:
-                attributes["RedrivePolicy"] = json.dumps(names.resolve(props["RedrivePolicy"]))
-            sqs.create_queue(QueueName=names.get_att(logical_id, "QueueName"), Attributes=attributes)
-            created["AWS::SQS::Queue"] += 1
-        for logical_id, _props in by_type.pop("AWS::SNS::Topic", []):
-            sns.create_topic(Name=names.get_att(logical_id, "TopicName"))
-            created["AWS::SNS::Topic"] += 1
-        for logical_id, props in by_type.pop("AWS::Events::Rule", []):
-            rule = names.ref(logical_id)
-            events.put_rule(
-                Name=rule,
-                EventPattern=json.dumps(names.resolve(props["EventPattern"])),
-                State=props.get("State", "ENABLED"),
-            )
-            targets = [{"Id": t["Id"], "Arn": names.resolve(t["Arn"])} for t in props.get("Targets", [])]
-            if targets:
-                events.put_targets(Rule=rule, Targets=targets)
-            created["AWS::Events::Rule"] += 1
-
-        environment: dict[str, str] = {}
-        for logical_id, props in by_type.pop("AWS::Lambda::Function", []):
-            code = _tags(props).get(FUNCTION_TAG)
-            if code is None:
-                skipped["AWS::Lambda::Function (CDK internal)"] += 1
-                continue
-            name = names.ref(logical_id)
-            declared = props.get("Environment", {}).get("Variables", {})
-            variables = {k: str(v) for k, v in names.resolve(declared).items() if k not in CLOUD_ONLY_ENVIRONMENT}
-            for key, value in variables.items():
-                if environment.setdefault(key, value) != value:
-                    raise LocalCloudError(
-                        f"functions disagree on environment variable {key} ({environment[key]!r} vs {value!r}); "
-                        "the local cloud runs all handlers in one process, so a name must have one value"
-                    )
-            lam.create_function(
-                FunctionName=name,
-                Runtime="python3.12",
-                Role=role_arn,
-                Handler="handler.lambda_handler",
-                Code={"ZipFile": _placeholder_zip()},
-                Timeout=int(props.get("Timeout", 3)),
-                MemorySize=int(props.get("MemorySize", 128)),
-                Environment={"Variables": variables},
-                Tags=_tags(props),
-            )
-            self.runtime.register(
-                LocalFunction(
-                    name=name,
-                    arn=names.get_att(logical_id, "Arn"),
-                    code=code,
-                    memory=int(props.get("MemorySize", 128)),
-                    timeout=int(props.get("Timeout", 3)),
-                )
-            )
-            created["AWS::Lambda::Function"] += 1
-        os.environ.update(environment)
-
-        from infra.asl import render_definition  # the renderer the infra tests use: one definition
-
-        for logical_id, props in by_type.pop("AWS::StepFunctions::StateMachine", []):
-            document = render_definition(template, logical_id, names.resolve)
-            sfn.create_state_machine(
-                name=names.get_att(logical_id, "Name"),
-                definition=json.dumps(document),
-                roleArn=role_arn,
-                type=props.get("StateMachineType", "STANDARD"),
-            )
-            created["AWS::StepFunctions::StateMachine"] += 1
-
-        for _logical_id, props in by_type.pop("AWS::Lambda::EventSourceMapping", []):
-            source = names.resolve(props["EventSourceArn"])
-            if ":sqs:" not in source:
-                skipped["AWS::Lambda::EventSourceMapping (non-SQS)"] += 1
-                continue
-            queue_name = source.rsplit(":", 1)[-1]
-            poller = QueuePoller(
-                sqs,
-                self.runtime,
-                queue_url=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"],
-                queue_arn=source,
-                function=names.resolve(props["FunctionName"]),
-                batch_size=int(props.get("BatchSize", 10)),
-                region=self.region,
-            )
-            poller.start()
-            self._pollers.append(poller)
-            created["AWS::Lambda::EventSourceMapping"] += 1
-
-        api_function = ""
-        for _logical_id, props in by_type.get("AWS::ApiGateway::Method", []):
-            integration = props.get("Integration", {})
-            if integration.get("Type") == "AWS_PROXY":
-                referenced = [t for t in _find_getatt_targets(integration.get("Uri")) if t in resources]
-                handlers = [t for t in referenced if resources[t]["Type"] == "AWS::Lambda::Function"]
-                if handlers:
-                    api_function = names.ref(handlers[0])
-        for kind, items in by_type.items():
-            skipped[kind] += len(items)
-        return created, skipped, api_function

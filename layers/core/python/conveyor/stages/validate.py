@@ -17,7 +17,7 @@ from typing import Any
 
 from conveyor import layout
 from conveyor.errors import ConveyorError
-from conveyor.ports import ObjectRef
+from conveyor.ports import ObjectMissing, ObjectRef
 from conveyor.registry import sha256_hex
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
@@ -72,7 +72,7 @@ def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> Val
     spec: ModelSpec | None = None
     try:
         spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
-    except KeyError:
+    except ObjectMissing:
         spec_problem = (
             f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{layout.spec_key(model)} first"
         )

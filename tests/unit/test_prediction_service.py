@@ -13,7 +13,8 @@ from conveyor.layout import artifact_key, contract_key
 from conveyor.registry import ModelVersion, Registry, sha256_hex, traffic_share
 from conveyor.serving import InvalidInput, ModelCache, ModelUnavailable, PredictionService
 from conveyor.spec import parse_spec
-from tests.component.conftest import ROW, demo_spec_data
+from tests.conftest import DEMO_ROW as ROW
+from tests.conftest import demo_spec_data
 
 MODEL = "doctor-visits"
 
