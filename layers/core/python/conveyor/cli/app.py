@@ -6,7 +6,10 @@ and boto3 are imported inside a command when it runs (tests/unit/test_cli_import
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from conveyor.cli import (
     data_commands,
@@ -50,16 +53,39 @@ COMMANDS = (
 )
 
 
+class _HelpFlagDefaultsToFalse:
+    """An absent --help is False, not None.
+
+    typer 0.29 passes a flag's bool value through, but coerces None with a pydantic TypeAdapter,
+    and importing pydantic for that costs more than the whole rest of ``conveyor X --help``.
+    """
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+class _Group(_HelpFlagDefaultsToFalse, TyperGroup):
+    pass
+
+
+class _Command(_HelpFlagDefaultsToFalse, TyperCommand):
+    pass
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="conveyor",
         help=HELP,
+        cls=_Group,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
     )
     for command in COMMANDS:
-        app.command()(command)
+        app.command(cls=_Command)(command)
     return app
 
 
