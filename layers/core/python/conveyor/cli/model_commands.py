@@ -17,7 +17,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,9 @@ from rich.table import Table
 
 from conveyor.cli.common import ExitCode, JsonFlag, SpecOption, console, fail, fmt, json_text, out
 from conveyor.errors import ArtifactError, ConveyorError, DataError, SpecError, TrainingError
+
+if TYPE_CHECKING:
+    from conveyor.gates import CandidateAssessment
 
 # What `conveyor train --out DIR` writes; `conveyor evaluate` reads TRAINING_FILE beside a candidate.
 MODEL_FILE = "model.onnx"
@@ -160,7 +163,7 @@ def _train(data: Path, spec_path: Path, out_dir: Path | None, *, quiet: bool) ->
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     passed = candidate.parity.passed
-    document["exit_code"] = ExitCode.OK if passed else ExitCode.REJECTED
+    document["exit_code"] = int(ExitCode.OK if passed else ExitCode.REJECTED)
     files[TRAINING_FILE].write_text(json_text(document), encoding="utf-8")
     if not quiet:
         _print_training(document)
@@ -287,7 +290,6 @@ def _evaluate(
 ) -> dict[str, Any]:
     from conveyor.gates import assess_candidate
     from conveyor.registry import sha256_hex
-    from conveyor.report import build_evidence, render_report
 
     spec = _load_spec(spec_path)
     holdout, holdout_sha256 = _read_frame(data, "holdout")
@@ -325,32 +327,11 @@ def _evaluate(
         "spec": str(spec_path),
         "training": str(candidate_path.parent / TRAINING_FILE) if training else None,
     }
-    bundle = build_evidence(
-        {
-            "model": spec.name,
-            "version": candidate_path.name,
-            "status": "passed" if passed else "rejected",
-            "decision": assessment.reason,
-            "sha256": sha256,
-            "metrics": {
-                "candidate": result.get("candidate") or {},
-                "champion": result.get("champion"),
-                "primary": result.get("metric"),
-            },
-            "gates": result["gates"],
-            "lineage": lineage,
-        },
-        evaluation=result,
-        training=training,
-        details=assessment.details(),
+    _write_evidence(
+        _evidence_bundle(spec.name, candidate_path.name, sha256, assessment, lineage, training),
+        evidence=evidence,
+        report=report,
     )
-    try:
-        if evidence is not None:
-            evidence.write_text(json_text(bundle), encoding="utf-8")
-        if report is not None:
-            report.write_text(render_report(bundle), encoding="utf-8")
-    except OSError as error:
-        raise _Stop(f"cannot write {error.filename}: {error.strerror or error}", ExitCode.FAILURE) from None
     document: dict[str, Any] = {
         "model": spec.name,
         "metric": result["metric"],
@@ -365,11 +346,56 @@ def _evaluate(
         "report": str(report) if report else None,
         "evidence": str(evidence) if evidence else None,
         "seconds": round(time.perf_counter() - started, 3),
-        "exit_code": ExitCode.OK if passed else ExitCode.REJECTED,
+        "exit_code": int(ExitCode.OK if passed else ExitCode.REJECTED),
     }
     if not quiet:
         _print_gates(document)
     return document
+
+
+def _evidence_bundle(
+    model: str,
+    version: str,
+    sha256: str,
+    assessment: CandidateAssessment,
+    lineage: dict[str, Any],
+    training: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The evidence bundle of an offline evaluation, as the Register stage builds it for a version."""
+    from conveyor.report import build_evidence
+
+    result = assessment.to_dict()
+    return build_evidence(
+        {
+            "model": model,
+            "version": version,
+            "status": "passed" if assessment.passed else "rejected",
+            "decision": assessment.reason,
+            "sha256": sha256,
+            "metrics": {
+                "candidate": result.get("candidate") or {},
+                "champion": result.get("champion"),
+                "primary": result.get("metric"),
+            },
+            "gates": result["gates"],
+            "lineage": lineage,
+        },
+        evaluation=result,
+        training=training,
+        details=assessment.details(),
+    )
+
+
+def _write_evidence(bundle: dict[str, Any], *, evidence: Path | None, report: Path | None) -> None:
+    from conveyor.report import render_report
+
+    try:
+        if evidence is not None:
+            evidence.write_text(json_text(bundle), encoding="utf-8")
+        if report is not None:
+            report.write_text(render_report(bundle), encoding="utf-8")
+    except OSError as error:
+        raise _Stop(f"cannot write {error.filename}: {error.strerror or error}", ExitCode.FAILURE) from None
 
 
 def _print_gates(document: dict[str, Any]) -> None:
