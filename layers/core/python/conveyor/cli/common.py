@@ -94,9 +94,9 @@ def print_json(document: Any) -> None:
 
 def json_text(document: Any) -> str:
     """Indented JSON of a document holding numpy values or NaN (written as null)."""
-    from conveyor.gates import json_safe
+    from conveyor.jsonsafe import json_safe
 
-    return json.dumps(json_safe(document), indent=2, allow_nan=False, default=str)
+    return json.dumps(json_safe(document), indent=2, allow_nan=False)
 
 
 def fmt(value: Any) -> str:
