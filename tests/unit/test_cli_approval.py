@@ -3,8 +3,9 @@
 import pytest
 from typer.testing import CliRunner
 
-from conveyor.cli.follow import EXIT_AWAITING_APPROVAL, EXIT_CANDIDATE_REJECTED, Outcome
-from conveyor.cli.main import app
+from conveyor.cli.app import app
+from conveyor.cli.common import ExitCode
+from conveyor.cli.follow import Outcome
 
 runner = CliRunner()
 
@@ -32,8 +33,8 @@ def test_top_level_help_lists_the_awaiting_approval_exit_code():
 
 def test_exit_codes_of_a_deployment():
     waiting = Outcome("AWAITING_APPROVAL", "Await approval", {}, None, None, 1.0)
-    assert waiting.exit_code == EXIT_AWAITING_APPROVAL == 6
+    assert waiting.exit_code == ExitCode.AWAITING_APPROVAL == 6
     rolled_back = Outcome("FAILED", "Rolled back", {}, "RolledBack", "m v2 rolled back", 1.0)
-    assert rolled_back.exit_code == EXIT_CANDIDATE_REJECTED
-    assert Outcome("SUCCEEDED", "Rejected by reviewer", {}, None, None, 1.0).exit_code == EXIT_CANDIDATE_REJECTED
+    assert rolled_back.exit_code == ExitCode.REJECTED
+    assert Outcome("SUCCEEDED", "Rejected by reviewer", {}, None, None, 1.0).exit_code == ExitCode.REJECTED
     assert Outcome("FAILED", "Deployment interrupted", {}, "DeploymentInterrupted", "", 1.0).exit_code == 1

@@ -1,7 +1,7 @@
 import pytest
 from typer.testing import CliRunner
 
-from conveyor.cli.main import app
+from conveyor.cli.app import app
 from tests.conftest import DEMO_SPEC
 
 runner = CliRunner()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from conveyor.cli.data_commands import commands
+from conveyor.cli.app import build_app
 from conveyor.spec import parse_spec
 from conveyor.validation import validate_bytes
 
@@ -151,12 +151,7 @@ def test_init_never_raises_and_round_trips(data: bytes, runner: CliRunner, tmp_p
 
 
 def _app():
-    import typer
-
-    app = typer.Typer()
-    for name, command in commands().items():
-        app.command(name)(command)
-    return app
+    return build_app()
 
 
 def test_yes_no_booleans_are_typed_boolean(tmp_path: Path, runner: CliRunner) -> None:

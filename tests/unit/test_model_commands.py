@@ -18,8 +18,8 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from conveyor.adapters.memory import MemoryTable
-from conveyor.cli.main import app
-from conveyor.cli.model_commands import RegistryAccess
+from conveyor.cli.app import app
+from conveyor.cli.registry_commands import RegistryAccess
 from conveyor.registry import ModelVersion, Registry
 from conveyor.scoring import OnnxModel
 from tests.conftest import DEMO_SPEC

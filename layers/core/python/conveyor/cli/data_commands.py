@@ -1,46 +1,37 @@
 """Offline data commands: ``conveyor validate`` and ``conveyor init`` (no cloud involved).
 
-Register them on the main app with ``app.command()(validate)`` and ``app.command()(init)``.
-
 Exit codes of ``validate``: 0 accepted; 1 accepted with warnings; 2 rejected, or bad input
-(unreadable spec or reference). ``init``: 0 written; 2 bad input.
+(unreadable spec or reference). ``init``: 0 written; 2 bad input. pandas and the validation code
+are imported when a command runs, not when the app is built.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from conveyor.cli.common import ExitCode, JsonFlag, SpecOption, console, fail, out
 from conveyor.errors import ConveyorError
-from conveyor.validation import ValidationContext, ValidationReport
 
-console = Console(stderr=True)
-out = Console()
-
-EXIT_ACCEPTED = 0
-EXIT_WARNINGS = 1
-EXIT_REJECTED = 2
-
-
-def _fail(message: str, code: int = EXIT_REJECTED) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
+if TYPE_CHECKING:
+    from conveyor.validation import ValidationContext, ValidationReport
 
 
 def _context(reference: Path | None) -> ValidationContext | None:
+    from conveyor.validation import ValidationContext
+
     if reference is None:
         return None
     try:
         document = json.loads(reference.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _fail(f"{reference}: not a readable profile JSON ({error})") from None
+        raise fail(f"{reference}: not a readable profile JSON ({error})", ExitCode.BAD_INPUT) from None
     if not isinstance(document, dict) or "features" not in document:
-        raise _fail(f"{reference}: not a profile (expected keys 'rows' and 'features')")
+        raise fail(f"{reference}: not a profile (expected keys 'rows' and 'features')", ExitCode.BAD_INPUT)
     return ValidationContext.from_profile(document)
 
 
@@ -74,9 +65,7 @@ def validate(
     data: Annotated[
         Path, typer.Argument(help="CSV or Parquet file to check.", exists=True, dir_okay=False, readable=True)
     ],
-    spec: Annotated[
-        Path, typer.Option("--spec", "-s", help="Model spec (YAML).", exists=True, dir_okay=False, readable=True)
-    ],
+    spec: SpecOption,
     reference: Annotated[
         Path | None,
         typer.Option(
@@ -87,7 +76,6 @@ def validate(
             dir_okay=False,
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")] = False,
     accepted_out: Annotated[
         Path | None,
         typer.Option(help="With rows set aside (validation.max_bad_row_share): write the accepted rows here."),
@@ -96,6 +84,7 @@ def validate(
         Path | None,
         typer.Option(help="With rows set aside: write them here, with their row number and reason."),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check DATA against the model spec, as the pipeline's data gate does, without any cloud.
 
@@ -107,7 +96,7 @@ def validate(
     try:
         parsed_spec = load_spec(spec)
     except ConveyorError as error:
-        raise _fail(f"{spec}: {error}") from None
+        raise fail(f"{spec}: {error}", ExitCode.BAD_INPUT) from None
     context = _context(reference)
     report, split = validate_and_split(data.read_bytes(), data.name, parsed_spec, context=context)
     if split is not None:
@@ -119,8 +108,8 @@ def validate(
     else:
         _show(report)
     if not report.accepted:
-        raise typer.Exit(EXIT_REJECTED)
-    raise typer.Exit(EXIT_WARNINGS if report.warnings else EXIT_ACCEPTED)
+        raise typer.Exit(ExitCode.DATA_REJECTED)
+    raise typer.Exit(ExitCode.WARNINGS if report.warnings else ExitCode.OK)
 
 
 def init(
@@ -150,7 +139,7 @@ def init(
             from_csv.read_bytes(), from_csv.name, name, target, positive_when=positive_when
         )
     except ConveyorError as error:
-        raise _fail(f"{from_csv}: {error}") from None
+        raise fail(f"{from_csv}: {error}", ExitCode.BAD_INPUT) from None
     text = spec_yaml(spec, findings, source=from_csv.name)
     if out_path is None:
         out.print(text, markup=False, highlight=False, end="")
@@ -160,8 +149,3 @@ def init(
     for finding in findings:
         if finding["kind"] != "target":
             console.print(f"  {finding['column']}: {finding['reason']}", markup=False, highlight=False)
-
-
-def commands() -> dict[str, Any]:
-    """The commands of this module by name, for registration on a Typer app."""
-    return {"validate": validate, "init": init}

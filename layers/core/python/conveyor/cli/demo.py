@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from conveyor import layout
-from conveyor.cli.main import drop_and_follow
+from conveyor.cli.common import ExitCode
+from conveyor.cli.follow import drop_and_follow
 from conveyor.cli.target import Target
 from conveyor.localcloud.template import repo_root
 
@@ -126,103 +127,122 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     console.print("Predict whether a person visits a doctor in a year (docvis > 0) from demographics.")
     process, target, startup = _start_cloud(root, workdir, console)
     summary: dict[str, Any] = {"startup_seconds": round(startup, 2), "drops": []}
-    code = 0
     try:
         console.print(f"local cloud up in {startup:.1f} s: AWS endpoint {target.endpoint}, API {target.api_url}")
         target.s3.put_object(
             Bucket=target.output("ArtifactBucketName"), Key=layout.spec_key(MODEL), Body=spec.read_bytes()
         )
         console.print(f"spec uploaded: s3://{target.output('ArtifactBucketName')}/{layout.spec_key(MODEL)}")
-        instances = sample_instances(files["1986"], 5)
-
-        console.rule("1. First data arrives: 1984-1985")
-        dropped_at = time.monotonic()
-        first = drop_and_follow(target, files["1984-1985"], MODEL, wait=True, timeout=900)
-        summary["drops"].append(_drop_summary("1984-1985", first))
-        response = _predict(target, instances, "demo-request-1")
-        summary["drop_to_first_prediction_seconds"] = round(time.monotonic() - dropped_at, 2)
-        if response.status_code != 200:
-            console.print(f"[bold red]prediction failed[/] {response.status_code}: {response.text}")
-            return 1
-        _show_predictions(tables, instances, response.json())
-        console.print(f"drop → first served prediction: [bold]{summary['drop_to_first_prediction_seconds']:.1f} s[/]")
-
-        console.rule("2. A new year arrives: 1986")
-        second = drop_and_follow(target, files["1986"], MODEL, wait=True, timeout=900)
-        summary["drops"].append(_drop_summary("1986", second))
-        response = _predict(target, instances, "demo-request-2")
-        _show_predictions(tables, instances, response.json())
-
-        console.rule("3. A broken file arrives (target column missing, 'forty' in age)")
-        third = drop_and_follow(target, files["broken"], MODEL, wait=True, timeout=900)
-        summary["drops"].append(_drop_summary("broken", third))
-        validation = third.get("validation") or {}
-        if validation.get("report_key"):
-            report = json.loads(
-                target.s3.get_object(Bucket=target.output("DataBucketName"), Key=validation["report_key"])[
-                    "Body"
-                ].read()
-            )
-            console.print(
-                f"quarantined with its report: s3://{target.output('DataBucketName')}/{validation['report_key']}"
-            )
-            for check in report.get("checks", []):
-                if not check.get("passed", True) and check.get("severity") == "error":
-                    console.print(f"  [red]✗[/] {check.get('name')}: {check.get('message')}")
-        response = _predict(target, instances, "demo-request-3")
-        console.print(
-            f"the champion still serves: HTTP {response.status_code}, model_version {response.json().get('model_version')}"
-        )
-
-        console.rule("4. A small late 1986 batch arrives: accepted and recorded, no retrain by policy")
-        fourth = drop_and_follow(target, files["1986-late"], MODEL, wait=True, timeout=900)
-        summary["drops"].append(_drop_summary("1986 late", fourth))
-
-        console.rule("5. 1988 arrives: incomes have risen since 1984-1985")
-        fifth = drop_and_follow(target, files["1988"], MODEL, wait=True, timeout=900)
-        summary["drops"].append(_drop_summary("1988", fifth))
-        _show_drift(tables, target, fifth)
-
+        results = _tell_story(target, files, summary, console=console, tables=tables)
+        if results is None:
+            return ExitCode.FAILURE
         console.rule("Summary")
-        grid = Table()
-        for column in ("drop", "outcome", "drift", "version", "roc_auc", "champion roc_auc", "seconds"):
-            grid.add_column(column)
-        for d in summary["drops"]:
-            grid.add_row(
-                d["drop"],
-                d["outcome"],
-                d["drift"],
-                str(d.get("version") or "-"),
-                d["roc_auc"],
-                d["champion_roc_auc"],
-                f"{d['seconds']:.1f}",
-            )
-        tables.print(grid)
-        # v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined; the small
-        # sample is only recorded; 1988 is flagged for drift and retrains.
-        ok = (
-            first["exit_code"] == 0
-            and second["exit_code"] in {0, 3}
-            and third["exit_code"] == 2
-            and fourth["exit_code"] == 5
-            and fifth["exit_code"] in {0, 3}
-            and "hhninc" in ((fifth.get("drift") or {}).get("drifted_features") or [])
-        )
-        summary["ok"] = ok
-        code = 0 if ok else 1
+        _print_summary(tables, summary["drops"])
+        summary["ok"] = _story_holds(results)
         if as_json:
             out.print_json(json.dumps(summary, default=str))
         if keep_running:
             console.print(f"the local cloud keeps running (pid {process.pid}); stop it with: kill {process.pid}")
     finally:
         if not keep_running:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            console.print("local cloud stopped")
-    return code
+            _stop_cloud(process, console)
+    return ExitCode.OK if summary["ok"] else ExitCode.FAILURE
+
+
+def _tell_story(
+    target: Target, files: dict[str, Path], summary: dict[str, Any], *, console: Console, tables: Console
+) -> list[dict[str, Any]] | None:
+    """Drop the five files in turn, showing each outcome; None if the first version cannot serve."""
+    instances = sample_instances(files["1986"], 5)
+
+    def drop(label: str, file: str) -> dict[str, Any]:
+        result = drop_and_follow(target, files[file], MODEL, wait=True, timeout=900)
+        summary["drops"].append(_drop_summary(label, result))
+        return result
+
+    console.rule("1. First data arrives: 1984-1985")
+    dropped_at = time.monotonic()
+    first = drop("1984-1985", "1984-1985")
+    response = _predict(target, instances, "demo-request-1")
+    summary["drop_to_first_prediction_seconds"] = round(time.monotonic() - dropped_at, 2)
+    if response.status_code != 200:
+        console.print(f"[bold red]prediction failed[/] {response.status_code}: {response.text}")
+        return None
+    _show_predictions(tables, instances, response.json())
+    console.print(f"drop → first served prediction: [bold]{summary['drop_to_first_prediction_seconds']:.1f} s[/]")
+
+    console.rule("2. A new year arrives: 1986")
+    second = drop("1986", "1986")
+    _show_predictions(tables, instances, _predict(target, instances, "demo-request-2").json())
+
+    console.rule("3. A broken file arrives (target column missing, 'forty' in age)")
+    third = drop("broken", "broken")
+    _show_quarantine(console, target, third)
+    response = _predict(target, instances, "demo-request-3")
+    console.print(
+        f"the champion still serves: HTTP {response.status_code}, model_version {response.json().get('model_version')}"
+    )
+
+    console.rule("4. A small late 1986 batch arrives: accepted and recorded, no retrain by policy")
+    fourth = drop("1986 late", "1986-late")
+
+    console.rule("5. 1988 arrives: incomes have risen since 1984-1985")
+    fifth = drop("1988", "1988")
+    _show_drift(tables, target, fifth)
+    return [first, second, third, fourth, fifth]
+
+
+def _story_holds(results: list[dict[str, Any]]) -> bool:
+    """v1 serves; v2 serves or is rejected by its gates; the broken file is quarantined; the small
+    sample is only recorded; 1988 is flagged for drift and retrains."""
+    first, second, third, fourth, fifth = (result["exit_code"] for result in results)
+    serving_or_rejected = {ExitCode.OK, ExitCode.REJECTED}
+    return (
+        first == ExitCode.OK
+        and second in serving_or_rejected
+        and third == ExitCode.DATA_REJECTED
+        and fourth == ExitCode.RECORDED
+        and fifth in serving_or_rejected
+        and "hhninc" in ((results[4].get("drift") or {}).get("drifted_features") or [])
+    )
+
+
+def _show_quarantine(console: Console, target: Target, result: dict[str, Any]) -> None:
+    validation = result.get("validation") or {}
+    if not validation.get("report_key"):
+        return
+    bucket = target.output("DataBucketName")
+    report = json.loads(target.s3.get_object(Bucket=bucket, Key=validation["report_key"])["Body"].read())
+    console.print(f"quarantined with its report: s3://{bucket}/{validation['report_key']}")
+    for check in report.get("checks", []):
+        if not check.get("passed", True) and check.get("severity") == "error":
+            console.print(f"  [red]✗[/] {check.get('name')}: {check.get('message')}")
+
+
+def _print_summary(tables: Console, drops: list[dict[str, Any]]) -> None:
+    grid = Table()
+    for column in ("drop", "outcome", "drift", "version", "roc_auc", "champion roc_auc", "seconds"):
+        grid.add_column(column)
+    for d in drops:
+        grid.add_row(
+            d["drop"],
+            d["outcome"],
+            d["drift"],
+            str(d.get("version") or "-"),
+            d["roc_auc"],
+            d["champion_roc_auc"],
+            f"{d['seconds']:.1f}",
+        )
+    tables.print(grid)
+
+
+def _stop_cloud(process: subprocess.Popen[bytes], console: Console) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    console.print("local cloud stopped")
 
 
 def _show_drift(out: Console, target: Target, result: dict[str, Any]) -> None:
@@ -259,7 +279,15 @@ def _number(value: Any) -> str:
 
 
 def _drop_summary(label: str, result: dict[str, Any]) -> dict[str, Any]:
-    outcomes = {0: "serving", 1: "failed", 2: "data rejected", 3: "candidate rejected", 4: "timed out", 5: "recorded"}
+    outcomes = {
+        ExitCode.OK: "serving",
+        ExitCode.FAILURE: "failed",
+        ExitCode.DATA_REJECTED: "data rejected",
+        ExitCode.REJECTED: "candidate rejected",
+        ExitCode.TIMED_OUT: "timed out",
+        ExitCode.RECORDED: "recorded",
+        ExitCode.AWAITING_APPROVAL: "awaiting approval",
+    }
     outcome = outcomes[result["exit_code"]]
     drift = (result.get("drift") or {}).get("verdict") or "-"
     evaluation = result.get("evaluation") or {}

@@ -1,7 +1,7 @@
 """``conveyor drift REFERENCE CURRENT --spec SPEC``: is CURRENT drifting from REFERENCE?
 
-Registered on the main app with ``app.command()(drift)``. Runs the same domain code as the
-monitor Lambda (``conveyor.profile`` and ``conveyor.drift``) on local files, with no cloud.
+Runs the same domain code as the monitor Lambda (``conveyor.profile`` and ``conveyor.drift``) on
+local files, with no cloud; pandas is imported when the command runs, not when the app is built.
 
 Exit codes: 0 no drift; 1 drift; 2 bad input (unreadable file, invalid spec or profile,
 missing or unparseable feature column); the message names the problem.
@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from conveyor.cli.common import ExitCode, JsonFlag, fail, out
 from conveyor.errors import ConveyorError
 
-EXIT_NO_DRIFT = 0
-EXIT_DRIFT = 1
-EXIT_BAD_INPUT = 2
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conveyor.drift import DriftReport
+    from conveyor.spec import ModelSpec
+
 PROFILE_SUFFIXES = frozenset({".json"})
-
-
-def _fail(console: Console, message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -119,7 +117,7 @@ def drift(
     ],
     current: Annotated[Path, typer.Argument(help="Current data (CSV or Parquet) to compare with the reference.")],
     spec: Annotated[Path, typer.Option("--spec", "-s", help="Model spec (YAML): features, types, drift thresholds.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")] = False,
+    as_json: JsonFlag = False,
     seed: Annotated[int, typer.Option(help="Seed of the domain classifier.")] = 0,
 ) -> None:
     """Compare CURRENT with REFERENCE feature by feature (PSI, KS, chi-square, Jensen-Shannon) and with a
@@ -131,41 +129,44 @@ def drift(
 
     Exit codes: 0 no drift; 1 drift; 2 bad input.
     """
-    from conveyor.drift import drift_report
-    from conveyor.profile import Profile, build_profile
     from conveyor.spec import load_spec
 
-    console = Console(stderr=True)
-    out = Console()
     try:
         model_spec = load_spec(_read_bytes(spec, "spec"))
     except ConveyorError as exc:
         message = exc.message if exc.message.startswith("spec ") else f"spec {spec}: {exc.message}"
-        raise _fail(console, message) from None
+        raise fail(message, ExitCode.BAD_INPUT) from None
     try:
-        reference_frame: pd.DataFrame | None = None
-        if reference.suffix.lower() in PROFILE_SUFFIXES:
-            try:
-                profile = Profile.from_json(_read_bytes(reference, "reference"))
-            except ConveyorError as exc:
-                raise ConveyorError(f"reference {reference}: {exc.message}") from None
-        else:
-            reference_frame = _read_frame(reference, "reference")
-            try:
-                profile = build_profile(reference_frame, model_spec)
-            except ConveyorError as exc:
-                raise ConveyorError(f"reference {reference}: {exc.message}") from None
-        current_frame = _read_frame(current, "current")
-        try:
-            report = drift_report(profile, current_frame, model_spec, reference_frame=reference_frame, seed=seed)
-        except ConveyorError as exc:
-            raise ConveyorError(f"current {current}: {exc.message}") from None
+        report = _report(reference, current, model_spec, seed)
     except ConveyorError as exc:
-        raise _fail(console, exc.message) from None
-
+        raise fail(exc.message, ExitCode.BAD_INPUT) from None
     document = report.to_dict()
     if as_json:
         typer.echo(json.dumps(document, indent=2, allow_nan=False))
     else:
         _print_report(out, document)
-    raise typer.Exit(EXIT_DRIFT if report.drifted else EXIT_NO_DRIFT)
+    raise typer.Exit(ExitCode.DRIFT if report.drifted else ExitCode.OK)
+
+
+def _report(reference: Path, current: Path, model_spec: ModelSpec, seed: int) -> DriftReport:
+    """The drift report of CURRENT against REFERENCE (a data file or a profile); errors name the file."""
+    from conveyor.drift import drift_report
+    from conveyor.profile import Profile, build_profile
+
+    reference_frame: pd.DataFrame | None = None
+    if reference.suffix.lower() in PROFILE_SUFFIXES:
+        try:
+            profile = Profile.from_json(_read_bytes(reference, "reference"))
+        except ConveyorError as exc:
+            raise ConveyorError(f"reference {reference}: {exc.message}") from None
+    else:
+        reference_frame = _read_frame(reference, "reference")
+        try:
+            profile = build_profile(reference_frame, model_spec)
+        except ConveyorError as exc:
+            raise ConveyorError(f"reference {reference}: {exc.message}") from None
+    current_frame = _read_frame(current, "current")
+    try:
+        return drift_report(profile, current_frame, model_spec, reference_frame=reference_frame, seed=seed)
+    except ConveyorError as exc:
+        raise ConveyorError(f"current {current}: {exc.message}") from None

@@ -1,4 +1,5 @@
-"""Follow one pipeline execution through the Step Functions API and show each stage as it runs."""
+"""Follow one pipeline execution through the Step Functions API, show each stage as it runs, and
+print how it ended (``drop``, ``impact --retrain`` and ``approve --wait`` end this way)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,13 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from conveyor.dispatch import Drop
-from conveyor.layout import model_of
-from conveyor.ports import ObjectRef
+from conveyor.cli.common import ExitCode, console
+from conveyor.cli.target import Target
+from conveyor.layout import incoming_key, model_of
 from conveyor.workflow import Error, State
-
-# Exit codes of `conveyor drop --wait` (documented in the README and in --help).
-EXIT_SERVING = 0
-EXIT_FAILED = 1
-EXIT_DATA_REJECTED = 2
-EXIT_CANDIDATE_REJECTED = 3
-EXIT_TIMEOUT = 4
-EXIT_RECORDED = 5
-EXIT_AWAITING_APPROVAL = 6
 
 # The state where a deployment waits for `conveyor approve` / `reject` (infra/deployment_definition.py).
 APPROVAL_STATE = State.AWAIT_APPROVAL
@@ -41,23 +32,27 @@ class Outcome:
     stages: list[tuple[str, float]] = field(default_factory=list)
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> ExitCode:
         if self.status == "WAITING":
-            return EXIT_TIMEOUT
+            return ExitCode.TIMED_OUT
         if self.status == "AWAITING_APPROVAL":
-            return EXIT_AWAITING_APPROVAL
+            return ExitCode.AWAITING_APPROVAL
         if self.status == "SUCCEEDED":
-            return {State.SERVING: EXIT_SERVING, State.RECORDED: EXIT_RECORDED}.get(
-                self.final_state, EXIT_CANDIDATE_REJECTED
+            return {State.SERVING: ExitCode.OK, State.RECORDED: ExitCode.RECORDED}.get(
+                self.final_state, ExitCode.REJECTED
             )
         if self.error == Error.DATA_REJECTED:
-            return EXIT_DATA_REJECTED
+            return ExitCode.DATA_REJECTED
         if self.error == ROLLED_BACK:
-            return EXIT_CANDIDATE_REJECTED
-        return EXIT_FAILED
+            return ExitCode.REJECTED
+        return ExitCode.FAILURE
 
 
 def execution_arn_for(state_machine_arn: str, bucket: str, key: str, version_id: str | None, etag: str | None) -> str:
+    """The execution a drop of s3://bucket/key starts (named by the dispatcher, so a drop starts one)."""
+    from conveyor.dispatch import Drop
+    from conveyor.ports import ObjectRef
+
     model = model_of(key)
     name = Drop(model, ObjectRef(bucket, key, version_id, etag)).execution_name()
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
@@ -77,6 +72,8 @@ def follow(
     With ``stop_at_approval``, an execution waiting for a reviewer ends the following (status
     ``AWAITING_APPROVAL``): a person, not time, moves it on.
     """
+    from botocore.exceptions import ClientError  # with the first call, not at import (fast start)
+
     started = time.monotonic()
     seen = 0
     entered: dict[str, float] = {}
@@ -140,3 +137,102 @@ def follow(
             )
         time.sleep(poll)
     return Outcome("WAITING", final_state, {}, None, None, time.monotonic() - started, stages)
+
+
+def stage_printer(quiet: bool, *, durations: bool = True) -> Callable[[str, str, float], None]:
+    """An ``on_stage`` for :func:`follow` that prints each stage entered (and, with ``durations``, its time)."""
+
+    def show(name: str, phase: str, seconds: float) -> None:
+        if quiet:
+            return
+        if phase == "entered":
+            console.print(f"  → {name}")
+        elif durations:
+            console.print(f"    [dim]{name} done in {seconds:.2f} s[/]")
+
+    return show
+
+
+def drop_and_follow(
+    target: Target, file: Path, model: str, *, wait: bool, timeout: float, quiet: bool = False
+) -> dict[str, Any]:
+    """Upload ``file`` under ``{model}/incoming/`` of the data bucket and, with ``wait``, follow its execution.
+
+    Returns what ``conveyor drop --json`` prints: the object, the execution and (with ``wait``) its
+    outcome, stages, validation, drift, registration and evaluation, and the ``exit_code``.
+    """
+    bucket = target.output("DataBucketName")
+    key = incoming_key(model, file.name)
+    started = time.monotonic()
+    put = target.s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes())
+    arn = execution_arn_for(
+        target.output("StateMachineArn"), bucket, key, put.get("VersionId"), put.get("ETag", "").strip('"')
+    )
+    if not quiet:
+        console.print(f"dropped [bold]{file.name}[/] → s3://{bucket}/{key}")
+    result: dict[str, Any] = {"bucket": bucket, "key": key, "version_id": put.get("VersionId"), "execution_arn": arn}
+    if not wait:
+        return {**result, "exit_code": int(ExitCode.OK)}
+    outcome = follow(target.sfn, arn, timeout=timeout, on_stage=stage_printer(quiet))
+    result.update(
+        status=outcome.status,
+        final_state=outcome.final_state,
+        error=outcome.error,
+        cause=outcome.cause,
+        seconds=round(time.monotonic() - started, 3),
+        stages=[{"state": s, "seconds": round(t, 3)} for s, t in outcome.stages],
+        validation=outcome.output.get("validation"),
+        drift=outcome.output.get("drift"),
+        registration=outcome.output.get("registration"),
+        evaluation={
+            k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")
+        },
+        exit_code=int(outcome.exit_code),
+    )
+    if not quiet:
+        print_outcome(result)
+    return result
+
+
+def print_execution_outcome(outcome: Outcome, execution: str) -> None:
+    """How a followed execution ended, as :func:`print_outcome` tells it."""
+    print_outcome(
+        {
+            "exit_code": outcome.exit_code,
+            "registration": outcome.output.get("registration") or {},
+            "error": outcome.error,
+            "cause": outcome.cause,
+            "execution_arn": execution,
+        }
+    )
+
+
+def print_outcome(result: dict[str, Any]) -> None:
+    """One line on how a pipeline ended (serving, rejected, rolled back, recorded, awaiting approval...)."""
+    code = result["exit_code"]
+    registration = result.get("registration") or {}
+    drift = result.get("drift") or {}
+    if drift.get("verdict") == "drift":
+        console.print(f"[bold yellow]drift detected[/] {drift.get('summary', '')}")
+    if code == ExitCode.OK:
+        console.print(f"[bold green]serving[/] {registration.get('summary', '')}")
+    elif code == ExitCode.REJECTED and result.get("error") == ROLLED_BACK:
+        console.print(f"[bold red]rolled back[/] {result.get('cause')}")
+    elif code == ExitCode.REJECTED:
+        console.print(
+            f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving."
+        )
+    elif code == ExitCode.RECORDED:
+        console.print(f"[bold]recorded[/] {drift.get('summary', '')}")
+    elif code == ExitCode.AWAITING_APPROVAL:
+        console.print(
+            f"[bold yellow]awaiting approval[/] {registration.get('summary', '')}\n"
+            f"  conveyor approve {registration.get('model')} {registration.get('version')}   "
+            f"or   conveyor reject {registration.get('model')} {registration.get('version')} --reason ..."
+        )
+    elif code == ExitCode.DATA_REJECTED:
+        console.print(f"[bold red]data rejected[/] {result.get('cause')}")
+    elif code == ExitCode.TIMED_OUT:
+        console.print(f"[bold red]timed out[/] waiting for {result['execution_arn']}")
+    else:
+        console.print(f"[bold red]pipeline failed[/] ({result.get('error')}): {result.get('cause')}")

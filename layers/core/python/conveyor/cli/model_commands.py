@@ -1,9 +1,8 @@
-"""Model commands: ``conveyor train`` and ``conveyor evaluate`` on local files (no cloud), and
-``conveyor models`` and ``conveyor lineage`` against the registry of the running local cloud.
+"""Model commands: ``conveyor train`` and ``conveyor evaluate`` on local files (no cloud).
 
 ``train`` runs :func:`conveyor.training.build_candidate` and ``evaluate`` runs
-:func:`conveyor.gates.assess_candidate`: the same domain code as the Train and Evaluate Lambdas.
-Register the commands on the main app with ``app.command()(train)`` and so on.
+:func:`conveyor.gates.assess_candidate`: the same domain code as the Train and Evaluate Lambdas,
+imported when a command runs (with pandas and scikit-learn), not when the app is built.
 
 Exit codes: 0 success (``evaluate``: every gate passed); 1 failure (the message says why); 2 bad
 input (unreadable spec, data or model; data the spec cannot train on; unknown model or version);
@@ -13,33 +12,22 @@ input (unreadable spec, data or model; data the spec cannot train on; unknown mo
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from conveyor.cli.common import ExitCode, JsonFlag, SpecOption, console, fail, fmt, json_text, out
 from conveyor.errors import ArtifactError, ConveyorError, DataError, SpecError, TrainingError
 
 if TYPE_CHECKING:
-    from conveyor.registry import ModelVersion, Registry
-
-console = Console(stderr=True)
-out = Console()
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_REJECTED = 3
+    from conveyor.gates import CandidateAssessment
 
 # What `conveyor train --out DIR` writes; `conveyor evaluate` reads TRAINING_FILE beside a candidate.
 MODEL_FILE = "model.onnx"
@@ -55,32 +43,14 @@ STEP_LABELS = {
     "profile": "reference profile",
 }
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
-SpecOption = Annotated[
-    Path, typer.Option("--spec", "-s", help="Model spec (YAML).", exists=True, dir_okay=False, readable=True)
-]
-StateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."
-    ),
-]
-
 
 class _Stop(Exception):
-    """Ends a command with a message and an exit code (printed once, as JSON too with --json)."""
+    """Ends a command from deep inside it: the command prints it with ``fail`` (as JSON too with --json)."""
 
-    def __init__(self, message: str, code: int) -> None:
+    def __init__(self, message: str, code: ExitCode) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
-
-
-def _stop(error: _Stop, as_json: bool) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
-    if as_json:
-        typer.echo(json.dumps({"error": error.message, "exit_code": error.code}))
-    return typer.Exit(error.code)
 
 
 def _load_spec(path: Path) -> Any:
@@ -89,7 +59,7 @@ def _load_spec(path: Path) -> Any:
     try:
         return load_spec(path)
     except SpecError as error:
-        raise _Stop(f"{path}: {error.message}", EXIT_BAD_INPUT) from None
+        raise _Stop(f"{path}: {error.message}", ExitCode.BAD_INPUT) from None
 
 
 def _read_frame(path: Path, what: str) -> tuple[Any, str]:
@@ -101,25 +71,9 @@ def _read_frame(path: Path, what: str) -> tuple[Any, str]:
         raw = path.read_bytes()
         return read_table(raw, path.name), sha256_hex(raw)
     except OSError as error:
-        raise _Stop(f"{what} {path}: cannot read ({error.strerror})", EXIT_BAD_INPUT) from None
+        raise _Stop(f"{what} {path}: cannot read ({error.strerror})", ExitCode.BAD_INPUT) from None
     except DataError as error:
-        raise _Stop(f"{what} {error.message}", EXIT_BAD_INPUT) from None
-
-
-def _json_text(document: Any) -> str:
-    from conveyor.gates import json_safe
-
-    return json.dumps(json_safe(document), indent=2, allow_nan=False, default=str)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}" if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5) else f"{value:.4f}"
-    return str(value)
+        raise _Stop(f"{what} {error.message}", ExitCode.BAD_INPUT) from None
 
 
 # --- conveyor train --------------------------------------------------------------------------
@@ -151,9 +105,9 @@ def train(
     try:
         document = _train(data, spec, out_dir, quiet=as_json)
     except _Stop as error:
-        raise _stop(error, as_json) from None
+        raise fail(error.message, error.code, as_json=as_json) from None
     if as_json:
-        typer.echo(_json_text(document))
+        typer.echo(json_text(document))
     raise typer.Exit(document["exit_code"])
 
 
@@ -185,9 +139,9 @@ def _train(data: Path, spec_path: Path, out_dir: Path | None, *, quiet: bool) ->
     try:
         candidate = build_candidate(frame, spec, on_step=on_step)
     except (TrainingError, DataError) as error:
-        raise _Stop(f"{data}: {error.message}", EXIT_BAD_INPUT) from None
+        raise _Stop(f"{data}: {error.message}", ExitCode.BAD_INPUT) from None
     except ArtifactError as error:
-        raise _Stop(error.message, EXIT_FAILED) from None
+        raise _Stop(error.message, ExitCode.FAILURE) from None
     finally:
         if status is not None:
             status.stop()
@@ -195,12 +149,12 @@ def _train(data: Path, spec_path: Path, out_dir: Path | None, *, quiet: bool) ->
     try:
         target.mkdir(parents=True, exist_ok=True)
         files[MODEL_FILE].write_bytes(candidate.onnx)
-        files[PROFILE_FILE].write_text(_json_text(candidate.profile), encoding="utf-8")
+        files[PROFILE_FILE].write_text(json_text(candidate.profile), encoding="utf-8")
         candidate.result.holdout_df.to_parquet(files[HOLDOUT_FILE], index=False)
         if spec_path.resolve() != files[SPEC_FILE].resolve():
             shutil.copyfile(spec_path, files[SPEC_FILE])
     except OSError as error:
-        raise _Stop(f"cannot write to {target}: {error.strerror or error}", EXIT_FAILED) from None
+        raise _Stop(f"cannot write to {target}: {error.strerror or error}", ExitCode.FAILURE) from None
     document: dict[str, Any] = {
         **candidate.summary(),
         "data": {"path": str(data), "sha256": data_sha256, "rows": len(frame)},
@@ -209,8 +163,8 @@ def _train(data: Path, spec_path: Path, out_dir: Path | None, *, quiet: bool) ->
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     passed = candidate.parity.passed
-    document["exit_code"] = EXIT_OK if passed else EXIT_REJECTED
-    files[TRAINING_FILE].write_text(_json_text(document), encoding="utf-8")
+    document["exit_code"] = int(ExitCode.OK if passed else ExitCode.REJECTED)
+    files[TRAINING_FILE].write_text(json_text(document), encoding="utf-8")
     if not quiet:
         _print_training(document)
     return document
@@ -222,7 +176,7 @@ def _print_training(document: dict[str, Any]) -> None:
     grid.add_column("metric (holdout)")
     grid.add_column("value", justify="right")
     for name, value in document["metrics"].items():
-        grid.add_row(name, _fmt(value))
+        grid.add_row(name, fmt(value))
     out.print(grid)
     parity = document["parity"]
     verdict = "[green]passed[/]" if parity["passed"] else "[bold red]FAILED[/]"
@@ -252,9 +206,9 @@ def _load_model(path: Path, what: str) -> tuple[Any, bytes]:
         data = path.read_bytes()
         return OnnxModel(data), data
     except OSError as error:
-        raise _Stop(f"{what} {path}: cannot read ({error.strerror})", EXIT_BAD_INPUT) from None
+        raise _Stop(f"{what} {path}: cannot read ({error.strerror})", ExitCode.BAD_INPUT) from None
     except ArtifactError as error:
-        raise _Stop(f"{what} {path}: {error.message}", EXIT_BAD_INPUT) from None
+        raise _Stop(f"{what} {path}: {error.message}", ExitCode.BAD_INPUT) from None
 
 
 def _recorded_training(candidate: Path, sha256: str) -> tuple[dict[str, Any] | None, str]:
@@ -318,9 +272,9 @@ def evaluate(
     try:
         document = _evaluate(candidate, champion, data, spec, report=report, evidence=evidence, quiet=as_json)
     except _Stop as error:
-        raise _stop(error, as_json) from None
+        raise fail(error.message, error.code, as_json=as_json) from None
     if as_json:
-        typer.echo(_json_text(document))
+        typer.echo(json_text(document))
     raise typer.Exit(document["exit_code"])
 
 
@@ -336,7 +290,6 @@ def _evaluate(
 ) -> dict[str, Any]:
     from conveyor.gates import assess_candidate
     from conveyor.registry import sha256_hex
-    from conveyor.report import build_evidence, render_report
 
     spec = _load_spec(spec_path)
     holdout, holdout_sha256 = _read_frame(data, "holdout")
@@ -360,7 +313,7 @@ def _evaluate(
                 parity_missing_reason=missing,
             )
     except ConveyorError as error:
-        raise _Stop(f"holdout {data}: {error.message}", EXIT_BAD_INPUT) from None
+        raise _Stop(f"holdout {data}: {error.message}", ExitCode.BAD_INPUT) from None
     result = assessment.to_dict()
     passed = assessment.passed
     lineage = {
@@ -374,32 +327,11 @@ def _evaluate(
         "spec": str(spec_path),
         "training": str(candidate_path.parent / TRAINING_FILE) if training else None,
     }
-    bundle = build_evidence(
-        {
-            "model": spec.name,
-            "version": candidate_path.name,
-            "status": "passed" if passed else "rejected",
-            "decision": assessment.reason,
-            "sha256": sha256,
-            "metrics": {
-                "candidate": result.get("candidate") or {},
-                "champion": result.get("champion"),
-                "primary": result.get("metric"),
-            },
-            "gates": result["gates"],
-            "lineage": lineage,
-        },
-        evaluation=result,
-        training=training,
-        details=assessment.details(),
+    _write_evidence(
+        _evidence_bundle(spec.name, candidate_path.name, sha256, assessment, lineage, training),
+        evidence=evidence,
+        report=report,
     )
-    try:
-        if evidence is not None:
-            evidence.write_text(_json_text(bundle), encoding="utf-8")
-        if report is not None:
-            report.write_text(render_report(bundle), encoding="utf-8")
-    except OSError as error:
-        raise _Stop(f"cannot write {error.filename}: {error.strerror or error}", EXIT_FAILED) from None
     document: dict[str, Any] = {
         "model": spec.name,
         "metric": result["metric"],
@@ -414,11 +346,56 @@ def _evaluate(
         "report": str(report) if report else None,
         "evidence": str(evidence) if evidence else None,
         "seconds": round(time.perf_counter() - started, 3),
-        "exit_code": EXIT_OK if passed else EXIT_REJECTED,
+        "exit_code": int(ExitCode.OK if passed else ExitCode.REJECTED),
     }
     if not quiet:
         _print_gates(document)
     return document
+
+
+def _evidence_bundle(
+    model: str,
+    version: str,
+    sha256: str,
+    assessment: CandidateAssessment,
+    lineage: dict[str, Any],
+    training: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The evidence bundle of an offline evaluation, as the Register stage builds it for a version."""
+    from conveyor.report import build_evidence
+
+    result = assessment.to_dict()
+    return build_evidence(
+        {
+            "model": model,
+            "version": version,
+            "status": "passed" if assessment.passed else "rejected",
+            "decision": assessment.reason,
+            "sha256": sha256,
+            "metrics": {
+                "candidate": result.get("candidate") or {},
+                "champion": result.get("champion"),
+                "primary": result.get("metric"),
+            },
+            "gates": result["gates"],
+            "lineage": lineage,
+        },
+        evaluation=result,
+        training=training,
+        details=assessment.details(),
+    )
+
+
+def _write_evidence(bundle: dict[str, Any], *, evidence: Path | None, report: Path | None) -> None:
+    from conveyor.report import render_report
+
+    try:
+        if evidence is not None:
+            evidence.write_text(json_text(bundle), encoding="utf-8")
+        if report is not None:
+            report.write_text(render_report(bundle), encoding="utf-8")
+    except OSError as error:
+        raise _Stop(f"cannot write {error.filename}: {error.strerror or error}", ExitCode.FAILURE) from None
 
 
 def _print_gates(document: dict[str, Any]) -> None:
@@ -432,7 +409,7 @@ def _print_gates(document: dict[str, Any]) -> None:
             result = "[dim]n/a[/]"
         else:
             result = "[green]pass[/]" if gate["passed"] else "[bold red]FAIL[/]"
-        grid.add_row(gate["name"], _fmt(gate["value"]), _fmt(gate["threshold"]), result, escape(str(gate["message"])))
+        grid.add_row(gate["name"], fmt(gate["value"]), fmt(gate["threshold"]), result, escape(str(gate["message"])))
     out.print(grid)
     if document["passed"]:
         out.print(f"[bold green]passed[/] {escape(document['reason'])}", highlight=False)
@@ -441,241 +418,3 @@ def _print_gates(document: dict[str, Any]) -> None:
     for kind in ("report", "evidence"):
         if document[kind]:
             out.print(f"wrote {escape(document[kind])}")
-
-
-# --- conveyor models / lineage (the registry of the running local cloud) ---------------------
-
-
-@dataclass
-class RegistryAccess:
-    """A registry and a way to list its models: the local cloud's DynamoDB table, or (in tests) the
-    in-memory adapters, passed as ``obj`` when invoking the app."""
-
-    registry: Registry
-    model_names: Callable[[], list[str]]
-
-
-def _cloud_access(state: Path | None) -> RegistryAccess:
-    from conveyor.adapters.aws import DynamoTable
-    from conveyor.cli.main import _resource, _target
-    from conveyor.registry import Registry
-
-    target = _target(state)
-    table_name = target.output("RegistryTableName")
-    registry = Registry(DynamoTable(table_name, resource=_resource(target)))
-
-    def names() -> list[str]:
-        found: set[str] = set()
-        arguments: dict[str, Any] = {"TableName": table_name, "ProjectionExpression": "pk"}
-        while True:
-            page = target.dynamodb.scan(**arguments)
-            found.update(
-                i["pk"]["S"].split("#", 1)[1] for i in page.get("Items", []) if i["pk"]["S"].startswith("MODEL#")
-            )
-            if "LastEvaluatedKey" not in page:
-                return sorted(found)
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    return RegistryAccess(registry, names)
-
-
-def _access(ctx: typer.Context, state: Path | None) -> RegistryAccess:
-    return ctx.obj if isinstance(ctx.obj, RegistryAccess) else _cloud_access(state)
-
-
-def _when(timestamp: float) -> str | None:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
-
-
-def _primary(version: ModelVersion) -> tuple[str | None, Any]:
-    """The primary metric of a version (recorded by Register since it exists; else the first one)."""
-    candidate = version.metrics.get("candidate") or {}
-    name = version.metrics.get("primary")
-    if name is None:  # versions registered before the primary metric was recorded: read it from the gate
-        gate = next((g for g in version.gates if g.get("name") == "primary_metric_vs_champion"), None)
-        message = str(gate.get("message", "")) if gate else ""
-        name = next((m for m in candidate if re.search(rf"\b{re.escape(m)}\b", message)), None)
-    return name, candidate.get(name) if name else None
-
-
-def models_document(access: RegistryAccess, model: str | None = None) -> dict[str, Any]:
-    """Every model (or ``model``): what serves, and each version with status, primary metric and creation time.
-
-    Raises
-    ------
-    conveyor.registry.UnknownModel
-        If ``model`` has no version in the registry.
-    """
-    from conveyor.registry import UnknownModel
-
-    names = access.model_names()
-    if model is not None:
-        if model not in names:
-            raise UnknownModel(f"no model named {model!r} in the registry")
-        names = [model]
-    entries = []
-    for name in names:
-        routing = access.registry.routing(name)
-        serving_version = int(routing.champion["version"]) if routing and routing.champion else None
-        serving = None
-        if routing is not None and routing.champion is not None:
-            traffic = routing.traffic() if hasattr(routing, "traffic") else {str(serving_version): 1.0}
-            serving = {
-                "version": serving_version,
-                "revision": routing.revision,
-                "killed": routing.killed,
-                "fallback": routing.fallback,
-                "traffic": traffic,
-                "updated": _when(routing.updated_at),
-            }
-        versions = []
-        for version in access.registry.versions(name):
-            metric, value = _primary(version)
-            versions.append(
-                {
-                    "version": version.version,
-                    "status": version.status,
-                    "metric": metric,
-                    "value": value,
-                    "champion_value": (version.metrics.get("champion") or {}).get(metric) if metric else None,
-                    "created": _when(version.created_at),
-                    "serving": version.version == serving_version,
-                    "parent_champion": version.lineage.get("parent_champion"),
-                    "decision": version.decision,
-                }
-            )
-        entries.append({"model": name, "serving": serving, "versions": versions})
-    return {"models": entries}
-
-
-def lineage_document(access: RegistryAccess, model: str, version: int) -> dict[str, Any]:
-    """One version: status, artifact, metrics, gates and its full lineage (data objects, spec hash,
-    code and library versions, parameters, parent champion, execution).
-
-    Raises
-    ------
-    conveyor.registry.UnknownModel
-        If the model has no such version.
-    """
-    found = access.registry.get(model, version)
-    routing = access.registry.routing(model)
-    serving = bool(routing and routing.champion and int(routing.champion["version"]) == version)
-    metric, value = _primary(found)
-    return {
-        "model": found.model,
-        "version": found.version,
-        "status": found.status,
-        "serving": serving,
-        "created": _when(found.created_at),
-        "artifact_key": found.artifact_key,
-        "sha256": found.sha256,
-        "metric": metric,
-        "value": value,
-        "metrics": found.metrics,
-        "decision": found.decision,
-        "gates": [{k: g.get(k) for k in ("name", "value", "threshold", "passed")} for g in found.gates],
-        "lineage": found.lineage,
-    }
-
-
-def models(
-    ctx: typer.Context,
-    model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
-    state: StateOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """List the registered versions of each model (or of MODEL): status, primary metric (and the
-    champion's on the same holdout), when created, and what serves (version, traffic, kill switch).
-
-    Exit codes: 0 listed; 2 unknown model; 1 no running local cloud (start one with `conveyor up`).
-    """
-    from conveyor.registry import RegistryError
-
-    access = _access(ctx, state)
-    try:
-        document = models_document(access, model)
-    except RegistryError as error:
-        raise _stop(_Stop(str(error), EXIT_BAD_INPUT), as_json) from None
-    if as_json:
-        typer.echo(_json_text(document))
-        return
-    if not document["models"]:
-        out.print("no models yet: drop data with `conveyor drop FILE --model NAME --spec model.yaml`")
-    for entry in document["models"]:
-        serving = entry["serving"]
-        if serving is None:
-            title = f"{entry['model']}: nothing serving"
-        else:
-            traffic = ", ".join(f"v{v} {share:.0%}" for v, share in serving["traffic"].items())
-            killed = f", KILLED (fallback {serving['fallback']})" if serving["killed"] else ""
-            title = f"{entry['model']}: serving {traffic}{killed}, routing revision {serving['revision']}"
-        out.print(f"[bold]{escape(title)}[/]")
-        grid = Table()
-        for column in ("version", "status", "metric", "champion", "created"):
-            grid.add_column(column, no_wrap=True)
-        for v in entry["versions"]:
-            metric = f"{v['metric']} {_fmt(v['value'])}" if v["metric"] else "-"
-            status = f"[bold green]{v['status']}[/]" if v["serving"] else v["status"]
-            created = (v["created"] or "-")[:16].replace("T", " ")
-            grid.add_row(str(v["version"]), status, metric, _fmt(v["champion_value"]), created)
-        out.print(grid)
-        for v in entry["versions"]:
-            if v["decision"]:
-                out.print(f"  v{v['version']}: {escape(v['decision'])}", highlight=False, soft_wrap=True)
-
-
-def lineage(
-    ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[int, typer.Argument(help="Version number.")],
-    state: StateOption = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Show the full lineage of one version: every data object it was trained on (bucket, key, version
-    id, etag, sha256, rows), spec hash, code and library versions, estimator and parameters, parent
-    champion, the execution that made it, and its status, artifact and gates.
-
-    Exit codes: 0 shown; 2 unknown model or version; 1 no running local cloud.
-    """
-    from conveyor.registry import RegistryError
-
-    access = _access(ctx, state)
-    try:
-        document = lineage_document(access, model, version)
-    except RegistryError as error:
-        raise _stop(_Stop(str(error), EXIT_BAD_INPUT), as_json) from None
-    if as_json:
-        typer.echo(_json_text(document))
-        return
-    _print_lineage(document)
-
-
-def _print_lineage(document: dict[str, Any]) -> None:
-    lineage_ = document["lineage"]
-    serving = " (serving)" if document["serving"] else ""
-    out.print(f"[bold]{escape(document['model'])} v{document['version']}[/]: {document['status']}{serving}")
-    facts = {
-        "created": document["created"],
-        "artifact": f"{document['artifact_key']} (sha256 {document['sha256']})",
-        "metric": f"{document['metric']} {_fmt(document['value'])}" if document["metric"] else None,
-        "decision": document["decision"],
-        "spec hash": lineage_.get("spec_hash"),
-        "code version": lineage_.get("code_version"),
-        "estimator": lineage_.get("estimator"),
-        "parameters": json.dumps(lineage_.get("parameters"), default=str),
-        "parent champion": lineage_.get("parent_champion"),
-        "execution": lineage_.get("execution"),
-        "trigger": json.dumps(lineage_.get("trigger"), default=str) if lineage_.get("trigger") else None,
-        "rows": f"{lineage_.get('n_train')} train, {lineage_.get('n_holdout')} holdout",
-        "libraries": ", ".join(f"{k} {v}" for k, v in (lineage_.get("libraries") or {}).items()),
-    }
-    for key, value in facts.items():
-        out.print(f"  {key:<16} {escape(_fmt(value))}", highlight=False, soft_wrap=True)
-    out.print("  trained on:")
-    for d in lineage_.get("data") or []:
-        out.print(
-            f"    s3://{escape(str(d.get('bucket')))}/{escape(str(d.get('key')))} (version {escape(_fmt(d.get('version_id')))}, "
-            f"etag {escape(_fmt(d.get('etag')))}, sha256 {escape(_fmt(d.get('sha256')))}, {_fmt(d.get('rows'))} rows)",
-            highlight=False,
-            soft_wrap=True,
-        )

@@ -7,9 +7,12 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.ports import EventPublisher, ExecutionStarter, Table, TaskCallbacks
 
 
 class TargetError(ConveyorError):
@@ -49,16 +52,67 @@ class Target:
                 return value
         raise TargetError(f"the stack has no output {name}")
 
+    def _connection(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": self.region,
+            "aws_access_key_id": "conveyor-local",
+            "aws_secret_access_key": "conveyor-local",
+        }
+
     def client(self, service: str) -> Any:
+        import boto3  # here, not at import: commands start without it (see tests/benchmarks/test_cli_bench.py)
+
+        return boto3.client(service, **self._connection())
+
+    def resource(self, service: str = "dynamodb") -> Any:
         import boto3
 
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id="conveyor-local",
-            aws_secret_access_key="conveyor-local",  # noqa: S106 - the local cloud's fixed fake credentials
-        )
+        return boto3.resource(service, **self._connection())
+
+    # The adapters of the ports, on the local cloud's resources (boto3 is imported by the first of them).
+    def registry_table(self) -> Table:
+        """The registry table (versions, routing, deployments, datasets) behind the ``Table`` port."""
+        resource = self.resource()
+        from conveyor.adapters.aws import DynamoTable
+
+        return DynamoTable(self.output("RegistryTableName"), resource=resource)
+
+    def execution_starter(self) -> ExecutionStarter:
+        """Starts executions of the pipeline's state machine."""
+        client = self.sfn
+        from conveyor.adapters.aws import StepFunctionsStarter
+
+        return StepFunctionsStarter(self.output("StateMachineArn"), client=client)
+
+    def task_callbacks(self) -> TaskCallbacks:
+        """Answers the pipeline's callback tasks (approvals)."""
+        client = self.sfn
+        from conveyor.adapters.aws import StepFunctionsCallbacks
+
+        return StepFunctionsCallbacks(client=client)
+
+    def event_publisher(self) -> EventPublisher:
+        """Puts registry events on the default event bus."""
+        client = self.client("events")
+        from conveyor.adapters.aws import EventBridgePublisher
+
+        return EventBridgePublisher(client=client)
+
+    def model_names(self) -> list[str]:
+        """Every model with an item in the registry table, sorted (a paginated scan of the keys)."""
+        from conveyor.registry import model_pk
+
+        found: set[str] = set()
+        prefix = model_pk("")
+        arguments: dict[str, Any] = {"TableName": self.output("RegistryTableName"), "ProjectionExpression": "pk"}
+        while True:
+            page = self.dynamodb.scan(**arguments)
+            keys = (item["pk"]["S"] for item in page.get("Items", []))
+            found.update(key.split("#", 1)[1] for key in keys if key.startswith(prefix))
+            if "LastEvaluatedKey" not in page:
+                return sorted(found)
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     @cached_property
     def s3(self) -> Any:
