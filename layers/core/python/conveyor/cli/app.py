@@ -83,6 +83,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
     for command in COMMANDS:
         app.command(cls=_Command)(command)

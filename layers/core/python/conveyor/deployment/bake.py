@@ -1,6 +1,6 @@
 """The bake decision: pass, extend, breach or insufficient, from the capture records of a phase's window.
 
-Requests, errors, latency and the score shift are measured by :mod:`conveyor.deployment.version_stats`.
+Requests, errors, latency and the score shift are measured by :mod:`conveyor.deployment.request_stats`.
 Below ``min_requests`` a check is decided only when its failure is already certain; a version is
 never promoted on missing evidence.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from conveyor.deployment.version_stats import ScoreShift, VersionStats, score_shift, version_stats
+from conveyor.deployment.request_stats import ScoreShift, VersionStats, score_shift, version_stats
 from conveyor.workflow import BREACH, EXTEND, INSUFFICIENT, BakeVerdict
 
 # Verdicts of a bake check are conveyor.workflow.BakeVerdict; the state machine branches on them.
