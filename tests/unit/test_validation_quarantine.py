@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from conveyor.cli.data_commands import commands
+from conveyor.cli.app import build_app
 from conveyor.validation import REASON_COLUMN, ROW_COLUMN, part_bytes, validate_and_split, validate_bytes
 from tests.unit.test_validation_corpus import ROWS, SPEC, _spec, bad_rows, base, csv
 
@@ -85,9 +84,7 @@ def test_validate_writes_the_parts_and_reports_counts(tmp_path: Path) -> None:
     data = tmp_path / "drop.csv"
     data.write_bytes(bad_rows([0, 7, 30])())
     accepted, quarantined = tmp_path / "accepted.csv", tmp_path / "quarantined.csv"
-    app = typer.Typer()
-    for name, command in commands().items():
-        app.command(name)(command)
+    app = build_app()
     arguments = ["validate", str(data), "--spec", str(spec), "--json"]
     result = CliRunner().invoke(
         app, [*arguments, "--accepted-out", str(accepted), "--quarantine-out", str(quarantined)]
