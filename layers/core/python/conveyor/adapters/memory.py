@@ -9,7 +9,7 @@ import itertools
 import threading
 from typing import Any
 
-from conveyor.ports import CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
+from conveyor.ports import AlarmDefinition, AlarmStatus, CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
 
 
 class MemoryObjectStore:
@@ -160,3 +160,29 @@ class MemoryCallbacks:
             raise CallbackExpired(token)
         self.waiting.discard(token)
         self.answers[token] = answer
+
+
+class MemoryAlarms:
+    """Alarms kept by name; a new alarm starts in INSUFFICIENT_DATA (as on AWS), an updated one keeps its
+    state. ``set_state`` stands in for CloudWatch's evaluation."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, AlarmDefinition] = {}
+        self.states: dict[str, AlarmStatus] = {}
+
+    def put(self, definition: AlarmDefinition) -> None:
+        self.definitions[definition.name] = definition
+        if definition.name not in self.states:
+            self.set_state(definition.name, "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation")
+
+    def delete(self, names: list[str]) -> None:
+        for name in names:
+            self.definitions.pop(name, None)
+            self.states.pop(name, None)
+
+    def describe(self, prefix: str = "") -> list[AlarmStatus]:
+        return [self.states[name] for name in sorted(self.definitions) if name.startswith(prefix)]
+
+    def set_state(self, name: str, state: str, reason: str, at: float = 0.0) -> None:
+        definition = self.definitions[name]
+        self.states[name] = AlarmStatus(name, state, reason, at, definition.metric, definition.threshold)
