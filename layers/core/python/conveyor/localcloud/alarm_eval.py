@@ -53,7 +53,7 @@ def statistic(values: list[float], stat: str) -> float:
     if match is None:
         raise UnsupportedAlarm(f"statistic {stat!r}")
     ordered = sorted(values)
-    rank = max(1, math.ceil(float(match.group(1)) / 100.0 * len(ordered)))
+    rank = max(1, math.ceil(round(float(match.group(1)) * len(ordered) / 100.0, 9)))  # 99.9% of 1000 is 999
     return ordered[min(rank, len(ordered)) - 1]
 
 
