@@ -178,8 +178,8 @@ SYSTEM_ALARM_PERIOD = Duration.minutes(5)
 PREDICT_DURATION_P99_MS = 1000
 PREDICT_MAX_CONCURRENCY = 800  # of the default 1,000 per account and region
 API_LATENCY_P99_MS = 2000
-# CDK context keys: alert subscriptions (`cdk deploy -c alert_emails=a@x,b@y -c alert_webhook_url=https://...`).
-CONTEXT_ALERT_EMAILS = "alert_emails"
+# CDK context key: a chat webhook subscribed to the alerts topic (`cdk deploy -c alert_webhook_url=https://...`);
+# alert e-mails are a stage setting (infra/stages.py, `-c alert_emails=a@x,b@y`).
 CONTEXT_ALERT_WEBHOOK = "alert_webhook_url"
 
 

@@ -10,8 +10,8 @@ change to the alarm-action function.
   functions that do so may put, tag and delete alarms named ``{stack}-*`` only.
 - Alarm state changes of ``{stack}-*`` alarms: EventBridge rule -> SQS alarm queue (with a dead-letter
   queue) -> the alarm-action function, which applies the model's ``monitoring.on_alarm``.
-- Alert subscriptions from CDK context: ``alert_emails`` (a list, or comma-separated) and
-  ``alert_webhook_url`` (an HTTPS endpoint, e.g. a chat webhook, subscribed to the topic).
+- Alert subscriptions: ``alert_webhook_url`` from CDK context (an HTTPS endpoint, e.g. a chat webhook,
+  subscribed to the topic); the stage's ``alert_emails`` are subscribed by infra/stage_policy.py.
 """
 
 from __future__ import annotations
@@ -247,11 +247,8 @@ class Monitoring(Construct):
         return fn
 
     def _subscriptions(self) -> None:
-        emails = self.node.try_get_context(c.CONTEXT_ALERT_EMAILS) or []
-        if isinstance(emails, str):
-            emails = [e for e in (part.strip() for part in emails.split(",")) if e]
-        for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(str(email)))
+        """A chat webhook (HTTPS) from context; the stage's alert e-mails are subscribed by
+        infra/stage_policy.py (``-c alert_emails=...``)."""
         webhook = self.node.try_get_context(c.CONTEXT_ALERT_WEBHOOK)
         if webhook:
             if not str(webhook).startswith("https://"):

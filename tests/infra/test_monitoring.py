@@ -151,7 +151,7 @@ def subscribed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         app = build_app(
             {
                 "aws:cdk:bundling-stacks": [],
-                c.CONTEXT_ALERT_EMAILS: "ops@example.com, ml@example.com",
+                "alert_emails": "ops@example.com,ml@example.com",  # a stage setting (infra/stages.py)
                 c.CONTEXT_ALERT_WEBHOOK: "https://chat.example.com/hooks/conveyor",
             }
         )
