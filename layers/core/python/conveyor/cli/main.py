@@ -15,16 +15,6 @@ from conveyor.errors import ConveyorError
 __all__ = ["app", "main"]
 
 
-def _register_monitoring_commands() -> None:
-    """Monitoring: `alarms` reads the per-model alarms of the running local cloud."""
-    from conveyor.cli.monitoring_commands import alarms
-
-    app.command()(alarms)
-
-
-_register_monitoring_commands()
-
-
 def main() -> None:
     try:
         app()

@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-out = Console()
-console = Console(stderr=True)
+from conveyor.cli.common import JsonFlag, StateOption, load_target, out
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
-StateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."
-    ),
-]
 _STYLE = {"ALARM": "bold red", "OK": "green", "INSUFFICIENT_DATA": "yellow"}
 
 
@@ -64,13 +54,8 @@ def alarms(
     Exit codes: 0 listed; 1 no running local cloud (start one with `conveyor up`).
     """
     from conveyor.adapters.aws import CloudWatchAlarms
-    from conveyor.cli.target import Target, TargetError
 
-    try:
-        target = Target.load(state)
-    except TargetError as error:
-        console.print(f"[bold red]error:[/] {escape(str(error))}")
-        raise typer.Exit(1) from None
+    target = load_target(state)
     stack = target.outputs.get("StackName") or "Conveyor"
     document = alarms_document(CloudWatchAlarms(target.client("cloudwatch")).describe(f"{stack}-"), stack, model)
     if as_json:
