@@ -76,7 +76,7 @@ def test_sync_puts_then_deletes_a_models_alarms_only() -> None:
     assert len(alarms.describe(f"{STACK}-{MODEL}-")) == len(SIGNALS) == len(names)
     alarms.set_state(names[0], "ALARM", "breach")
     sync_model_alarms(alarms, stack=STACK, model=MODEL, settings={"max_latency_p99_ms": 9})  # an update keeps state
-    assert alarms.states[names[0]].state == "ALARM" and alarms.definitions[names[0]].threshold == 9.0
+    assert alarms.status(names[0]).state == "ALARM" and alarms.status(names[0]).threshold == 9.0
     sync_model_alarms(alarms, stack=STACK, model=MODEL, settings=None, serving=False)
     assert alarms.describe(f"{STACK}-{MODEL}-") == [] and len(alarms.describe(f"{STACK}-other-")) == len(SIGNALS)
 
@@ -212,7 +212,7 @@ def test_promotion_syncs_the_models_alarms_from_the_plans_monitoring_settings() 
     ctx = PipelineContext(
         settings, MemoryObjectStore(), table, MemoryNotifier(), MemoryMetrics(), MemoryEvents(), alarms
     )
-    state = {
+    state: Any = {
         "registration": {"model": MODEL, "version": version},
         "deployment": {**plan, "monitoring": {"max_latency_p99_ms": 42.0}},
     }

@@ -190,9 +190,9 @@ def test_the_stdout_tee_passes_everything_through_and_picks_out_emf_lines_per_th
 
     def emit() -> None:
         for _ in range(50):
-            print(line[:10], end="", file=tee)  # type: ignore[call-overload]
-            print(line[10:], file=tee)  # type: ignore[call-overload]
-            print('{"level": "INFO", "message": "scored"}', file=tee)  # type: ignore[call-overload]
+            print(line[:10], end="", file=tee)
+            print(line[10:], file=tee)
+            print('{"level": "INFO", "message": "scored"}', file=tee)
 
     threads = [threading.Thread(target=emit) for _ in range(4)]
     for thread in threads:
@@ -201,6 +201,6 @@ def test_the_stdout_tee_passes_everything_through_and_picks_out_emf_lines_per_th
         thread.join()
     assert len(seen) == 4 * 50 * 6  # every EMF line, whole, however the writes interleaved
     assert stream.getvalue().count('"scored"') == 200 and stream.getvalue().count('"_aws"') == 200
-    print("not json {", file=tee)  # type: ignore[call-overload]
-    print('{"_aws": broken', file=tee)  # type: ignore[call-overload]
+    print("not json {", file=tee)
+    print('{"_aws": broken', file=tee)
     assert len(seen) == 1200

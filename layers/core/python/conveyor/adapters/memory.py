@@ -7,6 +7,7 @@ import copy
 import hashlib
 import itertools
 import threading
+import time
 from typing import Any
 
 from conveyor.ports import AlarmDefinition, AlarmStatus, CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
@@ -168,12 +169,12 @@ class MemoryAlarms:
 
     def __init__(self) -> None:
         self.definitions: dict[str, AlarmDefinition] = {}
-        self.states: dict[str, AlarmStatus] = {}
+        self.states: dict[str, tuple[str, str, float]] = {}  # name -> (state, reason, when)
 
     def put(self, definition: AlarmDefinition) -> None:
         self.definitions[definition.name] = definition
         if definition.name not in self.states:
-            self.set_state(definition.name, "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation")
+            self.set_state(definition.name, "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation", time.time())
 
     def delete(self, names: list[str]) -> None:
         for name in names:
@@ -181,8 +182,14 @@ class MemoryAlarms:
             self.states.pop(name, None)
 
     def describe(self, prefix: str = "") -> list[AlarmStatus]:
-        return [self.states[name] for name in sorted(self.definitions) if name.startswith(prefix)]
+        return [self.status(name) for name in sorted(self.definitions) if name.startswith(prefix)]
+
+    def status(self, name: str) -> AlarmStatus:
+        definition = self.definitions[name]
+        state, reason, at = self.states[name]
+        return AlarmStatus(name, state, reason, at, definition.metric, definition.threshold)
 
     def set_state(self, name: str, state: str, reason: str, at: float = 0.0) -> None:
-        definition = self.definitions[name]
-        self.states[name] = AlarmStatus(name, state, reason, at, definition.metric, definition.threshold)
+        if name not in self.definitions:
+            raise KeyError(name)
+        self.states[name] = (state, reason, at)
