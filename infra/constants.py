@@ -109,9 +109,20 @@ class Fn:
     BAKE = "bake"  # judges a phase on its capture records
     ROLLBACK = "rollback"  # ends a failed trial
     PREDICT = "predict"
+    ALARM_ACTION = "alarm_action"  # a per-model alarm changed state: the spec's on_alarm action
 
 
-ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK, Fn.PREDICT)
+ZIP_FUNCTIONS = (
+    Fn.DISPATCH,
+    Fn.REGISTER,
+    Fn.DEPLOY,
+    Fn.APPROVAL,
+    Fn.TRIAL,
+    Fn.BAKE,
+    Fn.ROLLBACK,
+    Fn.PREDICT,
+    Fn.ALARM_ACTION,
+)
 # plan parses the spec (pydantic, yaml): the zip functions' layers ship neither.
 IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN)
 
@@ -130,6 +141,7 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
     Fn.PREDICT: (1024, Duration.seconds(30)),
+    Fn.ALARM_ACTION: (512, Duration.seconds(60)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
 
@@ -156,6 +168,21 @@ ROUTING_CACHE_SECONDS = "5"
 MAX_BATCH_ROWS = "1000"
 
 
+# Monitoring (infra/constructs/monitoring.py): alarm state changes queue up for the alarm-action function.
+ALARM_ACTION_BATCH_SIZE = 10
+ALARM_VISIBILITY_TIMEOUT = Duration.seconds(6 * 60)
+ALARM_MAX_RECEIVE_COUNT = 5
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+# System alarms: one period, breached by any occurrence unless a threshold says otherwise.
+SYSTEM_ALARM_PERIOD = Duration.minutes(5)
+PREDICT_DURATION_P99_MS = 1000
+PREDICT_MAX_CONCURRENCY = 800  # of the default 1,000 per account and region
+API_LATENCY_P99_MS = 2000
+# CDK context key: a chat webhook subscribed to the alerts topic (`cdk deploy -c alert_webhook_url=https://...`);
+# alert e-mails are a stage setting (infra/stages.py, `-c alert_emails=a@x,b@y`).
+CONTEXT_ALERT_WEBHOOK = "alert_webhook_url"
+
+
 # Output ids the local cloud and the CLI read.
 class Output:
     DATA_BUCKET = "DataBucketName"
@@ -166,6 +193,8 @@ class Output:
     STATE_MACHINE = "StateMachineArn"
     INGEST_QUEUE = "IngestQueueUrl"
     API_URL = "ApiUrl"
+    STACK_NAME = "StackName"
+    ALARM_QUEUE = "AlarmQueueUrl"
 
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same

@@ -174,3 +174,16 @@ def capture_delivery(stream: IConstruct, capture_bucket: s3.IBucket) -> None:
         "aws-cdk's bucket grant to the delivery role, object actions on that bucket only.",
         [*S3_GRANT_ACTIONS, objects_in(capture_bucket, "*")],
     )
+
+
+def alarm_sync(fn: lambda_.Function) -> None:
+    """Functions that keep the per-model alarms: alarm actions on the stack's own alarms only."""
+    role = fn.role
+    assert role is not None
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "Per-model alarms are created after deploy time, named {stack}-{model}-{signal}: PutMetricAlarm, "
+        "TagResource and DeleteAlarms on alarms named with this stack's prefix only.",
+        ["Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:<AWS::StackName>-*"],
+    )

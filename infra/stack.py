@@ -12,6 +12,7 @@ from infra import nag
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
 from infra.constructs.ingest import Ingest
+from infra.constructs.monitoring import Monitoring
 from infra.constructs.pipeline import Pipeline
 from infra.constructs.registry import Registry
 from infra.constructs.serving import CaptureStore, Serving
@@ -40,6 +41,7 @@ class ConveyorStack(cdk.Stack):
                 "POWERTOOLS_SERVICE_NAME": c.SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
                 "LOG_LEVEL": c.LOG_LEVEL,
+                "STACK_NAME": cdk.Aws.STACK_NAME,  # per-model alarms are named {stack}-{model}-{signal}
             },
         )
         pipeline = Pipeline(
@@ -61,6 +63,24 @@ class ConveyorStack(cdk.Stack):
             capture_bucket=capture.bucket,
             table=registry.table,
         )
+        assert ingest.dispatch_function is not None
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            factory=factory,
+            topic=alerts.topic,
+            table=registry.table,
+            state_machine=pipeline.state_machine,
+            functions={
+                **pipeline.functions,
+                c.Fn.PREDICT: serving.function,
+                c.Fn.DISPATCH: ingest.dispatch_function,
+            },
+            dead_letter_queues={"Ingest": ingest.dead_letter_queue},
+            api=serving.api,
+            capture_stream=serving.capture_stream,
+            alarm_syncers=[pipeline.functions[c.Fn.DEPLOY]],
+        )
 
         self.data_bucket = ingest.data_bucket
         self.artifact_bucket = registry.artifact_bucket
@@ -70,6 +90,7 @@ class ConveyorStack(cdk.Stack):
         self.state_machine = pipeline.state_machine
         self.ingest_queue = ingest.queue
         self.api = serving.api
+        self.monitoring = monitoring
 
         outputs = {
             c.Output.DATA_BUCKET: ingest.data_bucket.bucket_name,
@@ -80,6 +101,8 @@ class ConveyorStack(cdk.Stack):
             c.Output.STATE_MACHINE: pipeline.state_machine.state_machine_arn,
             c.Output.INGEST_QUEUE: ingest.queue.queue_url,
             c.Output.API_URL: serving.api.url,
+            c.Output.STACK_NAME: cdk.Aws.STACK_NAME,
+            c.Output.ALARM_QUEUE: monitoring.queue.queue_url,
         }
         for output_id, value in outputs.items():
             cdk.CfnOutput(self, output_id, value=value)

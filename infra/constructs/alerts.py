@@ -1,7 +1,8 @@
-"""Alerts: one SNS topic for pipeline outcomes and (later) alarms."""
+"""Alerts: one SNS topic for pipeline outcomes and alarms (subscriptions: infra/constructs/monitoring.py)."""
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -24,6 +25,13 @@ class Alerts(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],  # in a key policy "*" means this key
+                # Only this account's alarms (confused-deputy protection).
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"
+                    },
+                },
             )
         )
         self.topic = sns.Topic(

@@ -213,11 +213,14 @@ def test_metrics_are_emitted_as_emf_per_model_and_version(api, capsys):
     assert api.predict([ROW, ROW, ROW], "measured")[0] == 200
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     by_version = {}
+    per_model = {}
     for document in documents:
         (directive,) = document["_aws"]["CloudWatchMetrics"]
         assert directive["Namespace"] == "Conveyor"
-        assert {"model", "version"} <= set(directive["Dimensions"][0])
         assert document["model"] == MODEL
+        if directive["Dimensions"] == [["model"]]:  # the per-model set the alarms watch
+            per_model.update({metric["Name"]: document[metric["Name"]][0] for metric in directive["Metrics"]})
+            continue
         assert set(directive["Dimensions"][0]) == {"model", "version"}
         for metric in directive["Metrics"]:
             (value,) = document[metric["Name"]]  # one request: one value per metric
@@ -227,6 +230,7 @@ def test_metrics_are_emitted_as_emf_per_model_and_version(api, capsys):
     assert served["Latency"][0] == "Milliseconds" and served["Latency"][1] > 0
     assert 0 < served["MeanScore"][1] < 1
     assert by_version["2"]["Rows"][1] == 3.0 and "MeanScore" in by_version["2"]  # the shadow, measured apart
+    assert per_model == {"Latency": served["Latency"][1], "Errors": 0.0}
 
 
 def test_get_model_shows_the_routing_record(api):

@@ -10,8 +10,20 @@ import pytest
 from tests.infra.conftest import Synth
 
 DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
-FUNCTIONS = ("dispatch", "validate", "drift", "train", "evaluate", "register", "deploy", "predict", *DEPLOYMENT)
-ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback")
+MONITORING = ("alarm_action",)
+FUNCTIONS = (
+    "dispatch",
+    "validate",
+    "drift",
+    "train",
+    "evaluate",
+    "register",
+    "deploy",
+    "predict",
+    *DEPLOYMENT,
+    *MONITORING,
+)
+ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback", *MONITORING)
 IMAGE = ("validate", "drift", "train", "evaluate", "plan")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
@@ -22,6 +34,7 @@ COMMON_ENV_NAMES = (
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
+    "STACK_NAME",
 )
 
 
@@ -73,6 +86,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
     }
     assert extras == {
         "dispatch": {"STATE_MACHINE_ARN"},
+        "alarm_action": {"STATE_MACHINE_ARN"},  # a retrain on alarm starts a run
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
         **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
     }
@@ -163,7 +177,7 @@ def test_only_the_drift_function_publishes_metrics_and_only_to_its_namespace(syn
 def test_registry_events_are_published_only_by_the_stages_that_change_the_registry(synth: Synth) -> None:
     for name in FUNCTIONS:
         can_publish = "events:PutEvents" in _actions(_statements_of(synth, name))
-        assert can_publish == (name in {"register", "deploy", "rollback", "drift"}), name
+        assert can_publish == (name in {"register", "deploy", "rollback", "drift", "alarm_action"}), name
 
 
 def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:

@@ -7,10 +7,13 @@ from aws_cdk.assertions import Match
 from tests.infra.conftest import Synth
 
 
+def _drop_rules(synth: Synth) -> list[dict]:
+    rules = synth.resources("AWS::Events::Rule").values()
+    return [r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
+
+
 def test_rule_matches_incoming_objects_of_the_data_bucket(synth: Synth) -> None:
-    rules = synth.resources("AWS::Events::Rule")
-    assert len(rules) == 1
-    (rule,) = rules.values()
+    (rule,) = _drop_rules(synth)
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
@@ -22,7 +25,7 @@ def test_rule_matches_incoming_objects_of_the_data_bucket(synth: Synth) -> None:
 
 
 def test_rule_targets_the_ingest_queue_only(synth: Synth) -> None:
-    (rule,) = synth.resources("AWS::Events::Rule").values()
+    (rule,) = _drop_rules(synth)
     targets = rule["Properties"]["Targets"]
     assert [target["Arn"] for target in targets] == [
         {"Fn::GetAtt": [synth.logical_id(synth.stack.ingest_queue), "Arn"]}
@@ -33,18 +36,18 @@ def test_ingest_queue_has_a_dead_letter_queue_and_tls_only(synth: Synth) -> None
     queue = synth.json["Resources"][synth.logical_id(synth.stack.ingest_queue)]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][1] == "Arn"
     assert queue["SqsManagedSseEnabled"] is True
-    synth.template.resource_count_is("AWS::SQS::Queue", 2)
+    synth.template.resource_count_is("AWS::SQS::Queue", 4)  # ingest and alarm queues, each with its DLQ
     for policy in synth.resources("AWS::SQS::QueuePolicy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         assert any(
             s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
             for s in statements
         )
-    assert len(synth.resources("AWS::SQS::QueuePolicy")) == 2
+    assert len(synth.resources("AWS::SQS::QueuePolicy")) == 4
 
 
 def test_dispatch_consumes_the_queue_with_partial_batch_failures(synth: Synth) -> None:
-    synth.template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    synth.template.resource_count_is("AWS::Lambda::EventSourceMapping", 2)  # and the alarm queue's
     synth.template.has_resource_properties(
         "AWS::Lambda::EventSourceMapping",
         {
@@ -56,7 +59,7 @@ def test_dispatch_consumes_the_queue_with_partial_batch_failures(synth: Synth) -
     )
 
 
-def test_only_dispatch_may_start_the_pipeline(synth: Synth) -> None:
+def test_only_dispatch_and_alarm_actions_may_start_the_pipeline(synth: Synth) -> None:
     machine = synth.logical_id(synth.stack.state_machine)
     starters = []
     for logical_id, policy in synth.resources("AWS::IAM::Policy").items():
@@ -65,4 +68,5 @@ def test_only_dispatch_may_start_the_pipeline(synth: Synth) -> None:
             if "states:StartExecution" in actions:
                 assert statement["Resource"] == {"Ref": machine}
                 starters.append(logical_id)
-    assert len(starters) == 1 and starters[0].startswith("IngestDispatchFunction")
+    assert len(starters) == 2
+    assert sorted(s[:20] for s in starters) == ["IngestDispatchFuncti", "MonitoringAlarmactio"]

@@ -165,8 +165,10 @@ def test_refusals_are_captured_with_their_status(served):
 def test_metrics_per_version(served):
     served.registry.set_shadow(MODEL, 2)
     served.service.predict(MODEL, {"instances": [ROW, ROW]}, "r-1")
-    points = {(name, dims["version"]): value for _, name, dims, value in served.metrics.datapoints}
+    points = {(name, dims.get("version")): value for _, name, dims, value in served.metrics.datapoints}
     assert points[("Rows", "1")] == 2 and points[("Rows", "2")] == 2
+    # The per-model set the alarms watch: the served answer only, never the shadow's.
+    assert points[("Latency", None)] == points[("Latency", "1")] and points[("Errors", None)] == 0
     assert points[("Errors", "1")] == 0 and points[("Latency", "1")] > 0
     assert 0 < points[("MeanScore", "1")] < 1 and points[("MeanScore", "1")] != points[("MeanScore", "2")]
 

@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 SOURCE = "conveyor.registry"
 EventName = Literal[
-    "ModelRegistered", "ModelRejected", "ModelApproved", "ModelPromoted", "ModelRolledBack", "DriftDetected"
+    "ModelRegistered",
+    "ModelRejected",
+    "ModelApproved",
+    "ModelPromoted",
+    "ModelRolledBack",
+    "DriftDetected",
+    "AlarmActionTaken",
 ]
 
 

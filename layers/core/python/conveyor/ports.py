@@ -145,3 +145,47 @@ class CaptureSink(Protocol):
     def flush(self) -> None:
         """Deliver whatever is buffered."""
         ...
+
+
+@dataclass(frozen=True)
+class AlarmDefinition:
+    """One CloudWatch metric alarm, as PutMetricAlarm takes it (``conveyor.monitoring.alarms`` builds them)."""
+
+    name: str
+    description: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, str]
+    statistic: str  # Sum | Average | Minimum | Maximum | SampleCount | pNN (an extended statistic)
+    threshold: float
+    comparison: str  # GreaterThanThreshold | GreaterThanOrEqualToThreshold | LessThan... (CloudWatch's names)
+    period: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str  # missing | notBreaching | breaching | ignore
+    actions: tuple[str, ...] = ()  # SNS topic ARNs told when the alarm enters ALARM
+    tags: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class AlarmStatus:
+    """An alarm's current state, as DescribeAlarms reports it."""
+
+    name: str
+    state: str  # OK | ALARM | INSUFFICIENT_DATA
+    reason: str
+    updated: float  # epoch seconds of the last state change
+    metric: str = ""
+    threshold: float | None = None
+
+
+class Alarms(Protocol):
+    """Metric alarms (CloudWatch): created or updated whole, deleted by name, listed by name prefix."""
+
+    def put(self, definition: AlarmDefinition) -> None: ...
+
+    def delete(self, names: list[str]) -> None:
+        """Delete these alarms; names that do not exist are ignored."""
+        ...
+
+    def describe(self, prefix: str = "") -> list[AlarmStatus]: ...

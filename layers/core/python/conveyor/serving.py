@@ -344,7 +344,12 @@ class PredictionService:
             settings.cooldown_seconds,
             extra={"model": model, "version": outcome.version, "failures": breaker.failures},
         )
-        self._publish([("BreakerOpen", {"model": model, "version": str(outcome.version)}, 1.0)])
+        self._publish(
+            [
+                ("BreakerOpen", {"model": model, "version": str(outcome.version)}, 1.0),
+                ("BreakerOpen", {"model": model}, 1.0),  # the set the model's breaker alarm watches
+            ]
+        )
 
     def _score(self, model: str, ref: dict[str, Any], role: str, body: Any, *, served: bool) -> Outcome:
         """One version scores the request. Never raises: a failure is in the outcome (the served one is
@@ -408,7 +413,13 @@ class PredictionService:
                     self.capture_failures += 1
                     log.warning("capture failed", exc_info=True, extra={"model": model, "request_id": request_id})
                     self._publish([("CaptureErrors", {"model": model}, 1.0)])
-        self._publish([point for outcome in outcomes for point in datapoints(model, outcome)])
+        points = [point for outcome in outcomes for point in datapoints(model, outcome)]
+        # The per-model set the model's alarms watch: what the client saw, whichever version answered.
+        served = next((o for o in outcomes if o.served), None)
+        if served is not None:
+            points.append(("Latency", {"model": model}, round(served.latency_ms, 3)))
+            points.append(("Errors", {"model": model}, 1.0 if served.status >= 500 else 0.0))
+        self._publish(points)
 
     def _publish(self, points: list[Datapoint]) -> None:
         if self._metrics is None or not points:

@@ -306,6 +306,7 @@ class DeploymentPlan(TypedDict):
     started_at: float | None
     checks: dict[str, Any]
     note: str
+    monitoring: NotRequired[dict[str, Any]]  # the version's spec.monitoring: its alarms once promoted
 
 
 class ApprovalRequest(TypedDict):
@@ -365,6 +366,7 @@ class PromotionResult(TypedDict):
     revision: int
     strategy: str
     phases: list[str]
+    alarms: dict[str, Any]  # the model's alarms synced to the version: {"synced": [names]} or an "error"
 
 
 class PipelineState(TypedDict, total=False):

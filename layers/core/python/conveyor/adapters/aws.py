@@ -14,7 +14,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from conveyor.ports import CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
+from conveyor.ports import (
+    AlarmDefinition,
+    AlarmStatus,
+    CallbackExpired,
+    ConditionFailed,
+    ObjectMissing,
+    ObjectRef,
+)
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -275,3 +282,60 @@ class StepFunctionsCallbacks:
             if failure.response["Error"]["Code"] in self._EXPIRED:
                 raise CallbackExpired(failure.response["Error"]["Code"]) from failure
             raise
+
+
+class CloudWatchAlarms:
+    """The ``Alarms`` port over CloudWatch metric alarms (PutMetricAlarm replaces an alarm's whole
+    configuration and keeps its state)."""
+
+    _DELETE_BATCH = 100
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._cloudwatch = client or boto3.client("cloudwatch")
+
+    def put(self, definition: AlarmDefinition) -> None:
+        kwargs: dict[str, Any] = {
+            "AlarmName": definition.name,
+            "AlarmDescription": definition.description,
+            "Namespace": definition.namespace,
+            "MetricName": definition.metric,
+            "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(definition.dimensions.items())],
+            "Period": definition.period,
+            "EvaluationPeriods": definition.evaluation_periods,
+            "DatapointsToAlarm": definition.datapoints_to_alarm,
+            "Threshold": definition.threshold,
+            "ComparisonOperator": definition.comparison,
+            "TreatMissingData": definition.treat_missing_data,
+            "ActionsEnabled": True,
+            "AlarmActions": list(definition.actions),
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted((definition.tags or {}).items())],
+        }
+        if definition.statistic.startswith("p"):
+            kwargs["ExtendedStatistic"] = definition.statistic
+        else:
+            kwargs["Statistic"] = definition.statistic
+        self._cloudwatch.put_metric_alarm(**kwargs)
+
+    def delete(self, names: list[str]) -> None:
+        for start in range(0, len(names), self._DELETE_BATCH):
+            self._cloudwatch.delete_alarms(AlarmNames=names[start : start + self._DELETE_BATCH])
+
+    def describe(self, prefix: str = "") -> list[AlarmStatus]:
+        kwargs: dict[str, Any] = {"AlarmTypes": ["MetricAlarm"]}
+        if prefix:
+            kwargs["AlarmNamePrefix"] = prefix
+        found: list[AlarmStatus] = []
+        for page in self._cloudwatch.get_paginator("describe_alarms").paginate(**kwargs):
+            for alarm in page.get("MetricAlarms", []):
+                updated = alarm.get("StateUpdatedTimestamp")
+                found.append(
+                    AlarmStatus(
+                        name=alarm["AlarmName"],
+                        state=alarm.get("StateValue", ""),
+                        reason=alarm.get("StateReason", ""),
+                        updated=updated.timestamp() if updated is not None else 0.0,
+                        metric=alarm.get("MetricName", ""),
+                        threshold=alarm.get("Threshold"),
+                    )
+                )
+        return found

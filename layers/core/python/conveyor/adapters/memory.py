@@ -7,9 +7,10 @@ import copy
 import hashlib
 import itertools
 import threading
+import time
 from typing import Any
 
-from conveyor.ports import CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
+from conveyor.ports import AlarmDefinition, AlarmStatus, CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
 
 
 class MemoryObjectStore:
@@ -160,3 +161,35 @@ class MemoryCallbacks:
             raise CallbackExpired(token)
         self.waiting.discard(token)
         self.answers[token] = answer
+
+
+class MemoryAlarms:
+    """Alarms kept by name; a new alarm starts in INSUFFICIENT_DATA (as on AWS), an updated one keeps its
+    state. ``set_state`` stands in for CloudWatch's evaluation."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, AlarmDefinition] = {}
+        self.states: dict[str, tuple[str, str, float]] = {}  # name -> (state, reason, when)
+
+    def put(self, definition: AlarmDefinition) -> None:
+        self.definitions[definition.name] = definition
+        if definition.name not in self.states:
+            self.set_state(definition.name, "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation", time.time())
+
+    def delete(self, names: list[str]) -> None:
+        for name in names:
+            self.definitions.pop(name, None)
+            self.states.pop(name, None)
+
+    def describe(self, prefix: str = "") -> list[AlarmStatus]:
+        return [self.status(name) for name in sorted(self.definitions) if name.startswith(prefix)]
+
+    def status(self, name: str) -> AlarmStatus:
+        definition = self.definitions[name]
+        state, reason, at = self.states[name]
+        return AlarmStatus(name, state, reason, at, definition.metric, definition.threshold)
+
+    def set_state(self, name: str, state: str, reason: str, at: float = 0.0) -> None:
+        if name not in self.definitions:
+            raise KeyError(name)
+        self.states[name] = (state, reason, at)

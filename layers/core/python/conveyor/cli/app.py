@@ -16,6 +16,7 @@ from conveyor.cli import (
     drift_command,
     local_commands,
     model_commands,
+    monitoring_commands,
     pipeline_commands,
     registry_commands,
     routing_commands,
@@ -50,6 +51,7 @@ COMMANDS = (
     model_commands.evaluate,
     registry_commands.models,
     registry_commands.lineage,
+    monitoring_commands.alarms,
 )
 
 

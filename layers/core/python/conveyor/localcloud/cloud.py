@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
@@ -68,6 +69,7 @@ class LocalCloud:
         self._server: Any = None
         self._pollers: list[QueuePoller] = []
         self._gateway: Gateway | None = None
+        self.cloudwatch: LocalCloudWatch | None = None
         self.info: LocalCloudInfo | None = None
 
     # lifecycle --------------------------------------------------------------------------
@@ -101,6 +103,9 @@ class LocalCloud:
         creation = Creation(template, names, endpoint, self.region, self.runtime)
         api_function = create_all(creation)
         self._pollers.extend(creation.pollers)
+        # Alarms that evaluate, and EMF lines that become metric data (moto does neither).
+        self.cloudwatch = LocalCloudWatch(endpoint=endpoint, region=self.region)
+        self.cloudwatch.start()
         self._gateway = None
         api_url = ""
         if api_function:
@@ -129,6 +134,8 @@ class LocalCloud:
             poller.stop()
         if self._gateway is not None:
             self._gateway.stop()
+        if self.cloudwatch is not None:
+            self.cloudwatch.stop()
         from conveyor.capture import flush_all
 
         flush_all()  # batched captures reach the bucket while the moto server still runs

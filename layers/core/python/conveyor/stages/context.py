@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from conveyor.config import Settings
 from conveyor.errors import ConveyorError
 from conveyor.events import RegistryEvent
-from conveyor.ports import EventPublisher, MetricsSink, Notifier, ObjectStore, Table
+from conveyor.ports import Alarms, EventPublisher, MetricsSink, Notifier, ObjectStore, Table
 from conveyor.registry import Registry
 
 
@@ -69,6 +69,7 @@ class PipelineContext:
     notifier: Notifier
     metrics: MetricsSink
     events: EventPublisher
+    alarms: Alarms | None = None  # per-model alarms, kept in step with what serves (conveyor.monitoring)
 
     @property
     def registry(self) -> Registry:
@@ -83,6 +84,7 @@ class PipelineContext:
     @classmethod
     def from_env(cls) -> PipelineContext:
         from conveyor.adapters.aws import (
+            CloudWatchAlarms,
             CloudWatchMetrics,
             DynamoTable,
             EventBridgePublisher,
@@ -98,6 +100,7 @@ class PipelineContext:
             notifier=SnsNotifier(settings.alerts_topic_arn),
             metrics=CloudWatchMetrics(),
             events=EventBridgePublisher(),
+            alarms=CloudWatchAlarms(),
         )
 
     def emit(self, event: RegistryEvent) -> None:

@@ -7,6 +7,7 @@ Each stage reads the plan at ``$.deployment`` and the registry; none keeps state
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -44,6 +45,8 @@ from conveyor.workflow import (
     StartPhaseInput,
 )
 
+log = logging.getLogger(__name__)
+
 
 def _target(event: StageEvent[PlanInput] | StageEvent[DeployInput]) -> tuple[str, int]:
     registration = event.require("registration")
@@ -61,6 +64,8 @@ def plan(event: StageEvent[PlanInput], ctx: PipelineContext) -> DeploymentPlan:
     document = plan_deployment(
         spec.deployment, model=model, version=version, champion=champion.version if champion else None
     )
+    # The version's alarm thresholds and actions, for the promotion (a zip function: it cannot parse the spec).
+    document["monitoring"] = spec.monitoring.model_dump(mode="json")
     Deployments(ctx.table).start(document, execution=event.execution_id)
     return cast(DeploymentPlan, document)
 
@@ -267,4 +272,36 @@ def promote(event: StageEvent[DeployInput], ctx: PipelineContext) -> PromotionRe
     )
     if deployment:
         Deployments(ctx.table).update(model, version, "promoted")
-    return {"model": model, "version": version, "revision": routing.revision, "strategy": strategy, "phases": passed}
+    alarms = _sync_alarms(ctx, model, version, deployment.get("monitoring"))
+    return {
+        "model": model,
+        "version": version,
+        "revision": routing.revision,
+        "strategy": strategy,
+        "phases": passed,
+        "alarms": alarms,
+    }
+
+
+def _sync_alarms(ctx: PipelineContext, model: str, version: int, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The model's alarms now follow the promoted version's ``monitoring:`` settings. The promotion has
+    happened whatever CloudWatch says: a failure here is logged and reported, never a failed deployment."""
+    from conveyor.monitoring.actions import remember_settings, settings_of
+    from conveyor.monitoring.alarms import sync_model_alarms
+
+    if settings is not None:
+        remember_settings(ctx.table, model, version, settings)
+    if ctx.alarms is None:
+        return {"synced": [], "error": "no alarms port"}
+    try:
+        names = sync_model_alarms(
+            ctx.alarms,
+            stack=ctx.settings.stack_name,
+            model=model,
+            settings=settings if settings is not None else settings_of(ctx.table, model, version),
+            topic_arn=ctx.settings.alerts_topic_arn,
+        )
+    except Exception as error:
+        log.exception("alarm sync failed", extra={"model": model, "version": version})
+        return {"synced": [], "error": f"{type(error).__name__}: {error}"}
+    return {"synced": names}

@@ -1,0 +1,33 @@
+"""Every metric name Conveyor publishes (namespace ``Conveyor``): a flat list of constants.
+
+Dimension sets: the prediction API publishes each request's metrics with ``{model, version}``, and the
+ones the per-model alarms watch (Latency, Errors, CaptureErrors, BreakerOpen) with ``{model}`` too. The
+live monitor publishes with ``{model}`` and ``{model, version}``.
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "Conveyor"
+MODEL = "model"
+VERSION = "version"
+
+# The prediction API (EMF lines through Powertools).
+LATENCY = "Latency"  # ms per scoring
+ERRORS = "Errors"  # 1 for a 5xx, else 0: the average is the 5xx rate
+INVALID_REQUESTS = "InvalidRequests"
+ROWS = "Rows"
+MEAN_SCORE = "MeanScore"
+MEAN_PREDICTION = "MeanPrediction"
+CAPTURE_ERRORS = "CaptureErrors"
+BREAKER_OPEN = "BreakerOpen"
+
+# The live monitor (PutMetricData).
+LIVE_REQUESTS = "LiveRequests"
+LIVE_DRIFTED_FEATURES = "LiveDriftedFeatures"
+LIVE_DOMAIN_CLASSIFIER_AUC = "LiveDomainClassifierAUC"
+LIVE_SCORE_SHIFT = "LiveScoreShift"
+LIVE_METRIC = "LiveMetric"
+LIVE_METRIC_DEGRADATION = "LiveMetricDegradation"
+LIVE_LABELLED_REQUESTS = "LiveLabelledRequests"
+LIVE_ACCURACY = "LiveAccuracy"
+LIVE_MAE = "LiveMAE"
