@@ -88,7 +88,7 @@ def parse_labels(data: bytes, filename: str, spec: ModelSpec) -> dict[tuple[str,
     missing = [c for c in (REQUEST_ID, target) if c not in frame.columns]
     if missing:
         raise DataError(f"{filename}: missing column(s) {', '.join(missing)}", details={"missing": missing})
-    if bool(frame[REQUEST_ID].isna().any()):
+    if bool((frame[REQUEST_ID].isna() | (frame[REQUEST_ID].astype(str).str.strip() == "")).any()):
         raise DataError(f"{filename}: request_id has null values", details={"column": REQUEST_ID})
     rows = frame[ROW] if ROW in frame.columns else pd.Series(0, index=frame.index)
     numbers = pd.to_numeric(rows, errors="coerce")
