@@ -42,7 +42,7 @@ def test_labels_join_served_records_and_give_the_offline_metric(trained_model, r
     labels = pd.DataFrame(
         {
             "request_id": [r["request_id"] for r in served[:200]] + ["nobody-1", "nobody-2"],
-            "docvis": rows_1986["docvis"].head(200).tolist() + [1, 0],
+            "docvis": [*rows_1986["docvis"].head(200).tolist(), 1, 0],
         }
     )
     outcome = ingest_labels(_drop(world, labels, "labels.parquet"), world.spec, world.store, "capture", now=NOW)
