@@ -29,8 +29,11 @@ LOG_LEVEL = "INFO"
 # The local cloud maps each Lambda function to its handler folder by this tag.
 FUNCTION_TAG = "conveyor:function"
 
-# S3 layout: a drop under {model}/incoming/ starts the pipeline.
+# S3 layout: a drop under {model}/incoming/ starts the pipeline; a label file under
+# {model}/labels/ goes to the label ingest (the same rule and queue: the dispatcher routes by key).
 INCOMING_KEY_WILDCARD = f"*/{layout.INCOMING}/*"
+LABELS_KEY_WILDCARD = f"*/{layout.LABELS}/*"
+LABELS_QUARANTINE_KEY_WILDCARD = f"*/{layout.QUARANTINE}/{layout.LABELS}/*"
 
 # Lambda runtime shared by every function (zip and image alike).
 PYTHON_VERSION = "3.12"
@@ -109,11 +112,14 @@ class Fn:
     BAKE = "bake"  # judges a phase on its capture records
     ROLLBACK = "rollback"  # ends a failed trial
     PREDICT = "predict"
+    MONITOR = "monitor"  # the live monitor: the schedule's tick, or one model now
+    LABELS = "labels"  # joins a label file with the capture
 
 
 ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK, Fn.PREDICT)
-# plan parses the spec (pydantic, yaml): the zip functions' layers ship neither.
-IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN)
+# plan parses the spec (pydantic, yaml): the zip functions' layers ship neither. The monitor runs
+# the drift code (pandas, scikit-learn), labels read Parquet.
+IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN, Fn.MONITOR, Fn.LABELS)
 
 # (memory MB, timeout) per function.
 FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
@@ -130,6 +136,9 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
     Fn.PREDICT: (1024, Duration.seconds(30)),
+    # 1,000,000 capture records in a window: about 1.1 GB and 50 s (tests/benchmarks/test_monitor_bench.py).
+    Fn.MONITOR: (3008, Duration.minutes(15)),
+    Fn.LABELS: (2048, Duration.minutes(5)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
 
@@ -147,6 +156,9 @@ PIPELINE_TIMEOUT = Duration.days(15)
 # 60 s, then x1.5 each time, 10 times (about 1.9 hours), before it gives up.
 DEPLOYMENT_BUSY_RETRY_INTERVAL = Duration.seconds(60)
 DEPLOYMENT_BUSY_RETRY_ATTEMPTS = 10
+
+# Live monitor: one static schedule; each model's monitor runs when its monitoring.schedule is due.
+MONITOR_TICK = Duration.minutes(5)
 
 # Serving.
 API_STAGE = "v1"
@@ -166,6 +178,7 @@ class Output:
     STATE_MACHINE = "StateMachineArn"
     INGEST_QUEUE = "IngestQueueUrl"
     API_URL = "ApiUrl"
+    MONITOR_FUNCTION = "MonitorFunctionName"
 
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same

@@ -34,6 +34,8 @@ class Settings:
     capture_stream: str = ""
     capture_flush_seconds: float = 1.0
     capture_flush_records: int = 100
+    # The label ingest function the dispatcher hands label files to (conveyor.monitoring.labels).
+    labels_function: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,4 +52,5 @@ class Settings:
             capture_stream=os.environ.get("CAPTURE_STREAM", ""),
             capture_flush_seconds=float(os.environ.get("CAPTURE_FLUSH_SECONDS", "1")),
             capture_flush_records=int(os.environ.get("CAPTURE_FLUSH_RECORDS", "100")),
+            labels_function=os.environ.get("LABELS_FUNCTION_NAME", ""),
         )

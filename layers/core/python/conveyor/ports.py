@@ -145,3 +145,12 @@ class CaptureSink(Protocol):
     def flush(self) -> None:
         """Deliver whatever is buffered."""
         ...
+
+
+class FunctionInvoker(Protocol):
+    """One function invoked asynchronously (Lambda's ``Event`` invocation): the dispatcher hands
+    label files to the label ingest this way."""
+
+    def invoke_async(self, payload: dict[str, Any]) -> None:
+        """Queue one invocation with ``payload``; raise if it was not accepted."""
+        ...

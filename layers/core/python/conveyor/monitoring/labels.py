@@ -29,6 +29,7 @@ import pandas as pd
 
 from conveyor.errors import ConveyorError, DataError
 from conveyor.monitoring import keys
+from conveyor.monitoring.context import MonitorContext
 from conveyor.monitoring.window import lines
 from conveyor.ports import ObjectRef, ObjectStore
 from conveyor.spec import ModelSpec
@@ -147,20 +148,24 @@ def _join(
 
 def ingest_labels(
     source: ObjectRef,
-    spec: ModelSpec,
+    spec: ModelSpec | None,
     store: ObjectStore,
     capture_bucket: str,
     *,
     now: float | None = None,
 ) -> LabelJoin:
-    """Join one label object with the capture (module docstring); writes the joined rows and the report."""
+    """Join one label object with the capture (module docstring); writes the joined rows and the
+    report. Without a spec (the model is unknown) the file is quarantined."""
     now = time.time() if now is None else now
-    model = spec.name
+    model = keys.model_of_label_key(source.key) or (spec.name if spec else "")
     label_object = keys.label_object_id(source.bucket, source.key, source.version_id or source.etag)
     outcome = LabelJoin(model=model, source=source.to_dict(), label_object=label_object)
-    data = store.get(source.bucket, source.key, source.version_id)
     try:
-        labels = parse_labels(data, PurePosixPath(source.key).name, spec)
+        if spec is None:
+            raise DataError(f"no spec for model {model}: labels need its target column")
+        labels = parse_labels(
+            store.get(source.bucket, source.key, source.version_id), PurePosixPath(source.key).name, spec
+        )
     except ConveyorError as error:
         _quarantine(outcome, source, store, error.message)
     else:
@@ -213,3 +218,20 @@ def read_joined(store: ObjectStore, capture_bucket: str, model: str, start: floa
                 ):
                     latest[slot] = row
     return list(latest.values())
+
+
+def ingest_label_event(event: dict[str, Any], ctx: MonitorContext, now: float | None = None) -> dict[str, Any]:
+    """The label function's request, from the dispatcher: the label object's bucket, key, version, etag."""
+    source = ObjectRef(
+        str(event["bucket"]), str(event["key"]), event.get("version_id"), event.get("etag"), event.get("size")
+    )
+    if source.version_id is None:
+        source = ctx.store.head(source.bucket, source.key) or source
+    model = keys.model_of_label_key(source.key)
+    if model is None:
+        raise DataError(f"{source.key} is not under {{model}}/labels/")
+    try:
+        spec: ModelSpec | None = ctx.spec(model)
+    except Exception:  # KeyError in memory, ClientError on S3: no such model
+        spec = None
+    return ingest_labels(source, spec, ctx.store, ctx.settings.capture_bucket, now=now).to_dict()
