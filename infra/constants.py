@@ -34,6 +34,9 @@ FUNCTION_TAG = "conveyor:function"
 INCOMING_KEY_WILDCARD = f"*/{layout.INCOMING}/*"
 LABELS_KEY_WILDCARD = f"*/{layout.LABELS}/*"
 LABELS_QUARANTINE_KEY_WILDCARD = f"*/{layout.QUARANTINE}/{layout.LABELS}/*"
+# Capture bucket: what the monitor and the label ingest write beside the captured requests (never those).
+MONITOR_REPORTS_KEY_WILDCARD = "*/monitor/*"
+LABELS_JOINED_KEY_WILDCARDS = ("*/labels-joined/*", "*/labels-reports/*")
 
 # Lambda runtime shared by every function (zip and image alike).
 PYTHON_VERSION = "3.12"

@@ -174,3 +174,16 @@ def capture_delivery(stream: IConstruct, capture_bucket: s3.IBucket) -> None:
         "aws-cdk's bucket grant to the delivery role, object actions on that bucket only.",
         [*S3_GRANT_ACTIONS, objects_in(capture_bucket, "*")],
     )
+
+
+def function_invoker(fn: lambda_.Function, invoked: lambda_.IFunction) -> None:
+    """aws-cdk's grant_invoke covers the function and its versions and aliases (``<arn>:*``)."""
+    role = fn.role
+    assert role is not None
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "grant_invoke allows the function's versions and aliases (<function>:*) beside the function; "
+        "one function only.",
+        [f"Resource::<{logical_id(invoked)}.Arn>:*"],
+    )

@@ -40,7 +40,8 @@ class LiveMonitor(Construct):
         # The monitor reads the capture, joined labels and each version's spec and profile, writes its
         # reports beside the capture, keeps each model's last run in the registry, publishes Live*
         # metrics and starts scheduled retrains.
-        capture_bucket.grant_read_write(self.monitor)
+        capture_bucket.grant_read(self.monitor)
+        capture_bucket.grant_put(self.monitor, c.MONITOR_REPORTS_KEY_WILDCARD)
         artifact_bucket.grant_read(self.monitor)
         table.grant_read_write_data(self.monitor)
         state_machine.grant_start_execution(self.monitor)
@@ -54,7 +55,7 @@ class LiveMonitor(Construct):
         nag.metrics_publisher(self.monitor)
         nag.bucket_grants(
             self.monitor,
-            [(capture_bucket, "*"), (artifact_bucket, "*")],
+            [(capture_bucket, "*"), (capture_bucket, c.MONITOR_REPORTS_KEY_WILDCARD), (artifact_bucket, "*")],
             "the monitor reads captured requests, joined labels, specs and profiles; writes its reports.",
         )
         # One rule for every model: per-model schedules would be resources created at run time.
@@ -77,7 +78,9 @@ class LiveMonitor(Construct):
         data_bucket.grant_read(self.labels, c.LABELS_KEY_WILDCARD)
         data_bucket.grant_delete(self.labels, c.LABELS_KEY_WILDCARD)
         data_bucket.grant_put(self.labels, c.LABELS_QUARANTINE_KEY_WILDCARD)
-        capture_bucket.grant_read_write(self.labels)
+        capture_bucket.grant_read(self.labels)
+        for written in c.LABELS_JOINED_KEY_WILDCARDS:
+            capture_bucket.grant_put(self.labels, written)
         artifact_bucket.grant_read(self.labels)
         nag.bucket_grants(
             self.labels,
@@ -85,10 +88,12 @@ class LiveMonitor(Construct):
                 (data_bucket, c.LABELS_KEY_WILDCARD),
                 (data_bucket, c.LABELS_QUARANTINE_KEY_WILDCARD),
                 (capture_bucket, "*"),
+                *((capture_bucket, written) for written in c.LABELS_JOINED_KEY_WILDCARDS),
                 (artifact_bucket, "*"),
             ],
             "labels reads label files (quarantines malformed ones), the capture and the spec; writes joined labels.",
         )
         # The dispatcher hands label files to the label function (asynchronous invoke).
         self.labels.grant_invoke(dispatcher)
+        nag.function_invoker(dispatcher, self.labels)
         dispatcher.add_environment("LABELS_FUNCTION_NAME", self.labels.function_name)

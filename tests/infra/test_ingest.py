@@ -1,4 +1,5 @@
-"""A drop under {model}/incoming/ -> EventBridge -> ingest queue -> dispatch -> one execution."""
+"""A drop under {model}/incoming/ -> EventBridge -> ingest queue -> dispatch -> one execution; a
+label file under {model}/labels/ takes the same rule and queue to the label ingest."""
 
 from __future__ import annotations
 
@@ -7,22 +8,25 @@ from aws_cdk.assertions import Match
 from tests.infra.conftest import Synth
 
 
-def test_rule_matches_incoming_objects_of_the_data_bucket(synth: Synth) -> None:
-    rules = synth.resources("AWS::Events::Rule")
-    assert len(rules) == 1
-    (rule,) = rules.values()
+def _drop_rule(synth: Synth) -> dict:
+    (rule,) = [r for r in synth.resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]]
+    return rule
+
+
+def test_rule_matches_incoming_objects_and_labels_of_the_data_bucket(synth: Synth) -> None:
+    rule = _drop_rule(synth)
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [{"Ref": synth.logical_id(synth.stack.data_bucket)}]},
-            "object": {"key": [{"wildcard": "*/incoming/*"}]},
+            "object": {"key": [{"wildcard": "*/incoming/*"}, {"wildcard": "*/labels/*"}]},
         },
     }
 
 
 def test_rule_targets_the_ingest_queue_only(synth: Synth) -> None:
-    (rule,) = synth.resources("AWS::Events::Rule").values()
+    rule = _drop_rule(synth)
     targets = rule["Properties"]["Targets"]
     assert [target["Arn"] for target in targets] == [
         {"Fn::GetAtt": [synth.logical_id(synth.stack.ingest_queue), "Arn"]}
@@ -56,7 +60,8 @@ def test_dispatch_consumes_the_queue_with_partial_batch_failures(synth: Synth) -
     )
 
 
-def test_only_dispatch_may_start_the_pipeline(synth: Synth) -> None:
+def test_only_dispatch_and_the_monitor_may_start_the_pipeline(synth: Synth) -> None:
+    """Drops start executions through the dispatcher; the monitor starts scheduled retrains."""
     machine = synth.logical_id(synth.stack.state_machine)
     starters = []
     for logical_id, policy in synth.resources("AWS::IAM::Policy").items():
@@ -65,4 +70,4 @@ def test_only_dispatch_may_start_the_pipeline(synth: Synth) -> None:
             if "states:StartExecution" in actions:
                 assert statement["Resource"] == {"Ref": machine}
                 starters.append(logical_id)
-    assert len(starters) == 1 and starters[0].startswith("IngestDispatchFunction")
+    assert sorted(s.split("Function")[0] for s in starters) == ["IngestDispatch", "LiveMonitorMonitor"]
