@@ -120,7 +120,7 @@ def monitor(
         raise _fail("give exactly one of --now and --advance SECONDS")
     target = _target(state)
     if advance is not None:
-        _advance(target, state, advance, as_json)
+        _advance(target, advance, as_json)
         return
     payload: dict[str, Any] = {"action": "run", "model": model}
     if window:
@@ -147,15 +147,12 @@ def monitor(
     raise typer.Exit(0)
 
 
-def _advance(target: Target, state: Path | None, seconds: float, as_json: bool) -> None:
+def _advance(target: Target, seconds: float, as_json: bool) -> None:
     import requests
 
-    from conveyor.cli.target import default_state_path
-
-    info = json.loads((state or default_state_path()).read_text())
-    if not info.get("schedules_url"):
+    if not target.schedules_url:
         raise _fail("this local cloud has no clock hook (started by an older conveyor?)", 1)
-    response = requests.post(f"{info['schedules_url']}/advance", json={"seconds": seconds}, timeout=900)
+    response = requests.post(f"{target.schedules_url}/advance", json={"seconds": seconds}, timeout=900)
     document = response.json()
     if as_json:
         out.print_json(json.dumps(document))
