@@ -139,8 +139,8 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
     Fn.PREDICT: (1024, Duration.seconds(30)),
-    # 1,000,000 capture records in a window: about 1.1 GB and 50 s (tests/benchmarks/test_monitor_bench.py).
-    Fn.MONITOR: (3008, Duration.minutes(15)),
+    # 1,000,000 capture records in a window: 531 MB peak and 20 s on 2 cores (tests/benchmarks/test_monitor_bench.py).
+    Fn.MONITOR: (2048, Duration.minutes(15)),
     Fn.LABELS: (2048, Duration.minutes(5)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
