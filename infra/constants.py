@@ -35,8 +35,8 @@ INCOMING_KEY_WILDCARD = f"*/{layout.INCOMING}/*"
 LABELS_KEY_WILDCARD = f"*/{layout.LABELS}/*"
 LABELS_QUARANTINE_KEY_WILDCARD = f"*/{layout.QUARANTINE}/{layout.LABELS}/*"
 # Capture bucket: what the monitor and the label ingest write beside the captured requests (never those).
-MONITOR_REPORTS_KEY_WILDCARD = "*/monitor/*"
-LABELS_JOINED_KEY_WILDCARDS = ("*/labels-joined/*", "*/labels-reports/*")
+MONITOR_REPORTS_KEY_WILDCARD = f"*/{layout.MONITOR}/*"
+LABELS_JOINED_KEY_WILDCARDS = (f"*/{layout.LABELS_JOINED}/*", f"*/{layout.LABELS_REPORTS}/*")
 
 # Lambda runtime shared by every function (zip and image alike).
 PYTHON_VERSION = "3.12"

@@ -66,8 +66,9 @@ class DirectoryStore:
 def _context(root: Path) -> Any:
     from conveyor.adapters.memory import MemoryMetrics, MemoryStarter, MemoryTable
     from conveyor.config import Settings
+    from conveyor.layout import artifact_key
     from conveyor.monitoring.context import MonitorContext
-    from conveyor.registry import ModelVersion, Registry, artifact_key
+    from conveyor.registry import ModelVersion, Registry
 
     table = MemoryTable()
     registry = Registry(table)
@@ -84,9 +85,9 @@ def write(root: Path, rows: int) -> dict[str, Any]:
     import yaml
 
     from conveyor.capture import record_line
+    from conveyor.layout import spec_key, version_key
     from conveyor.monitoring.scores import distribution
     from conveyor.profile import build_profile
-    from conveyor.registry import version_key
     from conveyor.spec import load_spec
     from conveyor.training import holdout_scores, train_model
 
@@ -99,7 +100,7 @@ def write(root: Path, rows: int) -> dict[str, Any]:
     profile = build_profile(result.train_df, spec)
     profile.scores = distribution(holdout_scores(result, spec))
     store = DirectoryStore(root)
-    store.put("artifacts", f"{MODEL}/spec.yaml", spec_bytes)
+    store.put("artifacts", spec_key(MODEL), spec_bytes)
     store.put("artifacts", version_key(MODEL, 1, "spec.yaml"), spec_bytes)
     store.put("artifacts", version_key(MODEL, 1, "profile.json"), profile.to_json().encode())
     (root / "metrics.json").write_text(json.dumps(result.metrics))

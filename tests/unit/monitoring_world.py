@@ -12,11 +12,12 @@ import pandas as pd
 import yaml
 
 from conveyor.adapters.memory import MemoryMetrics, MemoryObjectStore, MemoryStarter, MemoryTable
-from conveyor.capture import capture_key, record_line
+from conveyor.capture import record_line
 from conveyor.config import Settings
+from conveyor.layout import artifact_key, capture_key, spec_key, version_key
 from conveyor.monitoring.context import MonitorContext
 from conveyor.profile import build_profile
-from conveyor.registry import ModelVersion, Registry, artifact_key, version_key
+from conveyor.registry import ModelVersion, Registry
 from conveyor.spec import parse_spec
 from conveyor.tabular import feature_frame
 from conveyor.training import holdout_scores
@@ -91,7 +92,7 @@ def make_world(trained: Any, *, spec_changes: dict[str, Any] | None = None, scor
     store, table, metrics, starter = MemoryObjectStore(), MemoryTable(), MemoryMetrics(), MemoryStarter()
     ctx = MonitorContext(settings=SETTINGS, store=store, table=table, metrics=metrics, starter=starter)
     spec_bytes = yaml.safe_dump(spec_doc).encode()
-    store.put("artifacts", f"{MODEL}/spec.yaml", spec_bytes)
+    store.put("artifacts", spec_key(MODEL), spec_bytes)
     registry = Registry(table)
     version = registry.register(
         ModelVersion(

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from conveyor.monitoring.labels import ingest_labels, labels_report_key
+from conveyor.layout import labels_report_key
+from conveyor.monitoring.labels import ingest_labels
 from conveyor.monitoring.live import run_monitor
 from conveyor.ports import ObjectRef
 from tests.conftest import DATASET

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from conveyor.layout import model_of_incoming
-from conveyor.monitoring.keys import model_of_label_key
+from conveyor.layout import model_of_incoming, model_of_label_key
 from conveyor.ports import ExecutionStarter, FunctionInvoker, ObjectRef, ObjectStore
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

@@ -44,7 +44,7 @@ def _target(state: Path | None) -> Target:
 
 
 def _wait_for_join(target: Target, model: str, label_object: str, timeout: float) -> dict[str, Any] | None:
-    from conveyor.monitoring.labels import labels_report_key
+    from conveyor.layout import labels_report_key
 
     bucket = target.output("CaptureBucketName")
     key = labels_report_key(model, label_object)
@@ -70,7 +70,7 @@ def labels(
     Labels join the served answer of their request (never a shadow's); the live monitor then reports
     live metrics over them. Exit codes: 0 joined; 2 quarantined (malformed) or bad input; 1 timed out.
     """
-    from conveyor.monitoring.keys import label_object_id
+    from conveyor.layout import label_object_id
 
     if not file.is_file() or file.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise _fail(f"{file}: expected a CSV or Parquet file")

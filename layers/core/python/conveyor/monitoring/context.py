@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from conveyor import layout
 from conveyor.config import Settings
 from conveyor.ports import ExecutionStarter, MetricsSink, ObjectStore, Table
 from conveyor.registry import Registry
@@ -24,8 +25,8 @@ class MonitorContext:
         return Registry(self.table)
 
     def spec(self, model: str) -> ModelSpec:
-        """The model's current spec (``{model}/spec.yaml`` in the artifact bucket)."""
-        return load_spec(self.store.get(self.settings.artifact_bucket, f"{model}/spec.yaml"))
+        """The model's current spec (``layout.spec_key``: ``{model}/spec.yaml`` in the artifact bucket)."""
+        return load_spec(self.store.get(self.settings.artifact_bucket, layout.spec_key(model)))
 
     @classmethod
     @functools.cache

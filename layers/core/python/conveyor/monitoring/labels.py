@@ -8,12 +8,12 @@ it to :func:`ingest_labels`, which
 - joins each label with the *served* record of its request (``served: true``, status 200; never a
   shadow's) among the capture of the last ``LOOKBACK_SECONDS``;
 - writes the joined rows to the capture bucket under the hour of the request
-  (``conveyor.monitoring.keys.labels_joined_key``), where the live monitor reads its window's labels;
+  (``conveyor.layout.labels_joined_key``), where the live monitor reads its window's labels;
 - counts labels whose request id is unknown (or whose row the request does not have): reported,
   never an error;
 - quarantines a malformed file (unreadable, a required column missing, a null or unparseable
   value) with a report beside it, as the data gate does with a drop;
-- writes a join report (``labels_report_key``) that ``conveyor labels`` waits for.
+- writes a join report (``conveyor.layout.labels_report_key``) that ``conveyor labels`` waits for.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conveyor import layout
 from conveyor.errors import ConveyorError, DataError
-from conveyor.monitoring import keys
+from conveyor.layout import labels_report_key
 from conveyor.monitoring.context import MonitorContext
 from conveyor.monitoring.window import lines
 from conveyor.ports import ObjectRef, ObjectStore
@@ -38,11 +39,6 @@ from conveyor.tabular import read_table, target_vector
 LOOKBACK_SECONDS = 7 * 86400  # labels may arrive up to a week after the request they label
 REQUEST_ID = "request_id"
 ROW = "row"
-
-
-def labels_report_key(model: str, label_object: str) -> str:
-    """Capture bucket: the outcome of one label object's join (read by ``conveyor labels``)."""
-    return f"{model}/labels-reports/{label_object}.json"
 
 
 @dataclass
@@ -157,8 +153,8 @@ def ingest_labels(
     """Join one label object with the capture (module docstring); writes the joined rows and the
     report. Without a spec (the model is unknown) the file is quarantined."""
     now = time.time() if now is None else now
-    model = keys.model_of_label_key(source.key) or (spec.name if spec else "")
-    label_object = keys.label_object_id(source.bucket, source.key, source.version_id or source.etag)
+    model = layout.model_of_label_key(source.key) or (spec.name if spec else "")
+    label_object = layout.label_object_id(source.bucket, source.key, source.version_id or source.etag)
     outcome = LabelJoin(model=model, source=source.to_dict(), label_object=label_object)
     try:
         if spec is None:
@@ -175,7 +171,7 @@ def ingest_labels(
         outcome.unknown_request_ids = len({rid for rid, _ in labels} - found)
         by_key: dict[str, list[dict[str, Any]]] = {}
         for row in joined:
-            by_key.setdefault(keys.labels_joined_key(model, row["timestamp"], label_object), []).append(row)
+            by_key.setdefault(layout.labels_joined_key(model, row["timestamp"], label_object), []).append(row)
         for key, rows in sorted(by_key.items()):
             body = b"".join(json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in rows)
             store.put(capture_bucket, key, body, "application/x-ndjson")
@@ -187,7 +183,7 @@ def ingest_labels(
 
 def _quarantine(outcome: LabelJoin, source: ObjectRef, store: ObjectStore, reason: str) -> None:
     outcome.verdict, outcome.reason = "quarantined", reason
-    outcome.quarantine_key = keys.label_quarantine_key(source.key)
+    outcome.quarantine_key = layout.label_quarantine_key(source.key)
     store.copy(source, source.bucket, outcome.quarantine_key)
     report = {"verdict": "rejected", "summary": reason, "source": source.to_dict(), "kind": "labels"}
     store.put(
@@ -202,7 +198,7 @@ def _quarantine(outcome: LabelJoin, source: ObjectRef, store: ObjectStore, reaso
 def read_joined(store: ObjectStore, capture_bucket: str, model: str, start: float, end: float) -> list[dict[str, Any]]:
     """The joined labels of requests served in [start, end]; one per (request, row): the latest labelled."""
     latest: dict[tuple[str, int], dict[str, Any]] = {}
-    for prefix in keys.hour_prefixes(model, "labels-joined", start, end):
+    for prefix in layout.hour_prefixes(model, layout.LABELS_JOINED, start, end):
         for key in store.keys(capture_bucket, prefix):
             for line in store.get(capture_bucket, key).splitlines():
                 try:
@@ -227,7 +223,7 @@ def ingest_label_event(event: dict[str, Any], ctx: MonitorContext, now: float | 
     )
     if source.version_id is None:
         source = ctx.store.head(source.bucket, source.key) or source
-    model = keys.model_of_label_key(source.key)
+    model = layout.model_of_label_key(source.key)
     if model is None:
         raise DataError(f"{source.key} is not under {{model}}/labels/")
     try:

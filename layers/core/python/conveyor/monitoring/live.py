@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor import layout
 from conveyor.jsonsafe import json_safe
-from conveyor.monitoring import keys
 from conveyor.monitoring import metrics as names
 from conveyor.monitoring.context import MonitorContext
 from conveyor.monitoring.labels import read_joined
@@ -40,7 +40,6 @@ from conveyor.monitoring.scores import live_shift
 from conveyor.monitoring.window import CaptureWindow, VersionWindow, lines, read_window
 from conveyor.ports import Datapoint
 from conveyor.profile import Profile
-from conveyor.registry import version_key
 from conveyor.spec import ModelSpec, load_spec, spec_hash
 
 log = logging.getLogger(__name__)
@@ -68,7 +67,9 @@ def _iso(timestamp: float) -> str:
 def _version_spec(ctx: MonitorContext, model: str, version: int, current: ModelSpec) -> ModelSpec:
     """The spec the version was trained with (stored beside it), else the model's current one."""
     try:
-        return load_spec(ctx.store.get(ctx.settings.artifact_bucket, version_key(model, version, "spec.yaml")))
+        return load_spec(
+            ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, version, layout.SPEC_FILE))
+        )
     except Exception:  # KeyError in memory, ClientError on S3 (the adapter does not map a missing key)
         log.info("no stored spec for the version; using the current one", extra={"model": model, "version": version})
         return current
@@ -76,7 +77,7 @@ def _version_spec(ctx: MonitorContext, model: str, version: int, current: ModelS
 
 def _profile(ctx: MonitorContext, model: str, version: int) -> Profile | None:
     try:
-        data = ctx.store.get(ctx.settings.artifact_bucket, version_key(model, version, "profile.json"))
+        data = ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, version, layout.PROFILE))
     except Exception:  # KeyError in memory, ClientError on S3: no profile, nothing to compare with
         return None
     return Profile.from_json(data)
@@ -221,7 +222,7 @@ def run_monitor(model: str, ctx: MonitorContext, now: float, window: int | None 
     run = MonitorRun(model, datetime.fromtimestamp(now, tz=UTC).strftime("%Y%m%dT%H%M%SZ"), span, documents)
     if datapoints:
         ctx.metrics.publish(ctx.settings.metrics_namespace, datapoints)
-    run.report_key = keys.monitor_report_key(model, now, run.run)
+    run.report_key = layout.monitor_report_key(model, now, run.run)
     ctx.store.put(bucket, run.report_key, json.dumps(run.to_dict(), indent=2).encode(), "application/json")
     log.info("monitored", extra={"model": model, "versions": versions, "report_key": run.report_key})
     return run
