@@ -14,6 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 from conveyor.cli import (
     data_commands,
     drift_command,
+    live_commands,
     local_commands,
     model_commands,
     pipeline_commands,
@@ -50,6 +51,8 @@ COMMANDS = (
     model_commands.evaluate,
     registry_commands.models,
     registry_commands.lineage,
+    live_commands.labels,
+    live_commands.monitor,
 )
 
 

@@ -1,6 +1,6 @@
 """Live traffic commands against the running local cloud: ``conveyor labels`` and ``conveyor monitor``.
 
-Register them on the main app with ``app.command()(labels)`` and ``app.command()(monitor)``.
+Registered in ``conveyor.cli.app.COMMANDS``.
 
 Exit codes of ``labels``: 0 joined (matched or not); 2 the file was quarantined, or bad input; 1 the
 join did not finish in time. ``monitor``: 0 ran (whatever it found); 1 the run failed; 2 bad input.
@@ -15,32 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from conveyor.cli.target import Target, TargetError
-
-console = Console(stderr=True)
-out = Console()
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
-StateOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."
-    ),
-]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _target(state: Path | None) -> Target:
-    try:
-        return Target.load(state)
-    except TargetError as error:
-        raise _fail(str(error), 1) from None
+from conveyor.cli.common import ExitCode, JsonFlag, StateOption, console, fail, load_target, out, print_json
+from conveyor.cli.target import Target
 
 
 def _wait_for_join(target: Target, model: str, label_object: str, timeout: float) -> dict[str, Any] | None:
@@ -73,8 +50,8 @@ def labels(
     from conveyor.layout import label_object_id
 
     if not file.is_file() or file.suffix.lower() not in {".csv", ".parquet", ".pq"}:
-        raise _fail(f"{file}: expected a CSV or Parquet file")
-    target = _target(state)
+        raise fail(f"{file}: expected a CSV or Parquet file", ExitCode.BAD_INPUT)
+    target = load_target(state)
     bucket = target.output("DataBucketName")
     data = file.read_bytes()
     key = f"{model}/labels/{hashlib.sha256(data).hexdigest()[:12]}-{file.name}"
@@ -84,18 +61,18 @@ def labels(
         console.print(f"uploaded s3://{bucket}/{key}; joining with the capture")
     outcome = _wait_for_join(target, model, label_object, timeout)
     if outcome is None:
-        raise _fail(f"the join of s3://{bucket}/{key} did not finish within {timeout:.0f} s", 1)
+        raise fail(f"the join of s3://{bucket}/{key} did not finish within {timeout:.0f} s", ExitCode.FAILURE)
     if as_json:
-        out.print_json(json.dumps(outcome))
+        print_json(outcome)
     elif outcome["verdict"] == "quarantined":
-        console.print(f"[bold red]quarantined:[/] {outcome['reason']} (s3://{bucket}/{outcome['quarantine_key']})")
+        out.print(f"quarantined: {outcome['reason']} (s3://{bucket}/{outcome['quarantine_key']})", markup=False)
     else:
         out.print(
             f"{outcome['matched']} of {outcome['labels']} labels matched captured requests; "
             f"{outcome['unknown_request_ids']} unknown request id(s), {outcome['unmatched_rows']} row(s) not in "
             "their request"
         )
-    raise typer.Exit(2 if outcome["verdict"] == "quarantined" else 0)
+    raise typer.Exit(ExitCode.DATA_REJECTED if outcome["verdict"] == "quarantined" else ExitCode.OK)
 
 
 def monitor(
@@ -117,8 +94,8 @@ def monitor(
     drifted_features, features}, score_shift, live_metrics: {METRIC: value, labelled_requests: n}}.
     """
     if now == (advance is not None):
-        raise _fail("give exactly one of --now and --advance SECONDS")
-    target = _target(state)
+        raise fail("give exactly one of --now and --advance SECONDS", ExitCode.BAD_INPUT)
+    target = load_target(state)
     if advance is not None:
         _advance(target, advance, as_json)
         return
@@ -131,11 +108,11 @@ def monitor(
     result = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError") or not result.get("versions"):
         message = result.get("errorMessage") or f"no version of {model} serves"
-        raise _fail(f"the monitor of {model} failed: {message}", 1)
+        raise fail(f"the monitor of {model} failed: {message}", ExitCode.FAILURE)
     document = result["versions"][0]
     if as_json:
-        out.print_json(json.dumps(document))
-        raise typer.Exit(0)
+        print_json(document)
+        raise typer.Exit(ExitCode.OK)
     for version in result["versions"]:
         drift, metrics = version["drift"], version["live_metrics"]
         shift = version["score_shift"]
@@ -144,19 +121,19 @@ def monitor(
         out.print(f"  score shift: {shift['shift'] if shift else 'not measured'}")
         out.print(f"  live metrics: {json.dumps(metrics)}")
     out.print(f"report: s3://{target.output('CaptureBucketName')}/{result['report_key']}")
-    raise typer.Exit(0)
+    raise typer.Exit(ExitCode.OK)
 
 
 def _advance(target: Target, seconds: float, as_json: bool) -> None:
     import requests
 
     if not target.schedules_url:
-        raise _fail("this local cloud has no clock hook (started by an older conveyor?)", 1)
+        raise fail("this local cloud has no clock hook (started by an older conveyor?)", ExitCode.FAILURE)
     response = requests.post(f"{target.schedules_url}/advance", json={"seconds": seconds}, timeout=900)
     document = response.json()
     if as_json:
-        out.print_json(json.dumps(document))
+        print_json(document)
     else:
         for fired in document.get("fired", []):
             out.print(f"fired {fired['rule']} at {fired['time']} -> {fired['function']}")
-    raise typer.Exit(0 if response.ok else 1)
+    raise typer.Exit(ExitCode.OK if response.ok else ExitCode.FAILURE)

@@ -15,17 +15,6 @@ from conveyor.errors import ConveyorError
 __all__ = ["app", "main"]
 
 
-def _register_live_commands() -> None:
-    """Live traffic: `labels` (delayed ground truth) and `monitor` (the live monitor now) on the local cloud."""
-    from conveyor.cli.live_commands import labels, monitor
-
-    app.command()(labels)
-    app.command()(monitor)
-
-
-_register_live_commands()
-
-
 def main() -> None:
     try:
         app()
