@@ -187,3 +187,16 @@ def alarm_sync(fn: lambda_.Function) -> None:
         "TagResource and DeleteAlarms on alarms named with this stack's prefix only.",
         ["Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:<AWS::StackName>-*"],
     )
+
+
+def function_invoker(fn: lambda_.Function, invoked: lambda_.IFunction) -> None:
+    """aws-cdk's grant_invoke covers the function and its versions and aliases (``<arn>:*``)."""
+    role = fn.role
+    assert role is not None
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "grant_invoke allows the function's versions and aliases (<function>:*) beside the function; "
+        "one function only.",
+        [f"Resource::<{logical_id(invoked)}.Arn>:*"],
+    )

@@ -12,6 +12,7 @@ from infra import nag
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
 from infra.constructs.ingest import Ingest
+from infra.constructs.live_monitor import LiveMonitor
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.pipeline import Pipeline
 from infra.constructs.registry import Registry
@@ -54,7 +55,18 @@ class ConveyorStack(cdk.Stack):
             table=registry.table,
             alerts=alerts.topic,
         )
-        ingest.add_dispatcher(factory, pipeline.state_machine)
+        dispatcher = ingest.add_dispatcher(factory, pipeline.state_machine)
+        live = LiveMonitor(
+            self,
+            "LiveMonitor",
+            factory=factory,
+            data_bucket=ingest.data_bucket,
+            artifact_bucket=registry.artifact_bucket,
+            capture_bucket=capture.bucket,
+            table=registry.table,
+            state_machine=pipeline.state_machine,
+            dispatcher=dispatcher,
+        )
         serving = Serving(
             self,
             "Serving",
@@ -103,6 +115,7 @@ class ConveyorStack(cdk.Stack):
             c.Output.API_URL: serving.api.url,
             c.Output.STACK_NAME: cdk.Aws.STACK_NAME,
             c.Output.ALARM_QUEUE: monitoring.queue.queue_url,
+            c.Output.MONITOR_FUNCTION: live.monitor.function_name,
         }
         for output_id, value in outputs.items():
             cdk.CfnOutput(self, output_id, value=value)

@@ -1,4 +1,4 @@
-"""Lambda entry point of the dispatcher: ingest-queue messages -> one pipeline execution per drop."""
+"""Lambda entry point of the dispatcher: ingest-queue messages -> one pipeline execution per drop, label files to the label ingest."""
 
 from __future__ import annotations
 
@@ -13,22 +13,24 @@ from conveyor.dispatch import dispatch
 
 logger = Logger(service="conveyor")
 processor = BatchProcessor(event_type=EventType.SQS)
-_ports: tuple[Any, Any] | None = None
+_ports: tuple[Any, Any, Any] | None = None
 
 
-def _adapters() -> tuple[Any, Any]:
+def _adapters() -> tuple[Any, Any, Any]:
     global _ports  # noqa: PLW0603 - built once per container, on first use, not at import
     if _ports is None:
-        from conveyor.adapters.aws import S3ObjectStore, StepFunctionsStarter
+        from conveyor.adapters.aws import LambdaInvoker, S3ObjectStore, StepFunctionsStarter
         from conveyor.config import Settings
 
-        _ports = (StepFunctionsStarter(Settings.from_env().state_machine_arn), S3ObjectStore())
+        settings = Settings.from_env()
+        labels = LambdaInvoker(settings.labels_function) if settings.labels_function else None
+        _ports = (StepFunctionsStarter(settings.state_machine_arn), S3ObjectStore(), labels)
     return _ports
 
 
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
-    starter, store = _adapters()
-    outcomes = dispatch(record.body, starter=starter, store=store)
+    starter, store, labels = _adapters()
+    outcomes = dispatch(record.body, starter=starter, store=store, labels=labels)
     for outcome in outcomes:
         logger.info("drop dispatched", extra=outcome)
     return outcomes

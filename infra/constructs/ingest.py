@@ -56,13 +56,13 @@ class Ingest(Construct):
         self.rule = events.Rule(
             self,
             "DropRule",
-            description="A data drop under {model}/incoming/ starts the pipeline",
+            description="A data drop under {model}/incoming/ starts the pipeline; a label file under {model}/labels/ is joined",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [self.data_bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": c.INCOMING_KEY_WILDCARD}]},
+                    "object": {"key": [{"wildcard": c.INCOMING_KEY_WILDCARD}, {"wildcard": c.LABELS_KEY_WILDCARD}]},
                 },
             ),
             targets=[targets.SqsQueue(self.queue)],

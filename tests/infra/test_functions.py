@@ -11,6 +11,7 @@ from tests.infra.conftest import Synth
 
 DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
 MONITORING = ("alarm_action",)
+LIVE = ("monitor", "labels")
 FUNCTIONS = (
     "dispatch",
     "validate",
@@ -22,9 +23,10 @@ FUNCTIONS = (
     "predict",
     *DEPLOYMENT,
     *MONITORING,
+    *LIVE,
 )
 ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback", *MONITORING)
-IMAGE = ("validate", "drift", "train", "evaluate", "plan")
+IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE)
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -85,8 +87,10 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
         for name, props in functions_by_tag(synth).items()
     }
     assert extras == {
-        "dispatch": {"STATE_MACHINE_ARN"},
+        "dispatch": {"STATE_MACHINE_ARN", "LABELS_FUNCTION_NAME"},
         "alarm_action": {"STATE_MACHINE_ARN"},  # a retrain on alarm starts a run
+        "monitor": {"STATE_MACHINE_ARN"},
+        "labels": set(),
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
         **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
     }
@@ -164,10 +168,10 @@ def test_grants_are_least_privilege(synth: Synth) -> None:
             assert action != "*" and not action.endswith(":*"), (name, action)
 
 
-def test_only_the_drift_function_publishes_metrics_and_only_to_its_namespace(synth: Synth) -> None:
+def test_only_drift_and_the_monitor_publish_metrics_and_only_to_their_namespace(synth: Synth) -> None:
     for name in FUNCTIONS:
         statements = [s for s in _statements_of(synth, name) if "cloudwatch:PutMetricData" in _actions([s])]
-        if name != "drift":
+        if name not in {"drift", "monitor"}:
             assert not statements, name
             continue
         (statement,) = statements
@@ -209,7 +213,9 @@ def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:
         assert "sns:Publish" not in _actions(_statements_of(synth, name)), name
 
 
-def test_only_evaluate_and_bake_read_the_captured_requests_and_neither_writes_them(synth: Synth) -> None:
+def test_who_reads_the_captured_requests_and_that_nobody_writes_them(synth: Synth) -> None:
+    """evaluate and bake read them; the monitor and the label ingest read them and write only their
+    reports and joined labels beside them (under monitor/, labels-joined/, labels-reports/)."""
     capture = synth.logical_id(synth.stack.capture_bucket)
     readers = set()
     for name in FUNCTIONS:
@@ -217,5 +223,14 @@ def test_only_evaluate_and_bake_read_the_captured_requests_and_neither_writes_th
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if capture in json.dumps(statement["Resource"]) and any(a.startswith("s3:") for a in actions):
                 readers.add(name)
-                assert not any(a.startswith(("s3:Put", "s3:Delete")) for a in actions), (name, actions)
-    assert readers == {"evaluate", "bake"}
+                if any(a.startswith(("s3:Put", "s3:Delete")) for a in actions):
+                    written = json.dumps(statement["Resource"])
+                    assert name in {"monitor", "labels"} and "/capture/" not in written, (name, actions)
+                    assert all(p in {"monitor", "labels-joined", "labels-reports"} for p in _prefixes(written)), written
+    assert readers == {"evaluate", "bake", "monitor", "labels"}
+
+
+def _prefixes(resource: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"/\*/([a-z-]+)/\*", resource))

@@ -1,4 +1,5 @@
-"""A drop under {model}/incoming/ -> EventBridge -> ingest queue -> dispatch -> one execution."""
+"""A drop under {model}/incoming/ -> EventBridge -> ingest queue -> dispatch -> one execution; a
+label file under {model}/labels/ takes the same rule and queue to the label ingest."""
 
 from __future__ import annotations
 
@@ -7,25 +8,26 @@ from aws_cdk.assertions import Match
 from tests.infra.conftest import Synth
 
 
-def _drop_rules(synth: Synth) -> list[dict]:
+def _drop_rule(synth: Synth) -> dict:
     rules = synth.resources("AWS::Events::Rule").values()
-    return [r for r in rules if r["Properties"]["EventPattern"]["source"] == ["aws.s3"]]
+    (rule,) = [r for r in rules if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]]
+    return rule
 
 
-def test_rule_matches_incoming_objects_of_the_data_bucket(synth: Synth) -> None:
-    (rule,) = _drop_rules(synth)
+def test_rule_matches_incoming_objects_and_labels_of_the_data_bucket(synth: Synth) -> None:
+    rule = _drop_rule(synth)
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [{"Ref": synth.logical_id(synth.stack.data_bucket)}]},
-            "object": {"key": [{"wildcard": "*/incoming/*"}]},
+            "object": {"key": [{"wildcard": "*/incoming/*"}, {"wildcard": "*/labels/*"}]},
         },
     }
 
 
 def test_rule_targets_the_ingest_queue_only(synth: Synth) -> None:
-    (rule,) = _drop_rules(synth)
+    rule = _drop_rule(synth)
     targets = rule["Properties"]["Targets"]
     assert [target["Arn"] for target in targets] == [
         {"Fn::GetAtt": [synth.logical_id(synth.stack.ingest_queue), "Arn"]}
@@ -59,7 +61,9 @@ def test_dispatch_consumes_the_queue_with_partial_batch_failures(synth: Synth) -
     )
 
 
-def test_only_dispatch_and_alarm_actions_may_start_the_pipeline(synth: Synth) -> None:
+def test_only_dispatch_alarm_actions_and_the_monitor_may_start_the_pipeline(synth: Synth) -> None:
+    """Drops start executions through the dispatcher; alarm actions start retrains; the monitor starts
+    scheduled retrains."""
     machine = synth.logical_id(synth.stack.state_machine)
     starters = []
     for logical_id, policy in synth.resources("AWS::IAM::Policy").items():
@@ -68,5 +72,8 @@ def test_only_dispatch_and_alarm_actions_may_start_the_pipeline(synth: Synth) ->
             if "states:StartExecution" in actions:
                 assert statement["Resource"] == {"Ref": machine}
                 starters.append(logical_id)
-    assert len(starters) == 2
-    assert sorted(s[:20] for s in starters) == ["IngestDispatchFuncti", "MonitoringAlarmactio"]
+    assert sorted(s.split("Function")[0] for s in starters) == [
+        "IngestDispatch",
+        "LiveMonitorMonitor",
+        "MonitoringAlarmaction",
+    ], starters

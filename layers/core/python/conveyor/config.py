@@ -36,6 +36,8 @@ class Settings:
     capture_flush_records: int = 100
     # The CloudFormation stack: per-model alarms are named {stack}-{model}-{signal}.
     stack_name: str = "Conveyor"
+    # The label ingest function the dispatcher hands label files to (conveyor.monitoring.labels).
+    labels_function: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,4 +55,5 @@ class Settings:
             capture_flush_seconds=float(os.environ.get("CAPTURE_FLUSH_SECONDS", "1")),
             capture_flush_records=int(os.environ.get("CAPTURE_FLUSH_RECORDS", "100")),
             stack_name=os.environ.get("STACK_NAME", "Conveyor"),
+            labels_function=os.environ.get("LABELS_FUNCTION_NAME", ""),
         )

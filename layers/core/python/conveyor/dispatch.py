@@ -1,7 +1,8 @@
 """Turn "object created" notifications into pipeline executions, exactly once per object version.
 
 Messages arrive from the ingest queue, fed by an EventBridge rule on the data bucket (both on
-AWS and on the local cloud). Plain S3 notifications (``Records``) and S3 test events are also
+AWS and on the local cloud). Label files (``{model}/labels/...``) are no drops: they go to the
+label ingest function (an asynchronous invoke), never to the pipeline. Plain S3 notifications (``Records``) and S3 test events are also
 understood, so a bucket wired straight to the queue works too. An execution's name is derived
 from the object's bucket, key and version, so a notification delivered twice starts one
 execution: Step Functions refuses a second execution with the same name.
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from conveyor.layout import model_of_incoming
-from conveyor.ports import ExecutionStarter, ObjectRef, ObjectStore
+from conveyor.layout import model_of_incoming, model_of_label_key
+from conveyor.ports import ExecutionStarter, FunctionInvoker, ObjectRef, ObjectStore
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -49,44 +50,72 @@ class Drop:
         }
 
 
-def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
-    """All incoming drops named by one queue message; test events and other keys give none."""
-    message = json.loads(body) if isinstance(body, str) else body
-    if not isinstance(message, dict):
-        return []
-    found: list[Drop] = []
+def _created_objects(message: dict[str, Any]) -> list[tuple[ObjectRef, str | None]]:
+    """Every object named as created by one queue message (an EventBridge event or an S3 notification)."""
+    found: list[tuple[ObjectRef, str | None]] = []
     if message.get("detail-type") == "Object Created":
         detail = message.get("detail", {})
         obj = detail.get("object", {})
-        key = obj.get("key", "")
-        model = model_of_incoming(key)
-        if model:
-            ref = ObjectRef(
-                detail.get("bucket", {}).get("name", ""),
-                key,
-                obj.get("version-id"),
-                obj.get("etag") or obj.get("eTag"),
-                obj.get("size"),
-            )
-            found.append(Drop(model, ref, obj.get("sequencer")))
+        ref = ObjectRef(
+            detail.get("bucket", {}).get("name", ""),
+            obj.get("key", ""),
+            obj.get("version-id"),
+            obj.get("etag") or obj.get("eTag"),
+            obj.get("size"),
+        )
+        found.append((ref, obj.get("sequencer")))
     for record in message.get("Records", []):  # a plain S3 notification; keys are URL-encoded
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
         s3 = record.get("s3", {})
         obj = s3.get("object", {})
         key = unquote_plus(obj.get("key", ""))
-        model = model_of_incoming(key)
-        if model:
-            ref = ObjectRef(
-                s3.get("bucket", {}).get("name", ""), key, obj.get("versionId"), obj.get("eTag"), obj.get("size")
-            )
-            found.append(Drop(model, ref, obj.get("sequencer")))
+        ref = ObjectRef(
+            s3.get("bucket", {}).get("name", ""), key, obj.get("versionId"), obj.get("eTag"), obj.get("size")
+        )
+        found.append((ref, obj.get("sequencer")))
     return found
 
 
-def dispatch(body: str | dict[str, Any], *, starter: ExecutionStarter, store: ObjectStore) -> list[dict[str, Any]]:
-    """Start one execution per drop in the message; returns what happened to each drop."""
+def _message(body: str | dict[str, Any]) -> dict[str, Any]:
+    message = json.loads(body) if isinstance(body, str) else body
+    return message if isinstance(message, dict) else {}
+
+
+def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
+    """All incoming drops named by one queue message; test events and other keys give none."""
+    found: list[Drop] = []
+    for ref, sequencer in _created_objects(_message(body)):
+        model = model_of_incoming(ref.key)
+        if model:
+            found.append(Drop(model, ref, sequencer))
+    return found
+
+
+def labels_from_message(body: str | dict[str, Any]) -> list[ObjectRef]:
+    """All label files (``{model}/labels/...``) named by one queue message."""
+    return [ref for ref, _ in _created_objects(_message(body)) if model_of_label_key(ref.key)]
+
+
+def _dispatch_labels(body: str | dict[str, Any], labels: FunctionInvoker) -> list[dict[str, Any]]:
+    """Hand each label file to the label ingest (``conveyor.monitoring.labels``), asynchronously."""
     outcomes = []
+    for ref in labels_from_message(body):
+        labels.invoke_async(ref.to_dict())
+        outcomes.append({"key": ref.key, "outcome": "labels"})
+    return outcomes
+
+
+def dispatch(
+    body: str | dict[str, Any],
+    *,
+    starter: ExecutionStarter,
+    store: ObjectStore,
+    labels: FunctionInvoker | None = None,
+) -> list[dict[str, Any]]:
+    """Start one execution per drop in the message and hand label files to ``labels``; returns
+    what happened to each object."""
+    outcomes = _dispatch_labels(body, labels) if labels is not None else []
     for drop in drops_from_message(body):
         current = drop
         if drop.object.version_id is None:

@@ -20,6 +20,12 @@ Artifact bucket
                                                 holdout.parquet, spec.yaml, profile.json, gates.json)
 Capture bucket
     ``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``  request records, by the UTC hour of the first
+    ``{model}/monitor/YYYY/MM/DD/HH/{run}.json``    live-monitor reports, by the hour of the window's end
+    ``{model}/labels-joined/YYYY/MM/DD/HH/{label-object}.jsonl``  labels joined with the served records
+                                                  they label, by the hour of the *request*
+    ``{model}/labels-reports/{label-object}.json``  the outcome of one label object's join
+Data bucket, labels
+    ``{model}/quarantine/labels/...``   a malformed label file, its ``.report.json`` beside it
 
 Standard library only: the predict path (capture) and the CDK app import it.
 """
@@ -44,6 +50,9 @@ STAGING = "staging"
 SPEC_FILE = "spec.yaml"
 # The capture bucket.
 CAPTURE = "capture"
+MONITOR = "monitor"
+LABELS_JOINED = "labels-joined"
+LABELS_REPORTS = "labels-reports"
 CAPTURE_HOUR_FORMAT = "%Y/%m/%d/%H"
 CAPTURE_EXTENSION = ".jsonl"
 
@@ -158,3 +167,53 @@ def capture_prefix(model: str, timestamp: float) -> str:
 def capture_key(model: str, timestamp: float) -> str:
     """``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``: the UTC hour of the file's first record."""
     return f"{capture_prefix(model, timestamp)}{uuid.uuid4()}{CAPTURE_EXTENSION}"
+
+
+# --- monitoring (capture bucket; labels in the data bucket) ---------------------------------------
+
+
+def hour_prefixes(model: str, area: str, start: float, end: float) -> list[str]:
+    """``{model}/{area}/YYYY/MM/DD/HH/`` for every UTC hour that overlaps [start, end]."""
+    hour, last = int(start // 3600), int(end // 3600)
+    return [
+        f"{model}/{area}/{datetime.fromtimestamp(h * 3600, tz=UTC).strftime(CAPTURE_HOUR_FORMAT)}/"
+        for h in range(hour, last + 1)
+    ]
+
+
+def monitor_report_key(model: str, end: float, run: str) -> str:
+    """One live-monitor run's report, under the UTC hour of its window's end."""
+    hour = datetime.fromtimestamp(end, tz=UTC).strftime(CAPTURE_HOUR_FORMAT)
+    return f"{model}/{MONITOR}/{hour}/{run}.json"
+
+
+def labels_joined_key(model: str, request_timestamp: float, label_object: str) -> str:
+    """One file per (label object version, request hour): a label object delivered twice rewrites the same keys."""
+    hour = datetime.fromtimestamp(request_timestamp, tz=UTC).strftime(CAPTURE_HOUR_FORMAT)
+    return f"{model}/{LABELS_JOINED}/{hour}/{label_object}{CAPTURE_EXTENSION}"
+
+
+def labels_report_key(model: str, label_object: str) -> str:
+    """The outcome of one label object's join (``conveyor labels`` waits for it)."""
+    return f"{model}/{LABELS_REPORTS}/{label_object}.json"
+
+
+def label_object_id(bucket: str, key: str, version: str | None) -> str:
+    """A stable name for one version of one label object."""
+    import hashlib
+
+    return hashlib.sha256(f"{bucket}\n{key}\n{version or ''}".encode()).hexdigest()[:32]
+
+
+def model_of_label_key(key: str) -> str | None:
+    """``{model}/labels/...`` -> model, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1] == LABELS and parts[0] and parts[-1]:
+        return parts[0]
+    return None
+
+
+def label_quarantine_key(key: str) -> str:
+    """``{model}/labels/x.csv`` -> ``{model}/quarantine/labels/x.csv``."""
+    model, rest = key.split("/", 1)
+    return f"{model}/{QUARANTINE}/{rest}"

@@ -189,3 +189,12 @@ class Alarms(Protocol):
         ...
 
     def describe(self, prefix: str = "") -> list[AlarmStatus]: ...
+
+
+class FunctionInvoker(Protocol):
+    """One function invoked asynchronously (Lambda's ``Event`` invocation): the dispatcher hands
+    label files to the label ingest this way."""
+
+    def invoke_async(self, payload: dict[str, Any]) -> None:
+        """Queue one invocation with ``payload``; raise if it was not accepted."""
+        ...

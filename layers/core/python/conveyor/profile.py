@@ -210,9 +210,12 @@ class Profile:
     features: dict[str, FeatureProfile]
     types: dict[str, str]  # feature -> spec type at profiling time
     skipped: dict[str, str] = field(default_factory=dict)  # feature -> reason
+    # The holdout's score distribution (conveyor.monitoring.scores), added at training; None in
+    # profiles stored before it existed: the live monitor then does not measure a score shift.
+    scores: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "format": PROFILE_FORMAT,
             "rows": self.rows,
             "spec_hash": self.spec_hash,
@@ -221,6 +224,9 @@ class Profile:
             "skipped": self.skipped,
             "features": {name: feature.to_dict() for name, feature in self.features.items()},
         }
+        if self.scores is not None:
+            document["scores"] = self.scores
+        return document
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
@@ -257,6 +263,7 @@ class Profile:
                 features=features,
                 types={str(k): str(v) for k, v in data.get("types", {}).items()},
                 skipped={str(k): str(v) for k, v in data.get("skipped", {}).items()},
+                scores=data["scores"] if isinstance(data.get("scores"), dict) else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"profile is malformed: {exc!r}", details={"reason": "format"}) from None

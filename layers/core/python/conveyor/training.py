@@ -385,7 +385,6 @@ def build_candidate(
         If the pipeline cannot be exported to ONNX.
     """
     from conveyor.onnx_export import export_onnx, parity
-    from conveyor.profile import build_profile
     from conveyor.registry import sha256_hex
     from conveyor.spec import spec_hash
 
@@ -411,7 +410,7 @@ def build_candidate(
     )
     check: ParityReport = step("parity", lambda: parity(result.pipeline, onnx_bytes, result.holdout_df, spec))
     # The reference profile of what this candidate learned from: drift checks read it, never the data.
-    profile: dict[str, Any] = step("profile", lambda: build_profile(result.train_df, spec).to_dict())
+    profile: dict[str, Any] = step("profile", lambda: _reference_profile(result, spec))
     return Candidate(
         spec=spec,
         result=result,
@@ -423,3 +422,27 @@ def build_candidate(
         profile=profile,
         seconds=seconds,
     )
+
+
+def holdout_scores(result: TrainResult, spec: ModelSpec) -> list[float | str]:
+    """The holdout's scores as the live monitor reads them from capture (``conveyor.monitoring.scores``):
+    the probability of the last class (as text) for binary classifiers, the label for more classes,
+    the prediction for regression."""
+    x_holdout = feature_frame(result.holdout_df, spec)
+    if spec.task == "classification" and result.classes is not None and len(result.classes) == 2:
+        positive = max(range(2), key=lambda i: str(result.classes[i]) if result.classes else "")
+        return [float(p) for p in result.pipeline.predict_proba(x_holdout)[:, positive]]
+    predictions = result.pipeline.predict(x_holdout)
+    if spec.task == "classification":
+        return [str(p.item() if isinstance(p, np.generic) else p) for p in predictions]
+    return [float(p) for p in predictions]
+
+
+def _reference_profile(result: TrainResult, spec: ModelSpec) -> dict[str, Any]:
+    """The training data's profile, with the holdout's score distribution (the live monitor's reference)."""
+    from conveyor.monitoring.scores import distribution
+    from conveyor.profile import build_profile
+
+    profile = build_profile(result.train_df, spec)
+    profile.scores = distribution(holdout_scores(result, spec))
+    return profile.to_dict()

@@ -339,3 +339,19 @@ class CloudWatchAlarms:
                     )
                 )
         return found
+
+
+class LambdaInvoker:
+    """Lambda Invoke with ``InvocationType=Event`` (asynchronous: Lambda queues and retries it).
+    On the local cloud moto runs the in-process handler before answering."""
+
+    def __init__(self, function_name: str, client: Any | None = None) -> None:
+        self._function = function_name
+        self._lambda = client or boto3.client("lambda")
+
+    def invoke_async(self, payload: dict[str, Any]) -> None:
+        response = self._lambda.invoke(
+            FunctionName=self._function, InvocationType="Event", Payload=json.dumps(payload).encode()
+        )
+        if int(response.get("StatusCode", 0)) != 202:
+            raise RuntimeError(f"Lambda did not queue the invocation of {self._function}: {response.get('StatusCode')}")

@@ -193,3 +193,16 @@ class MemoryAlarms:
         if name not in self.definitions:
             raise KeyError(name)
         self.states[name] = (state, reason, at)
+
+
+class MemoryInvoker:
+    """Invocations kept in a list; ``handler`` (optional) runs each at once, as the local cloud does."""
+
+    def __init__(self, handler: Any = None) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self._handler = handler
+
+    def invoke_async(self, payload: dict[str, Any]) -> None:
+        self.payloads.append(copy.deepcopy(payload))
+        if self._handler is not None:
+            self._handler(payload)

@@ -14,6 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 from conveyor.cli import (
     data_commands,
     drift_command,
+    live_commands,
     local_commands,
     model_commands,
     monitoring_commands,
@@ -52,6 +53,8 @@ COMMANDS = (
     registry_commands.models,
     registry_commands.lineage,
     monitoring_commands.alarms,
+    live_commands.labels,
+    live_commands.monitor,
 )
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from conveyor.localcloud.gateway import Gateway
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
 from conveyor.localcloud.runtime import LambdaRuntime, install_moto_patch
+from conveyor.localcloud.schedules import LocalSchedules
 from conveyor.localcloud.template import STACK, repo_root, synthesized_template
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class LocalCloudInfo:
     pid: int = field(default_factory=os.getpid)
     started_at: float = field(default_factory=time.time)
     startup_seconds: float = 0.0
+    schedules_url: str = ""  # the local clock's hook (conveyor.localcloud.schedules)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,7 @@ class LocalCloud:
         api_port: int = 0,
         region: str = "us-east-1",
         state_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = root or repo_root()
         self.port = port
@@ -66,6 +70,7 @@ class LocalCloud:
         self.region = region
         self.state_dir = state_dir or self.root / ".conveyor"
         self.runtime = LambdaRuntime()
+        self.schedules = LocalSchedules(self._invoke_scheduled, clock=clock, region=region)
         self._server: Any = None
         self._pollers: list[QueuePoller] = []
         self._gateway: Gateway | None = None
@@ -100,12 +105,13 @@ class LocalCloud:
         if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
             sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)
-        creation = Creation(template, names, endpoint, self.region, self.runtime)
+        creation = Creation(template, names, endpoint, self.region, self.runtime, schedules=self.schedules)
         api_function = create_all(creation)
         self._pollers.extend(creation.pollers)
         # Alarms that evaluate, and EMF lines that become metric data (moto does neither).
         self.cloudwatch = LocalCloudWatch(endpoint=endpoint, region=self.region)
         self.cloudwatch.start()
+        self.schedules.start()
         self._gateway = None
         api_url = ""
         if api_function:
@@ -126,10 +132,12 @@ class LocalCloud:
             created=dict(creation.created),
             skipped=dict(creation.skipped),
             startup_seconds=round(time.perf_counter() - started, 3),
+            schedules_url=self.schedules.url,
         )
         return self.info
 
     def stop(self) -> None:
+        self.schedules.stop()
         for poller in self._pollers:
             poller.stop()
         if self._gateway is not None:
@@ -153,7 +161,17 @@ class LocalCloud:
         tmp.replace(path)
         return path
 
+    def advance(self, seconds: float) -> list[dict[str, Any]]:
+        """Move the local clock forward and fire the scheduled rules that became due (see ``schedules``)."""
+        return self.schedules.advance(seconds)
+
     # resources --------------------------------------------------------------------------
+    def _invoke_scheduled(self, function: str, event: dict[str, Any]) -> Any:
+        result = self.runtime.invoke(function, event)
+        if result.errored:
+            log.warning("scheduled invocation of %s failed: %s", function, result.payload)
+        return result.payload
+
     def _invoke_api(self, function: str) -> Any:
         def invoke(event: dict[str, Any]) -> tuple[Any, bool]:
             result = self.runtime.invoke(function, event)

@@ -21,6 +21,8 @@ from conveyor.errors import ConveyorError
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
 from conveyor.localcloud.runtime import FUNCTION_TAG, LambdaRuntime, LocalFunction
+from conveyor.localcloud.schedules import LocalSchedules
+from conveyor.localcloud.schedules import Target as ScheduleTarget
 
 # Environment variables naming resources the local cloud does not create, with the reason. The
 # functions run without them and fall back to what works locally.
@@ -49,6 +51,8 @@ class Creation:
     created: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     pollers: list[QueuePoller] = field(default_factory=list)
+    # Scheduled rules go here (moto stores them but never fires them); None: not created.
+    schedules: LocalSchedules | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
     _role_arn: str = ""
 
@@ -165,10 +169,35 @@ def create_topics(c: Creation, items: Items) -> None:
         c.created["AWS::SNS::Topic"] += 1
 
 
+def _create_schedule(c: Creation, rule: str, props: dict[str, Any]) -> None:
+    """A ``rate(...)`` rule: stored in moto for the record, fired by ``LocalSchedules`` with its targets' input."""
+    if c.schedules is None:
+        c.skipped["AWS::Events::Rule (schedule)"] += 1
+        return
+    expression = str(props["ScheduleExpression"])
+    c.client("events").put_rule(Name=rule, ScheduleExpression=expression, State=props.get("State", "ENABLED"))
+    targets = []
+    for target in props.get("Targets", []):
+        transformer = target.get("InputTransformer") or {}
+        targets.append(
+            ScheduleTarget(
+                function=str(c.names.resolve(target["Arn"])),
+                input=target.get("Input"),
+                paths=dict(transformer.get("InputPathsMap") or {}),
+                template=transformer.get("InputTemplate"),
+            )
+        )
+    c.schedules.add(rule, f"arn:aws:events:{c.region}:123456789012:rule/{rule}", expression, targets)
+    c.created["AWS::Events::Rule"] += 1
+
+
 def create_rules(c: Creation, items: Items) -> None:
     events = c.client("events")
     for logical_id, props in items:
         rule = c.names.ref(logical_id)
+        if "ScheduleExpression" in props:
+            _create_schedule(c, rule, props)
+            continue
         events.put_rule(
             Name=rule,
             EventPattern=json.dumps(c.names.resolve(props["EventPattern"])),
