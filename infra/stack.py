@@ -87,6 +87,8 @@ class ConveyorStack(cdk.Stack):
                 **pipeline.functions,
                 c.Fn.PREDICT: serving.function,
                 c.Fn.DISPATCH: ingest.dispatch_function,
+                c.Fn.MONITOR: live.monitor,
+                c.Fn.LABELS: live.labels,
             },
             dead_letter_queues={"Ingest": ingest.dead_letter_queue},
             api=serving.api,
