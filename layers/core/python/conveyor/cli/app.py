@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from conveyor.cli import (
+    board_commands,
     data_commands,
     drift_command,
     local_commands,
@@ -50,6 +51,7 @@ COMMANDS = (
     model_commands.evaluate,
     registry_commands.models,
     registry_commands.lineage,
+    board_commands.board,
 )
 
 
