@@ -109,9 +109,20 @@ class Fn:
     BAKE = "bake"  # judges a phase on its capture records
     ROLLBACK = "rollback"  # ends a failed trial
     PREDICT = "predict"
+    BOARD_WIDGET = "board_widget"  # the dashboard's custom widget: registry view, approve/reject
 
 
-ZIP_FUNCTIONS = (Fn.DISPATCH, Fn.REGISTER, Fn.DEPLOY, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK, Fn.PREDICT)
+ZIP_FUNCTIONS = (
+    Fn.DISPATCH,
+    Fn.REGISTER,
+    Fn.DEPLOY,
+    Fn.APPROVAL,
+    Fn.TRIAL,
+    Fn.BAKE,
+    Fn.ROLLBACK,
+    Fn.PREDICT,
+    Fn.BOARD_WIDGET,
+)
 # plan parses the spec (pydantic, yaml): the zip functions' layers ship neither.
 IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN)
 
@@ -130,6 +141,7 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
     Fn.PREDICT: (1024, Duration.seconds(30)),
+    Fn.BOARD_WIDGET: (512, Duration.seconds(30)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
 
@@ -166,6 +178,7 @@ class Output:
     STATE_MACHINE = "StateMachineArn"
     INGEST_QUEUE = "IngestQueueUrl"
     API_URL = "ApiUrl"
+    DASHBOARD = "DashboardName"
 
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same

@@ -11,6 +11,7 @@ from infra import constants as c
 from infra import nag
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.ingest import Ingest
 from infra.constructs.pipeline import Pipeline
 from infra.constructs.registry import Registry
@@ -61,6 +62,14 @@ class ConveyorStack(cdk.Stack):
             capture_bucket=capture.bucket,
             table=registry.table,
         )
+        board = Dashboard(
+            self,
+            "Board",
+            factory=factory,
+            table=registry.table,
+            state_machine=pipeline.state_machine,
+            dead_letter_queue=ingest.dead_letter_queue,
+        )
 
         self.data_bucket = ingest.data_bucket
         self.artifact_bucket = registry.artifact_bucket
@@ -70,6 +79,7 @@ class ConveyorStack(cdk.Stack):
         self.state_machine = pipeline.state_machine
         self.ingest_queue = ingest.queue
         self.api = serving.api
+        self.board = board
 
         outputs = {
             c.Output.DATA_BUCKET: ingest.data_bucket.bucket_name,
@@ -80,6 +90,7 @@ class ConveyorStack(cdk.Stack):
             c.Output.STATE_MACHINE: pipeline.state_machine.state_machine_arn,
             c.Output.INGEST_QUEUE: ingest.queue.queue_url,
             c.Output.API_URL: serving.api.url,
+            c.Output.DASHBOARD: board.dashboard.dashboard_name,
         }
         for output_id, value in outputs.items():
             cdk.CfnOutput(self, output_id, value=value)

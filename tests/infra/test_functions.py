@@ -10,8 +10,19 @@ import pytest
 from tests.infra.conftest import Synth
 
 DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
-FUNCTIONS = ("dispatch", "validate", "drift", "train", "evaluate", "register", "deploy", "predict", *DEPLOYMENT)
-ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback")
+FUNCTIONS = (
+    "dispatch",
+    "validate",
+    "drift",
+    "train",
+    "evaluate",
+    "register",
+    "deploy",
+    "predict",
+    *DEPLOYMENT,
+    "board_widget",
+)
+ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback", "board_widget")
 IMAGE = ("validate", "drift", "train", "evaluate", "plan")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
@@ -74,7 +85,10 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
     assert extras == {
         "dispatch": {"STATE_MACHINE_ARN"},
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
-        **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
+        **{
+            name: set()
+            for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT, "board_widget")
+        },
     }
     functions = functions_by_tag(synth)
     assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
@@ -163,7 +177,8 @@ def test_only_the_drift_function_publishes_metrics_and_only_to_its_namespace(syn
 def test_registry_events_are_published_only_by_the_stages_that_change_the_registry(synth: Synth) -> None:
     for name in FUNCTIONS:
         can_publish = "events:PutEvents" in _actions(_statements_of(synth, name))
-        assert can_publish == (name in {"register", "deploy", "rollback", "drift"}), name
+        # board_widget: a reviewer's approval or rejection on the dashboard (ModelApproved, ModelRejected)
+        assert can_publish == (name in {"register", "deploy", "rollback", "drift", "board_widget"}), name
 
 
 def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conveyor.spec_value import ValueSpec
+if TYPE_CHECKING:  # the zip functions (board widget) import this module: pydantic is not in their layers
+    from conveyor.spec_value import ValueSpec
 
 VALUE_METRIC = "value_per_1000"
 

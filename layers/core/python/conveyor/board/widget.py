@@ -11,6 +11,7 @@ records ``cloudwatch-dashboard:{dashboardName}/{widgetId} (account {accountId})`
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from html import escape
@@ -99,3 +100,22 @@ def handle_widget_event(
             flash = f"{action} failed: {error}"
     models = registry_view(ports.registry, ports.deployments, model_names())
     return widget_html(models, endpoint, flash)
+
+
+def render_widget(event: dict[str, Any], *, endpoint: str) -> str | dict[str, str]:
+    """The widget for one call, on this container's adapters (built at its first call)."""
+    ports, names = _ports()
+    return handle_widget_event(event, endpoint=endpoint, ports=ports, model_names=names)
+
+
+@functools.cache
+def _ports() -> tuple[Reviewing, Callable[[], list[str]]]:
+    from conveyor.adapters.aws import DynamoTable, EventBridgePublisher, RegistryModelNames, StepFunctionsCallbacks
+    from conveyor.config import Settings
+    from conveyor.deployment import Deployments
+    from conveyor.registry import Registry
+
+    table_name = Settings.from_env().registry_table
+    table = DynamoTable(table_name)
+    reviewing = Reviewing(Registry(table), Deployments(table), StepFunctionsCallbacks(), EventBridgePublisher())
+    return reviewing, RegistryModelNames(table_name)
