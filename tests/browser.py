@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,10 @@ class Page:
         self._session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
 
     # what a test does -----------------------------------------------------------------------
     def goto(self, url: str, *, timeout: float = 60) -> None:
@@ -139,7 +142,10 @@ class Page:
         if box is None:
             raise BrowserError(f"nothing matches {selector}")
         for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", {"type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1})
+            self.send(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box["x"], "y": box["y"], "button": "left", "clickCount": 1},
+            )
 
     def errors(self) -> list[str]:
         """Uncaught exceptions, console.error calls and error log entries seen so far."""
@@ -201,10 +207,8 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[Page]:
         page.attach(width, height)
         yield page
     finally:
-        try:
+        with suppress(BrowserError, OSError):
             page.send("Browser.close", timeout=10)
-        except (BrowserError, OSError):
-            pass
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
