@@ -60,7 +60,9 @@ def test_pipeline_and_dead_letter_widgets(synth: Synth) -> None:
     assert {"ExecutionsStarted", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionTime"} <= names
     assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible") in {m[:2] for m in metrics}
     (dlq,) = [
-        w for w in body["widgets"] if w["type"] == "metric" and w["properties"].get("title") == "Ingest dead-letter queue"
+        w
+        for w in body["widgets"]
+        if w["type"] == "metric" and w["properties"].get("title") == "Ingest dead-letter queue"
     ]
     assert "IngestDeadLetterQueue" in json.dumps(dlq)
 

@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.board_server import start_board
+from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
 from conveyor.localcloud.poller import QueuePoller
