@@ -200,7 +200,7 @@ def board_page(document: dict[str, Any], *, interactive: bool) -> str:
     )
     mode = "served" if interactive else "static, read-only"
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
         f"<title>Conveyor board: {escape(document['stack'])}</title><style>{_STYLE}</style></head>"
         f'<body data-mode="{"served" if interactive else "static"}"><header><h1>Conveyor board</h1>'
         f"<span>stack {escape(document['stack'])}</span><span>{mode}</span></header>"

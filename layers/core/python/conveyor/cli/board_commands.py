@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from conveyor.cli.common import JsonFlag, StateOption, console, fail
-from conveyor.cli.target import TargetError, default_state_path
+from conveyor.cli.target import Target, TargetError
 
 OutOption = Annotated[
     Path | None,
@@ -29,13 +29,10 @@ def board_url(state: Path | None) -> str:
     conveyor.cli.target.TargetError
         If no local cloud runs, or it serves no board.
     """
-    path = state or default_state_path()
-    if not path.exists():
-        raise TargetError(f"no local cloud is running ({path} not found): start one with `conveyor up`")
-    url = json.loads(path.read_text()).get("board_url")
+    url = Target.load(state).board_url
     if not url:
-        raise TargetError(f"the local cloud of {path} serves no board: restart it with `conveyor up`")
-    return str(url)
+        raise TargetError("the running local cloud serves no board: restart it with `conveyor up`")
+    return url
 
 
 def board(

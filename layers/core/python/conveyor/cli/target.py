@@ -37,6 +37,7 @@ class Target:
     api_url: str
     region: str
     outputs: dict[str, str]
+    board_url: str = ""  # the local board (conveyor board), on its own port
 
     @classmethod
     def load(cls, state: Path | None = None) -> Target:
@@ -44,7 +45,13 @@ class Target:
         if not path.exists():
             raise TargetError(f"no local cloud is running ({path} not found): start one with `conveyor up`")
         info = json.loads(path.read_text())
-        return cls(endpoint=info["endpoint"], api_url=info["api_url"], region=info["region"], outputs=info["outputs"])
+        return cls(
+            endpoint=info["endpoint"],
+            api_url=info["api_url"],
+            region=info["region"],
+            outputs=info["outputs"],
+            board_url=info.get("board_url", ""),
+        )
 
     def output(self, name: str) -> str:
         for key, value in self.outputs.items():
