@@ -277,23 +277,20 @@ class StepFunctionsCallbacks:
             raise
 
 
-class RegistryModelNames:
-    """Every model with an item in the registry table (a paginated scan of the partition keys)."""
+class RegistryScan:
+    """Every item of the registry table in one paginated scan (the board reads its snapshot once per view)."""
 
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self._table = table_name
-        self._ddb = client or boto3.client("dynamodb")
+    def __init__(self, table_name: str, resource: Any | None = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
 
-    def __call__(self) -> list[str]:
-        found: set[str] = set()
-        arguments: dict[str, Any] = {"TableName": self._table, "ProjectionExpression": "pk"}
+    def __call__(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {}
         while True:
-            page = self._ddb.scan(**arguments)
-            found.update(
-                i["pk"]["S"].split("#", 1)[1] for i in page.get("Items", []) if i["pk"]["S"].startswith("MODEL#")
-            )
+            page = self._table.scan(**arguments)
+            items.extend(_from_dynamo(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return sorted(found)
+                return items
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.board.panels import PANELS
-from conveyor.board.sources import BoardSources, Points
-from conveyor.deployment.records import Deployments
+from conveyor.board.sources import BoardSources, ItemsTable, Points
+from conveyor.deployment.records import IN_PROGRESS, Deployments
 from conveyor.registry import ModelVersion, Registry, Routing
 from conveyor.value import VALUE_METRIC
 
@@ -64,19 +64,20 @@ def model_view(registry: Registry, deployments: Deployments, model: str) -> dict
     """One model as the registry sees it."""
     routing = registry.routing(model)
     versions = registry.versions(model)
+    records = deployments.for_model(model)
     pending = [
         {
             "version": int(record["version"]),
             "execution": record.get("execution"),
             "since": iso(_finite(record.get("updated_at"))),
         }
-        for record in deployments.for_model(model)
+        for record in records
         if record.get("state") == "awaiting_approval" and record.get("token")
     ]
     in_progress = [
         {"version": int(record["version"]), "state": record.get("state"), "phase": record.get("phase")}
-        for record in deployments.in_progress(model)
-        if record.get("state") != "awaiting_approval"
+        for record in records
+        if record.get("state") in IN_PROGRESS and record.get("state") != "awaiting_approval"
     ]
     champion = routing.champion["version"] if routing and routing.champion else None
     rows = [_version_row(v) for v in versions]
@@ -96,8 +97,11 @@ def model_view(registry: Registry, deployments: Deployments, model: str) -> dict
     }
 
 
-def registry_view(registry: Registry, deployments: Deployments, models: list[str]) -> list[dict[str, Any]]:
-    return [model_view(registry, deployments, name) for name in models]
+def registry_view(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every model of a snapshot of the registry table's items."""
+    table = ItemsTable(items)
+    registry, deployments = Registry(table), Deployments(table)
+    return [model_view(registry, deployments, name) for name in table.model_names()]
 
 
 def _latest(series: dict[str, Points]) -> float | None:
@@ -123,11 +127,10 @@ def _summary(metrics: dict[str, dict[str, Points]]) -> dict[str, Any]:
 def board_document(sources: BoardSources, *, now: float, hours: int = WEEK_HOURS, period: int = 3600) -> dict[str, Any]:
     """Everything the board shows, for the ``hours`` before ``now`` in points of ``period`` seconds."""
     start = (now - hours * 3600) // period * period
-    models = sources.model_names()
     series = sources.metrics.read(PANELS, start, now, period)
     alarms = sorted(sources.alarms.alarms(), key=lambda a: (ALARM_ORDER.get(a["state"], 3), a["name"]))
     entries = []
-    for view in registry_view(sources.registry, sources.deployments, models):
+    for view in registry_view(sources.registry_items()):
         name = view["model"]
         metrics = {panel.key: series.get(panel.key, {}).get(name, {}) for panel in PANELS}
         view["metrics"] = {

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from conveyor.board.panels import Panel
-from conveyor.deployment.records import Deployments
-from conveyor.registry import Registry
+from conveyor.registry import model_pk
 
 Points = list[tuple[float, float]]  # (epoch seconds at the period's start, value), oldest first
 
@@ -37,11 +36,38 @@ class RunHistory(Protocol):
         ...
 
 
+class ItemsTable:
+    """A read-only ``conveyor.ports.Table`` over a snapshot of the registry table's items (one scan), so a
+    view of every model costs one round trip instead of several per model."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self._items = {(item["pk"], item["sk"]): item for item in items}
+        self._by_pk: dict[str, list[dict[str, Any]]] = {}
+        for item in sorted(items, key=lambda i: i["sk"]):
+            self._by_pk.setdefault(item["pk"], []).append(item)
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        return self._items.get((pk, sk))
+
+    def put(self, item: dict[str, Any], *, if_absent: bool = False, if_equals: tuple[str, Any] | None = None) -> None:
+        raise TypeError("a registry snapshot is read-only")
+
+    def query(
+        self, pk: str, sk_prefix: str, *, newest_first: bool = False, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        found = [item for item in self._by_pk.get(pk, []) if item["sk"].startswith(sk_prefix)]
+        if newest_first:
+            found.reverse()
+        return found[:limit] if limit is not None else found
+
+    def model_names(self) -> list[str]:
+        prefix = model_pk("")
+        return sorted(pk[len(prefix) :] for pk in self._by_pk if pk.startswith(prefix))
+
+
 @dataclass
 class BoardSources:
-    registry: Registry
-    deployments: Deployments
-    model_names: Callable[[], list[str]]
+    registry_items: Callable[[], list[dict[str, Any]]]  # every item of the registry table (a scan)
     metrics: MetricReader
     alarms: AlarmReader
     runs: RunHistory

@@ -81,7 +81,7 @@ def widget_html(models: list[dict[str, Any]], endpoint: str, flash: str = "") ->
 
 
 def handle_widget_event(
-    event: dict[str, Any], *, endpoint: str, ports: Reviewing, model_names: Callable[[], list[str]]
+    event: dict[str, Any], *, endpoint: str, ports: Reviewing, registry_items: Callable[[], list[dict[str, Any]]]
 ) -> str | dict[str, str]:
     """Render the widget, after applying the button's action when the event carries one."""
     if event.get("describe"):
@@ -98,19 +98,19 @@ def handle_widget_event(
             flash = f"{result['model']} v{result['version']}: {result['status']} by {reviewer(context)}"
         except ConveyorError as error:
             flash = f"{action} failed: {error}"
-    models = registry_view(ports.registry, ports.deployments, model_names())
+    models = registry_view(registry_items())
     return widget_html(models, endpoint, flash)
 
 
 def render_widget(event: dict[str, Any], *, endpoint: str) -> str | dict[str, str]:
     """The widget for one call, on this container's adapters (built at its first call)."""
-    ports, names = _ports()
-    return handle_widget_event(event, endpoint=endpoint, ports=ports, model_names=names)
+    ports, items = _ports()
+    return handle_widget_event(event, endpoint=endpoint, ports=ports, registry_items=items)
 
 
 @functools.cache
-def _ports() -> tuple[Reviewing, Callable[[], list[str]]]:
-    from conveyor.adapters.aws import DynamoTable, EventBridgePublisher, RegistryModelNames, StepFunctionsCallbacks
+def _ports() -> tuple[Reviewing, Callable[[], list[dict[str, Any]]]]:
+    from conveyor.adapters.aws import DynamoTable, EventBridgePublisher, RegistryScan, StepFunctionsCallbacks
     from conveyor.config import Settings
     from conveyor.deployment import Deployments
     from conveyor.registry import Registry
@@ -118,4 +118,4 @@ def _ports() -> tuple[Reviewing, Callable[[], list[str]]]:
     table_name = Settings.from_env().registry_table
     table = DynamoTable(table_name)
     reviewing = Reviewing(Registry(table), Deployments(table), StepFunctionsCallbacks(), EventBridgePublisher())
-    return reviewing, RegistryModelNames(table_name)
+    return reviewing, RegistryScan(table_name)

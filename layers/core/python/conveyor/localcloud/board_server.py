@@ -27,6 +27,7 @@ from conveyor.jsonsafe import json_safe
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+WARM_SECONDS = 2.0
 
 
 def _status_of(error: ConveyorError) -> tuple[int, str]:
@@ -44,9 +45,19 @@ def _status_of(error: ConveyorError) -> tuple[int, str]:
 
 class BoardServer:
     def __init__(
-        self, sources: BoardSources, reviewing: Reviewing, *, port: int = 0, clock: Callable[[], float] = time.time
+        self,
+        sources: BoardSources,
+        reviewing: Reviewing,
+        *,
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        warm: Callable[[], None] | None = None,
     ) -> None:
+        """``warm`` runs every ``WARM_SECONDS`` while the server runs (the metric index's refresh), so a
+        page seldom waits for metric data that arrived since the last one."""
         self.sources = sources
+        self._warm = warm
+        self._stopped = threading.Event()
         self.reviewing = reviewing
         self.clock = clock
         board = self
@@ -125,8 +136,18 @@ class BoardServer:
 
     def start(self) -> None:
         self._thread.start()
+        if self._warm is not None:
+            threading.Thread(target=self._keep_warm, args=(self._warm,), name="local-board-index", daemon=True).start()
+
+    def _keep_warm(self, warm: Callable[[], None]) -> None:
+        while not self._stopped.wait(WARM_SECONDS):
+            try:
+                warm()
+            except Exception:  # the board must not die with its background refresh; the next page retries
+                log.exception("board metric index refresh failed")
 
     def stop(self) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -143,7 +164,7 @@ def start_board(outputs: dict[str, str], *, region: str, port: int = 0) -> Board
         CloudWatchAlarmStates,
         DynamoTable,
         EventBridgePublisher,
-        RegistryModelNames,
+        RegistryScan,
         StepFunctionsCallbacks,
         StepFunctionsHistory,
     )
@@ -155,18 +176,17 @@ def start_board(outputs: dict[str, str], *, region: str, port: int = 0) -> Board
     from conveyor.spec import SIGNALS
 
     table_name = _output(outputs, "RegistryTableName")
+    reader = LocalMetricReader(cloudwatch_backends[ACCOUNT][region])
     table = DynamoTable(table_name)
     registry, deployments = Registry(table), Deployments(table)
     sources = BoardSources(
-        registry=registry,
-        deployments=deployments,
-        model_names=RegistryModelNames(table_name),
-        metrics=LocalMetricReader(cloudwatch_backends[ACCOUNT][region]),
+        registry_items=RegistryScan(table_name),
+        metrics=reader,
         alarms=CloudWatchAlarmStates(STACK, SIGNALS),
         runs=StepFunctionsHistory(_output(outputs, "StateMachineArn")),
         stack=STACK,
     )
     reviewing = Reviewing(registry, deployments, StepFunctionsCallbacks(), EventBridgePublisher())
-    server = BoardServer(sources, reviewing, port=port)
+    server = BoardServer(sources, reviewing, port=port, warm=reader.refresh)
     server.start()
     return server
