@@ -25,6 +25,8 @@ def number(value: float | None, digits: int = 3) -> str:
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
         if size >= limit:
             return f"{value / limit:.{digits - 1}g}{suffix}"
+    if size >= 100:
+        return f"{value:.0f}"
     return f"{value:.{digits}g}"
 
 
