@@ -13,7 +13,7 @@ STAGE ?= dev
 STACK ?= Conveyor-$(STAGE)
 STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK)
 
-.PHONY: venv demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
+.PHONY: venv browser demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)
+
+browser:  ## Chromium from Debian's packages, for the board's browser tests (installed when missing; needs root)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || (apt-get update && apt-get install -y chromium)
 
 demo: $(STAMP)  ## the whole story on the bundled dataset, on the local cloud
 	$(BIN)/conveyor demo
@@ -36,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP)  ## lint, type-check, then every test (unit, component, infra, e2e)
+test: $(STAMP) browser  ## lint, type-check, then every test (unit, component, infra, e2e)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -45,10 +48,10 @@ test: $(STAMP)  ## lint, type-check, then every test (unit, component, infra, e2
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(BIN)/python -m pytest tests/e2e
 
-bench: $(STAMP)  ## benchmarks (not part of make test)
+bench: $(STAMP) browser  ## benchmarks (not part of make test)
 	$(BIN)/python -m pytest tests/benchmarks -s -p no:randomly
 
 synth: $(STAMP)  ## cdk synth with the pinned CDK CLI (offline, no Docker)

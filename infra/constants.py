@@ -118,6 +118,7 @@ class Fn:
     ALARM_ACTION = "alarm_action"  # a per-model alarm changed state: the spec's on_alarm action
     MONITOR = "monitor"  # the live monitor: the schedule's tick, or one model now
     LABELS = "labels"  # joins a label file with the capture
+    BOARD_WIDGET = "board_widget"  # the dashboard's custom widget: registry view, approve/reject
 
 
 ZIP_FUNCTIONS = (
@@ -130,6 +131,7 @@ ZIP_FUNCTIONS = (
     Fn.ROLLBACK,
     Fn.PREDICT,
     Fn.ALARM_ACTION,
+    Fn.BOARD_WIDGET,
 )
 # plan parses the spec (pydantic, yaml): the zip functions' layers ship neither. The monitor runs
 # the drift code (pandas, scikit-learn), labels read Parquet.
@@ -154,6 +156,7 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     # 1,000,000 capture records in a window: 531 MB peak and 20 s on 2 cores (tests/benchmarks/test_monitor_bench.py).
     Fn.MONITOR: (2048, Duration.minutes(15)),
     Fn.LABELS: (2048, Duration.minutes(5)),
+    Fn.BOARD_WIDGET: (512, Duration.seconds(30)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
 
@@ -211,6 +214,7 @@ class Output:
     STACK_NAME = "StackName"
     ALARM_QUEUE = "AlarmQueueUrl"
     MONITOR_FUNCTION = "MonitorFunctionName"
+    DASHBOARD = "DashboardName"
 
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same

@@ -11,6 +11,7 @@ from infra import constants as c
 from infra import nag
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.ingest import Ingest
 from infra.constructs.live_monitor import LiveMonitor
 from infra.constructs.monitoring import Monitoring
@@ -95,6 +96,15 @@ class ConveyorStack(cdk.Stack):
             capture_stream=serving.capture_stream,
             alarm_syncers=[pipeline.functions[c.Fn.DEPLOY]],
         )
+        board = Dashboard(
+            self,
+            "Board",
+            factory=factory,
+            table=registry.table,
+            state_machine=pipeline.state_machine,
+            dead_letter_queue=ingest.dead_letter_queue,
+            alarms=monitoring.alarms,
+        )
 
         self.data_bucket = ingest.data_bucket
         self.artifact_bucket = registry.artifact_bucket
@@ -105,6 +115,7 @@ class ConveyorStack(cdk.Stack):
         self.ingest_queue = ingest.queue
         self.api = serving.api
         self.monitoring = monitoring
+        self.board = board
 
         outputs = {
             c.Output.DATA_BUCKET: ingest.data_bucket.bucket_name,
@@ -118,6 +129,7 @@ class ConveyorStack(cdk.Stack):
             c.Output.STACK_NAME: cdk.Aws.STACK_NAME,
             c.Output.ALARM_QUEUE: monitoring.queue.queue_url,
             c.Output.MONITOR_FUNCTION: live.monitor.function_name,
+            c.Output.DASHBOARD: board.dashboard.dashboard_name,
         }
         for output_id, value in outputs.items():
             cdk.CfnOutput(self, output_id, value=value)

@@ -6,7 +6,7 @@ import pytest
 from tests.component.test_predict_imports import FORBIDDEN, _imports
 
 
-@pytest.mark.parametrize("name", ["approval", "trial", "bake", "rollback", "deploy"])
+@pytest.mark.parametrize("name", ["approval", "trial", "bake", "rollback", "deploy", "board_widget"])
 def test_deployment_zip_functions_import_only_what_their_layers_ship(name):
     loaded = _imports(name)
     assert not loaded & set(FORBIDDEN), f"{name} imports {sorted(loaded & set(FORBIDDEN))}"

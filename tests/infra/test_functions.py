@@ -24,8 +24,20 @@ FUNCTIONS = (
     *DEPLOYMENT,
     *MONITORING,
     *LIVE,
+    "board_widget",
 )
-ZIP = ("dispatch", "register", "deploy", "predict", "approval", "trial", "bake", "rollback", *MONITORING)
+ZIP = (
+    "dispatch",
+    "register",
+    "deploy",
+    "predict",
+    "approval",
+    "trial",
+    "bake",
+    "rollback",
+    *MONITORING,
+    "board_widget",
+)
 IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE)
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
@@ -92,7 +104,10 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
         "monitor": {"STATE_MACHINE_ARN"},
         "labels": set(),
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
-        **{name: set() for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT)},
+        **{
+            name: set()
+            for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT, "board_widget")
+        },
     }
     functions = functions_by_tag(synth)
     assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
@@ -181,7 +196,10 @@ def test_only_drift_and_the_monitor_publish_metrics_and_only_to_their_namespace(
 def test_registry_events_are_published_only_by_the_stages_that_change_the_registry(synth: Synth) -> None:
     for name in FUNCTIONS:
         can_publish = "events:PutEvents" in _actions(_statements_of(synth, name))
-        assert can_publish == (name in {"register", "deploy", "rollback", "drift", "alarm_action"}), name
+        # board_widget: a reviewer's approval or rejection on the dashboard (ModelApproved, ModelRejected)
+        assert can_publish == (name in {"register", "deploy", "rollback", "drift", "alarm_action", "board_widget"}), (
+            name
+        )
 
 
 def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:

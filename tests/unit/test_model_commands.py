@@ -283,7 +283,9 @@ def _version(status: str, roc_auc: float, **lineage: Any) -> ModelVersion:
 @pytest.fixture
 def registry_access() -> RegistryAccess:
     registry = Registry(MemoryTable())
-    registry.register(_version("approved", 0.69, parent_champion=None))
+    first = _version("approved", 0.69, parent_champion=None)
+    first.metrics["candidate"]["value_per_1000"] = 812.5  # the spec's value: section, on the holdout
+    registry.register(first)
     registry.promote(MODEL, 1)
     legacy = _version("rejected", 0.65, parent_champion=1)
     legacy.metrics.pop("primary")  # registered before the primary metric was recorded
@@ -306,16 +308,24 @@ def test_models_lists_versions_with_status_metric_created_and_what_serves(regist
         "metric": "roc_auc",
         "value": 0.69,
         "champion_value": None,
+        "value_per_1000": 812.5,
         "created": "2023-11-14T22:13:20+00:00",
         "serving": True,
         "parent_champion": None,
         "decision": "approved for a reason",
     }
     assert second["status"] == "rejected" and second["metric"] == "roc_auc" and second["value"] == 0.65
-    assert second["serving"] is False and second["parent_champion"] == 1
+    assert second["serving"] is False and second["parent_champion"] == 1 and second["value_per_1000"] is None
     human = _invoke("models", MODEL, obj=registry_access)
     assert human.exit_code == 0, human.output
-    for text in ("serving v1 100%", "production", "roc_auc 0.6900", "2023-11-14 22:13", "v2: rejected for a reason"):
+    for text in (
+        "serving v1 100%",
+        "production",
+        "roc_auc 0.6900",
+        "812.5",
+        "2023-11-14 22:13",
+        "v2: rejected for a reason",
+    ):
         assert text in human.stdout, text
     unknown = _invoke("models", "nope", obj=registry_access)
     assert unknown.exit_code == 2 and "no model named 'nope'" in unknown.stderr

@@ -15,7 +15,9 @@ from sklearn import metrics as skm
 
 from conveyor.scoring import OnnxModel, Prediction
 from conveyor.spec import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from conveyor.spec_value import ValueSpec
 from conveyor.tabular import inputs_from_frame, typed_frame
+from conveyor.value import VALUE_METRIC, value_per_1000
 
 
 def _score(
@@ -65,8 +67,13 @@ def primary_score(metric: str, y_true: np.ndarray, prediction: Prediction, class
     return _score(metric, y_true, prediction.labels, prediction.probabilities, classes)
 
 
-def model_metrics(model: OnnxModel, df: pd.DataFrame, y_true: np.ndarray) -> dict[str, float]:
+def model_metrics(
+    model: OnnxModel, df: pd.DataFrame, y_true: np.ndarray, value: ValueSpec | None = None
+) -> dict[str, float]:
     """Score an ONNX model on a frame, building its inputs from the feature types it was exported with.
+
+    With the spec's ``value`` section, ``value_per_1000`` (:func:`conveyor.value.value_per_1000`) is
+    among the metrics (left out for a classifier of more than two classes).
 
     Raises
     ------
@@ -75,4 +82,7 @@ def model_metrics(model: OnnxModel, df: pd.DataFrame, y_true: np.ndarray) -> dic
     """
     inputs = inputs_from_frame(typed_frame(df, model.feature_types), model.feature_types)
     prediction = model.predict(inputs)
-    return metrics_from_arrays(model.task, y_true, prediction.labels, prediction.probabilities, model.classes)
+    metrics = metrics_from_arrays(model.task, y_true, prediction.labels, prediction.probabilities, model.classes)
+    if value is not None and not (model.task == "classification" and model.classes and len(model.classes) > 2):
+        metrics[VALUE_METRIC] = value_per_1000(model.task, y_true, prediction.labels, value, model.classes)
+    return metrics

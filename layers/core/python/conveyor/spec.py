@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from conveyor.errors import SpecError
+from conveyor.spec_value import ValueSpec, check_value_fits
 
 Task = Literal["classification", "regression"]
 FeatureType = Literal["number", "integer", "category", "boolean", "datetime"]
@@ -154,6 +155,8 @@ class Gates(_Strict):
     max_p99_ms_single: Annotated[float, Field(gt=0.0)] | None = None
     max_p99_ms_batch: Annotated[float, Field(gt=0.0)] | None = None
     max_model_mb: Annotated[float, Field(gt=0.0)] | None = None
+    # Business value on the holdout (needs a value: section): the candidate must earn at least this much.
+    min_value_per_1000: float | None = None
 
 
 # Longest a deployment may wait for a reviewer, and the longest its bakes may last in all: the pipeline's
@@ -451,6 +454,12 @@ class ModelSpec(_Strict):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    value: ValueSpec | None = None  # what each prediction is worth (conveyor.spec_value)
+
+    @model_validator(mode="after")
+    def _value_fits_task(self) -> ModelSpec:
+        check_value_fits(self.value, self.task, self.gates.min_value_per_1000)
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ModelSpec:

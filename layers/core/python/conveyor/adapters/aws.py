@@ -355,3 +355,70 @@ class LambdaInvoker:
         )
         if int(response.get("StatusCode", 0)) != 202:
             raise RuntimeError(f"Lambda did not queue the invocation of {self._function}: {response.get('StatusCode')}")
+
+
+class RegistryScan:
+    """Every item of the registry table in one paginated scan (the board reads its snapshot once per view)."""
+
+    def __init__(self, table_name: str, resource: Any | None = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    def __call__(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {}
+        while True:
+            page = self._table.scan(**arguments)
+            items.extend(_from_dynamo(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class CloudWatchAlarmStates:
+    """The stack's alarms (names ``{stack}-...``) with state and reason, for the board."""
+
+    def __init__(self, stack: str, signals: tuple[str, ...], client: Any | None = None) -> None:
+        self._prefix = f"{stack}-"
+        self._signals = signals
+        self._cw = client or boto3.client("cloudwatch")
+
+    def alarms(self) -> list[dict[str, Any]]:
+        rows = []
+        for page in self._cw.get_paginator("describe_alarms").paginate(AlarmNamePrefix=self._prefix):
+            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                name = alarm["AlarmName"]
+                model, _, signal = name[len(self._prefix) :].rpartition("-")
+                per_model = bool(model) and signal in self._signals
+                updated = alarm.get("StateUpdatedTimestamp")
+                rows.append(
+                    {
+                        "name": name,
+                        "model": model if per_model else None,
+                        "signal": signal if per_model else None,
+                        "state": alarm.get("StateValue", "INSUFFICIENT_DATA"),
+                        "reason": alarm.get("StateReason", ""),
+                        "updated": updated.isoformat(timespec="seconds") if updated else None,
+                        "arn": alarm.get("AlarmArn"),
+                    }
+                )
+        return rows
+
+
+class StepFunctionsHistory:
+    """The pipeline's latest executions (ListExecutions), for the board."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self._arn = state_machine_arn
+        self._sfn = client or boto3.client("stepfunctions")
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        executions = self._sfn.list_executions(stateMachineArn=self._arn, maxResults=limit)["executions"]
+        return [
+            {
+                "name": e["name"],
+                "status": e["status"],
+                "started": e["startDate"].timestamp(),
+                "stopped": e["stopDate"].timestamp() if e.get("stopDate") else None,
+            }
+            for e in executions
+        ]

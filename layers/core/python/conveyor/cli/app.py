@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from conveyor.cli import (
+    board_commands,
     data_commands,
     drift_command,
     live_commands,
@@ -55,6 +56,7 @@ COMMANDS = (
     monitoring_commands.alarms,
     live_commands.labels,
     live_commands.monitor,
+    board_commands.board,
 )
 
 

@@ -40,6 +40,7 @@ def up(
     console.print(f"[bold green]local cloud up[/] in {info.startup_seconds:.1f} s")
     console.print(f"  AWS endpoint  {info.endpoint}   (region {info.region}, any credentials)")
     console.print(f"  API           {info.api_url}/models/{{model}}/predict")
+    console.print(f"  board         {info.board_url}   (conveyor board)")
     for name, value in sorted(info.outputs.items()):
         console.print(f"  {name:<20} {value}")
     console.print(f"  state file    {state_path}")

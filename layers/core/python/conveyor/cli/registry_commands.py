@@ -102,6 +102,8 @@ def models_document(access: RegistryAccess, model: str | None = None) -> dict[st
                     "metric": metric,
                     "value": value,
                     "champion_value": (version.metrics.get("champion") or {}).get(metric) if metric else None,
+                    # Business value on the holdout (the spec's value: section), when the spec has one.
+                    "value_per_1000": (version.metrics.get("candidate") or {}).get("value_per_1000"),
                     "created": _when(version.created_at),
                     "serving": version.version == serving_version,
                     "parent_champion": version.lineage.get("parent_champion"),
@@ -184,6 +186,8 @@ def models(
             grid.add_row(str(v["version"]), status, metric, fmt(v["champion_value"]), created)
         out.print(grid)
         for v in entry["versions"]:
+            if v["value_per_1000"] is not None:
+                out.print(f"  v{v['version']}: value per 1,000 predictions {v['value_per_1000']:.2f} on the holdout")
             if v["decision"]:
                 out.print(f"  v{v['version']}: {escape(v['decision'])}", highlight=False, soft_wrap=True)
 

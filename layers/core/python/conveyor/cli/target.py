@@ -38,6 +38,7 @@ class Target:
     region: str
     outputs: dict[str, str]
     schedules_url: str = ""  # the local clock's hook (conveyor.localcloud.schedules)
+    board_url: str = ""  # the local board (conveyor board), on its own port
 
     @classmethod
     def load(cls, state: Path | None = None) -> Target:
@@ -51,6 +52,7 @@ class Target:
             region=info["region"],
             outputs=info["outputs"],
             schedules_url=info.get("schedules_url", ""),
+            board_url=info.get("board_url", ""),
         )
 
     def output(self, name: str) -> str:

@@ -21,6 +21,7 @@ from conveyor.gates.parity import parity_gates
 from conveyor.gates.primary import Evaluation, evaluate_candidate
 from conveyor.gates.robustness import noise_flip_rate, noise_gate
 from conveyor.gates.slices import slice_gate, slice_metrics
+from conveyor.gates.value import value_gate
 from conveyor.jsonsafe import json_safe
 from conveyor.scoring import OnnxModel
 from conveyor.spec import ModelSpec
@@ -190,5 +191,12 @@ def assess_candidate(
         thresholds=thresholds_of(spec),
         live_instances=live_instances,
     )
-    gates = [*evaluation.gates, *parity_gates(parity, missing_reason=parity_missing_reason), *report.gates]
+    unit = spec.value.unit if spec.value is not None else ""
+    worth = value_gate(evaluation.candidate, spec.gates.min_value_per_1000, unit)
+    gates = [
+        *evaluation.gates,
+        *parity_gates(parity, missing_reason=parity_missing_reason),
+        *report.gates,
+        *([worth] if worth is not None else []),
+    ]
     return CandidateAssessment(evaluation=evaluation, report=report, gates=gates)

@@ -87,7 +87,7 @@ def evaluate_candidate(
     higher = metric in HIGHER_IS_BETTER
     y_true = target_vector(holdout_df, spec)
     try:
-        candidate_metrics = model_metrics(candidate, holdout_df, y_true)
+        candidate_metrics = model_metrics(candidate, holdout_df, y_true, spec.value)
     except (ArtifactError, ValueError) as exc:
         raise DataError(f"candidate cannot score the holdout: {exc}") from None
     score = candidate_metrics[metric]
@@ -95,7 +95,7 @@ def evaluate_candidate(
     champion_error: str | None = None
     if champion is not None:
         try:
-            champion_metrics = model_metrics(champion, holdout_df, y_true)
+            champion_metrics = model_metrics(champion, holdout_df, y_true, spec.value)
         except (ConveyorError, ValueError, KeyError) as exc:
             champion_error = str(exc)[:300]
     gates: list[Gate] = []

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.localcloud.board_server import start_board
 from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
@@ -44,6 +45,7 @@ class LocalCloudInfo:
     functions: dict[str, str]
     created: dict[str, int]
     skipped: dict[str, int]
+    board_url: str = ""
     pid: int = field(default_factory=os.getpid)
     started_at: float = field(default_factory=time.time)
     startup_seconds: float = 0.0
@@ -60,6 +62,7 @@ class LocalCloud:
         root: Path | None = None,
         port: int = 0,
         api_port: int = 0,
+        board_port: int = 0,
         region: str = "us-east-1",
         state_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
@@ -67,6 +70,7 @@ class LocalCloud:
         self.root = root or repo_root()
         self.port = port
         self.api_port = api_port
+        self.board_port = board_port
         self.region = region
         self.state_dir = state_dir or self.root / ".conveyor"
         self.runtime = LambdaRuntime()
@@ -75,6 +79,7 @@ class LocalCloud:
         self._pollers: list[QueuePoller] = []
         self._gateway: Gateway | None = None
         self.cloudwatch: LocalCloudWatch | None = None
+        self._board: Any = None
         self.info: LocalCloudInfo | None = None
 
     # lifecycle --------------------------------------------------------------------------
@@ -123,9 +128,11 @@ class LocalCloud:
             outputs[output_id] = (
                 api_url + "/" if output_id.startswith("ApiUrl") else str(names.resolve(output["Value"]))
             )
+        self._board = start_board(outputs, region=self.region, port=self.board_port)
         self.info = LocalCloudInfo(
             endpoint=endpoint,
             api_url=api_url,
+            board_url=self._board.url,
             region=self.region,
             outputs=outputs,
             functions={f.code: f.name for f in self.runtime.functions.values()},
@@ -144,6 +151,8 @@ class LocalCloud:
             self._gateway.stop()
         if self.cloudwatch is not None:
             self.cloudwatch.stop()
+        if self._board is not None:
+            self._board.stop()
         from conveyor.capture import flush_all
 
         flush_all()  # batched captures reach the bucket while the moto server still runs
