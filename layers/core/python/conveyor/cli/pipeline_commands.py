@@ -100,11 +100,21 @@ def status_document(target: Target, model: str | None) -> dict[str, Any]:
             for name in models
         ],
         "executions": [
-            {"name": e["name"], "status": e["status"], "started": str(e["startDate"])}
-            for e in executions["executions"]
-            if not model or e["name"].startswith(model)
+            _execution_view(target, e) for e in executions["executions"] if not model or e["name"].startswith(model)
         ],
     }
+
+
+def _execution_view(target: Target, execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution as `conveyor status` lists it; one the local cloud's stop interrupted says where it stopped."""
+    view = {"name": execution["name"], "status": execution["status"], "started": str(execution["startDate"])}
+    if execution["status"] == "ABORTED":
+        from conveyor.resume import is_interrupted
+
+        description = target.sfn.describe_execution(executionArn=execution["executionArn"])
+        if is_interrupted(description):
+            view.update(interrupted=True, cause=description.get("cause"))
+    return view
 
 
 def _model_status(
@@ -163,8 +173,11 @@ def _print_status(document: dict[str, Any]) -> None:
         for column in ("name", "status", "started"):
             grid.add_column(column)
         for e in document["executions"]:
-            grid.add_row(e["name"], e["status"], e["started"])
+            grid.add_row(e["name"], "INTERRUPTED" if e.get("interrupted") else e["status"], e["started"])
         out.print(grid)
+        for e in document["executions"]:
+            if e.get("interrupted"):
+                out.print(f"  {e['name']}: {e['cause']}")
 
 
 def _breakers(target: Target, model: str) -> dict[str, Any]:
