@@ -145,7 +145,12 @@ def test_sigterm_then_start_again_keeps_everything(cloud_dir: Cloud, tmp_path: P
 
 
 def _state_reached(target: Target, arn: str) -> str | None:
-    events = target.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    from botocore.exceptions import ClientError
+
+    try:
+        events = target.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    except ClientError:  # the dispatcher has not started it yet
+        return None
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     return entered[-1] if entered else None
 
