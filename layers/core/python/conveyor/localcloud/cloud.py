@@ -155,6 +155,7 @@ class LocalCloud:
         return {
             "snapshot": restored.snapshot,
             "seconds": round(restored.seconds, 3),
+            "read_seconds": round(restored.read_seconds, 3),
             "objects": restored.objects,
             "items": restored.items,
             "executions": restored.executions,

@@ -98,14 +98,17 @@ class SnapshotWriter:
         self._files: dict[str, tuple[IO[bytes], Any, int]] = {}
 
     def add(self, section: str, records: Iterable[dict[str, Any]]) -> None:
+        self.add_lines(section, (json.dumps(r, separators=(",", ":"), allow_nan=False).encode() for r in records))
+
+    def add_lines(self, section: str, lines: Iterable[bytes]) -> None:
+        """Records already encoded (one JSON document each, no newline)."""
         if section not in self._files:
             handle: IO[bytes] = (self.directory / f"{section}.jsonl").open("wb")
             self._files[section] = (handle, hashlib.sha256(), 0)
         handle, digest, count = self._files[section]
-        for record in records:
-            line = json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
-            handle.write(line)
-            digest.update(line)
+        for line in lines:
+            handle.write(line + b"\n")
+            digest.update(line + b"\n")
             count += 1
         self._files[section] = (handle, digest, count)
 
@@ -128,6 +131,7 @@ class DataDir:
         self.snapshots = path / "snapshots"
         self._lock_handle: IO[str] | None = None
         self._known_blobs: set[str] = set()
+        self._unsynced: list[Path] = []  # blobs written since the last sync_blobs()
 
     # checks --------------------------------------------------------------------------------
     def check(self) -> None:
@@ -252,13 +256,27 @@ class DataDir:
             path = self.blob_path(digest)
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
-            with tmp.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            tmp.write_bytes(data)
             tmp.replace(path)
+            self._unsynced.append(path)
             self._known_blobs.add(digest)
         return digest
+
+    def sync_blobs(self) -> None:
+        """Make the blobs written since the last call durable (before a manifest names them): one fsync
+        each, or one sync of the file system for many (the first snapshot of a big state)."""
+        written, self._unsynced = self._unsynced, []
+        if len(written) > 1000:  # a first snapshot of a big state: one sync beats thousands of fsyncs
+            os.sync()
+            return
+        for path in written:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for parent in {p.parent for p in written}:
+            _fsync_dir(parent)
 
     def read_blob(self, digest: str) -> bytes:
         return self.blob_path(digest).read_bytes()
@@ -286,6 +304,7 @@ class DataDir:
         try:
             yield writer
             sections = writer.close()
+            self.sync_blobs()
         except BaseException:
             with contextlib.suppress(Exception):
                 writer.close()
