@@ -1,6 +1,6 @@
 """The state machine "pipeline": one definition for AWS and for the local cloud.
 
-Run kind? -> (a drop) Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
+Run kind? -> (a resume: infra/resume_definition.py) (a drop) Validate -> Data accepted? -> Check drift -> [Alert drift] -> Retrain? -> Train -> Evaluate -> Register
 -> Gates passed? -> the deployment (infra/deployment_definition.py: plan, approval, canary/linear/shadow bakes,
 rollback) -> Deploy -> Notify. A drop that the retrain policy does not act on is recorded and the execution ends
 in "Recorded".
@@ -20,6 +20,7 @@ from constructs import Construct
 from conveyor.workflow import ACCEPTED, DEPLOYABLE_STATUSES, DRIFT, NOT_CHECKED, REJECTED, Error, Key, State, path
 from infra.constants import Fn
 from infra.deployment_definition import build_deployment
+from infra.resume_definition import build_resume
 from infra.states import States
 
 
@@ -49,10 +50,14 @@ def build_definition(
             Key.DRIFT: {"verdict": NOT_CHECKED, "retrain": True, "summary.$": path(Key.RETRAIN, "reason")},
         },
     )
+    validate.next(accepted)
+    prepare_retrain.next(train)
+    # An interrupted execution resumed at the state it reached (infra/resume_definition.py).
     return (
         sfn.Choice(scope, State.RUN_KIND)
-        .when(sfn.Condition.is_present(path(Key.RETRAIN)), prepare_retrain.next(train))
-        .otherwise(validate.next(accepted))
+        .when(sfn.Condition.is_present(path(Key.RESUME)), build_resume(scope))
+        .when(sfn.Condition.is_present(path(Key.RETRAIN)), prepare_retrain)
+        .otherwise(validate)
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ DEMO_ROW = {
     "self": 0,
     "edlevel": "1",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A `conveyor up` a test starts without --data-dir keeps its state here, never in the user's .conveyor/data."""
+    os.environ["CONVEYOR_DATA_DIR"] = str(tmp_path_factory.mktemp("conveyor-data"))
 
 
 @dataclass

@@ -507,7 +507,7 @@ def _http_throughput(directory: Path, gateway: str) -> dict[str, Any]:
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *GATEWAYS[gateway], "up", "--state", str(state)],
+            [sys.executable, *GATEWAYS[gateway], "up", "--state", str(state), "--data-dir", str(state.parent / "data")],
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,

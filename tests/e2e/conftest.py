@@ -30,7 +30,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     state = workdir / "local.json"
     log = (workdir / "up.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli.main", "up", "--state", str(state)],
+        [sys.executable, "-m", "conveyor.cli.main", "up", "--state", str(state), "--data-dir", str(workdir / "data")],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

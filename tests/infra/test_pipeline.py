@@ -54,16 +54,31 @@ def test_one_standard_state_machine_with_logs_tracing_timeout(synth: Synth, asl:
     assert asl["TimeoutSeconds"] == 15 * 86400
     assert asl["StartAt"] == "Run kind?"
     kind = asl["States"]["Run kind?"]
-    assert kind["Choices"] == [{"Variable": "$.retrain", "IsPresent": True, "Next": "Prepare retrain"}]
+    assert kind["Choices"] == [
+        {"Variable": "$.resume", "IsPresent": True, "Next": "Resume at?"},
+        {"Variable": "$.retrain", "IsPresent": True, "Next": "Prepare retrain"},
+    ]
     assert kind["Default"] == "Validate"
     assert asl["States"]["Prepare retrain"]["Type"] == "Pass"
     assert asl["States"]["Prepare retrain"]["Next"] == "Train"
+
+
+def test_an_interrupted_execution_resumes_at_any_resumable_state_but_never_validate(asl: dict[str, Any]) -> None:
+    from conveyor.workflow import RESUMABLE_STATES
+
+    resume = asl["States"]["Resume at?"]
+    targets = {c["StringEquals"]: c["Next"] for c in resume["Choices"] if c["Variable"] == "$.resume.state"}
+    assert targets == {name: name for name in RESUMABLE_STATES}
+    assert "Validate" not in targets
+    assert asl["States"][resume["Default"]]["Type"] == "Fail"
 
 
 def test_the_states(asl: dict[str, Any]) -> None:
     assert set(asl["States"]) == {
         *LAMBDA_STATES,
         "Run kind?",
+        "Resume at?",
+        "Cannot resume",
         "Prepare retrain",
         "Data accepted?",
         "Drift detected?",

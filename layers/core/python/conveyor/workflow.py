@@ -19,6 +19,8 @@ class State:
     """State names of the state machine; `conveyor drop` prints them as the execution moves."""
 
     RUN_KIND = "Run kind?"
+    RESUME_AT = "Resume at?"  # `conveyor retry`: jump to the state an interrupted execution had reached
+    CANNOT_RESUME = "Cannot resume"
     PREPARE_RETRAIN = "Prepare retrain"
     VALIDATE = "Validate"
     DATA_ACCEPTED = "Data accepted?"
@@ -68,6 +70,8 @@ class Error:
     PIPELINE_FAILED = "PipelineFailed"  # a stage failed (Fail "Pipeline failed")
     ROLLED_BACK = "RolledBack"  # a bake failed: the champion keeps serving (Fail "Rolled back")
     DEPLOYMENT_INTERRUPTED = "DeploymentInterrupted"  # someone changed the routing during a bake
+    # The local cloud stopped while the execution ran (status ABORTED on restart; `conveyor retry` resumes it).
+    INTERRUPTED = "Interrupted"
     # A reviewer's rejection (`conveyor reject`) fails the approval task with this error.
     REJECTED = "Rejected"
     # Raised by "Start phase" (the exception's class name) while another version is on trial: retried.
@@ -81,6 +85,7 @@ class Key:
 
     DETAIL = "detail"  # a drop: the EventBridge "Object Created" event's detail
     RETRAIN = "retrain"  # a retrain request (`conveyor impact --retrain`)
+    RESUME = "resume"  # an interrupted execution resumed at a state (`conveyor retry`): ResumeRequest
     VALIDATION = "validation"
     DRIFT = "drift"
     TRAINING = "training"
@@ -121,6 +126,34 @@ INTERRUPTED: BakeVerdict = "interrupted"
 ROLL_BACK_VERDICTS: tuple[BakeVerdict, ...] = (BREACH, INSUFFICIENT)
 
 
+# States an interrupted execution can be resumed at ("Run kind?" -> "Resume at?" -> the state), with
+# the state's input as the execution reached it. Never Validate: a drop validated twice is a repeat.
+RESUMABLE_STATES = (
+    State.CHECK_DRIFT,
+    State.DRIFT_DETECTED,
+    State.ALERT_DRIFT,
+    State.RETRAIN,
+    State.TRAIN,
+    State.EVALUATE,
+    State.REGISTER,
+    State.GATES_PASSED,
+    State.PLAN_DEPLOYMENT,
+    State.APPROVAL_NEEDED,
+    State.AWAIT_APPROVAL,
+    State.NEXT_PHASE,
+    State.START_PHASE,
+    State.BAKE,
+    State.CHECK_BAKE,
+    State.BAKE_VERDICT,
+    State.EXTEND_BAKE,
+    State.DEPLOY,
+    State.NOTIFY_DEPLOYED,
+    State.ROLL_BACK,
+    State.ALERT_ROLLED_BACK,
+    State.NOTIFY_CANDIDATE_REJECTED,
+)
+
+
 # --- the execution input ------------------------------------------------------------------------
 
 ObjectDetail = TypedDict(
@@ -159,6 +192,13 @@ class RetrainRequest(TypedDict):
     model: str
     reason: str
     excluded: list[str]  # sha256 of the excluded data objects
+
+
+class ResumeRequest(TypedDict):
+    """``{"resume": ...}`` beside the state an interrupted execution had reached: start at ``state``."""
+
+    state: str  # one of RESUMABLE_STATES
+    execution: str  # the interrupted execution's name
 
 
 class ExecutionError(TypedDict):
@@ -375,6 +415,7 @@ class PipelineState(TypedDict, total=False):
     source: str
     detail: ObjectCreatedDetail
     retrain: RetrainRequest
+    resume: ResumeRequest
     validation: ValidationResult
     drift: DriftResult
     training: TrainingResult

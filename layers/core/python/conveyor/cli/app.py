@@ -21,6 +21,7 @@ from conveyor.cli import (
     monitoring_commands,
     pipeline_commands,
     registry_commands,
+    retry_command,
     routing_commands,
 )
 from conveyor.cli.common import EXIT_CODES_HELP
@@ -38,6 +39,7 @@ COMMANDS = (
     local_commands.up,
     pipeline_commands.drop,
     pipeline_commands.status,
+    retry_command.retry,
     pipeline_commands.impact,
     routing_commands.kill,
     routing_commands.revive,
@@ -46,6 +48,7 @@ COMMANDS = (
     routing_commands.reject,
     pipeline_commands.predict,
     local_commands.demo,
+    local_commands.reset,
     data_commands.init,
     data_commands.validate,
     drift_command.drift,

@@ -62,6 +62,15 @@ StateOption = Annotated[
         "--state", help="State file of the running local cloud [default: .conveyor/local.json in the checkout]."
     ),
 ]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Where the local cloud keeps its state between runs "
+        "[default: $CONVEYOR_DATA_DIR, else .conveyor/data/ in the checkout].",
+        file_okay=False,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 SpecOption = Annotated[
     Path, typer.Option("--spec", "-s", help="Model spec (YAML).", exists=True, dir_okay=False, readable=True)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,13 +68,15 @@ def sample_instances(path: Path, count: int) -> list[dict[str, Any]]:
     return [{f: (str(r[f]) if f == "edlevel" else float(r[f])) for f in FEATURES} for r in rows]
 
 
-def _start_cloud(root: Path, workdir: Path, console: Console) -> tuple[subprocess.Popen[bytes], Target, float]:
+def _start_cloud(
+    root: Path, workdir: Path, data_dir: Path, console: Console
+) -> tuple[subprocess.Popen[bytes], Target, float]:
     state = workdir / "local.json"
     state.unlink(missing_ok=True)
     log = (workdir / "local-cloud.log").open("wb")
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli.main", "up", "--state", str(state)],
+        [sys.executable, "-m", "conveyor.cli.main", "up", "--state", str(state), "--data-dir", str(data_dir)],
         cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -125,7 +129,9 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     tables = console if as_json else out  # with --json, stdout carries the one JSON document only
     console.rule("[bold]Conveyor demo: doctor visits (German health registry, 1984-1988)")
     console.print("Predict whether a person visits a doctor in a year (docvis > 0) from demographics.")
-    process, target, startup = _start_cloud(root, workdir, console)
+    # A data directory of its own: the demo starts empty and never touches `conveyor up`'s state.
+    data_dir = Path(tempfile.mkdtemp(prefix="conveyor-demo-"))
+    process, target, startup = _start_cloud(root, workdir, data_dir, console)
     summary: dict[str, Any] = {"startup_seconds": round(startup, 2), "drops": []}
     try:
         console.print(f"local cloud up in {startup:.1f} s: AWS endpoint {target.endpoint}, API {target.api_url}")
@@ -146,6 +152,7 @@ def run_demo(*, console: Console, out: Console, keep_running: bool, as_json: boo
     finally:
         if not keep_running:
             _stop_cloud(process, console)
+            shutil.rmtree(data_dir, ignore_errors=True)
     return ExitCode.OK if summary["ok"] else ExitCode.FAILURE
 
 

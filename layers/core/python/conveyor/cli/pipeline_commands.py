@@ -100,11 +100,21 @@ def status_document(target: Target, model: str | None) -> dict[str, Any]:
             for name in models
         ],
         "executions": [
-            {"name": e["name"], "status": e["status"], "started": str(e["startDate"])}
-            for e in executions["executions"]
-            if not model or e["name"].startswith(model)
+            _execution_view(target, e) for e in executions["executions"] if not model or e["name"].startswith(model)
         ],
     }
+
+
+def _execution_view(target: Target, execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution as `conveyor status` lists it; one the local cloud's stop interrupted says where it stopped."""
+    view = {"name": execution["name"], "status": execution["status"], "started": str(execution["startDate"])}
+    if execution["status"] == "ABORTED":
+        from conveyor.resume import is_interrupted
+
+        description = target.sfn.describe_execution(executionArn=execution["executionArn"])
+        if is_interrupted(description):
+            view.update(interrupted=True, cause=description.get("cause"))
+    return view
 
 
 def _model_status(
@@ -137,34 +147,43 @@ def _print_status(document: dict[str, Any]) -> None:
     if not document["models"]:
         out.print(NO_MODELS_YET)
     for entry in document["models"]:
-        trial = ""
-        if entry["challenger"]:
-            trial += f", challenger v{entry['challenger']['version']} at {entry['challenger']['weight']:.0%}"
-        if entry["shadow"]:
-            trial += f", shadow v{entry['shadow']}"
-        if entry["killed"]:
-            trial += ", KILLED"
-        grid = Table(
-            title=f"{entry['model']} (serving v{entry['serving']}{trial}, routing revision {entry['revision']})"
-        )
-        for column in ("version", "status", "metrics", "decision"):
-            grid.add_column(column)
-        for v in entry["versions"]:
-            metrics = ", ".join(f"{k} {val:.4f}" for k, val in v["metrics"].items() if isinstance(val, int | float))
-            grid.add_row(str(v["version"]), v["status"], metrics, v["decision"])
-        out.print(grid)
-        for d in entry["deployments"]:
-            out.print(f"  deployment in progress: {d['text']}")
-        opened = [f"v{v} {b['state']}" for v, b in entry["breakers"].items() if b["state"] != "closed"]
-        if opened:
-            out.print(f"  breakers (the champion answers for): {', '.join(opened)}")
+        _print_model_status(entry)
     if document["executions"]:
-        grid = Table(title="latest executions")
-        for column in ("name", "status", "started"):
-            grid.add_column(column)
-        for e in document["executions"]:
-            grid.add_row(e["name"], e["status"], e["started"])
-        out.print(grid)
+        _print_executions(document["executions"])
+
+
+def _print_model_status(entry: dict[str, Any]) -> None:
+    trial = ""
+    if entry["challenger"]:
+        trial += f", challenger v{entry['challenger']['version']} at {entry['challenger']['weight']:.0%}"
+    if entry["shadow"]:
+        trial += f", shadow v{entry['shadow']}"
+    if entry["killed"]:
+        trial += ", KILLED"
+    grid = Table(title=f"{entry['model']} (serving v{entry['serving']}{trial}, routing revision {entry['revision']})")
+    for column in ("version", "status", "metrics", "decision"):
+        grid.add_column(column)
+    for v in entry["versions"]:
+        metrics = ", ".join(f"{k} {val:.4f}" for k, val in v["metrics"].items() if isinstance(val, int | float))
+        grid.add_row(str(v["version"]), v["status"], metrics, v["decision"])
+    out.print(grid)
+    for d in entry["deployments"]:
+        out.print(f"  deployment in progress: {d['text']}")
+    opened = [f"v{v} {b['state']}" for v, b in entry["breakers"].items() if b["state"] != "closed"]
+    if opened:
+        out.print(f"  breakers (the champion answers for): {', '.join(opened)}")
+
+
+def _print_executions(executions: list[dict[str, Any]]) -> None:
+    grid = Table(title="latest executions")
+    for column in ("name", "status", "started"):
+        grid.add_column(column)
+    for e in executions:
+        grid.add_row(e["name"], "INTERRUPTED" if e.get("interrupted") else e["status"], e["started"])
+    out.print(grid)
+    for e in executions:
+        if e.get("interrupted"):
+            out.print(f"  {e['name']}: {e['cause']}")
 
 
 def _breakers(target: Target, model: str) -> dict[str, Any]:

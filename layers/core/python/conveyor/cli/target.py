@@ -31,6 +31,19 @@ def default_state_path() -> Path:
         return Path.cwd() / ".conveyor" / "local.json"
 
 
+def default_data_dir() -> Path:
+    """Where `conveyor up` keeps the local cloud's state: $CONVEYOR_DATA_DIR, else .conveyor/data/ in the checkout."""
+    env = os.environ.get("CONVEYOR_DATA_DIR")
+    if env:
+        return Path(env)
+    from conveyor.localcloud.template import repo_root
+
+    try:
+        return repo_root() / ".conveyor" / "data"
+    except ConveyorError:
+        return Path.cwd() / ".conveyor" / "data"
+
+
 @dataclass
 class Target:
     endpoint: str

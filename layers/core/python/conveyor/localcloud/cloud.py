@@ -25,6 +25,7 @@ from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
+from conveyor.localcloud.persist.snapshotter import Persistence, RestoreReport
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
 from conveyor.localcloud.runtime import LambdaRuntime, install_moto_patch
@@ -50,6 +51,8 @@ class LocalCloudInfo:
     started_at: float = field(default_factory=time.time)
     startup_seconds: float = 0.0
     schedules_url: str = ""  # the local clock's hook (conveyor.localcloud.schedules)
+    data_dir: str = ""  # "" : nothing is kept after the cloud stops
+    restored: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +69,7 @@ class LocalCloud:
         region: str = "us-east-1",
         state_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
+        data_dir: Path | None = None,
     ) -> None:
         self.root = root or repo_root()
         self.port = port
@@ -81,12 +85,20 @@ class LocalCloud:
         self.cloudwatch: LocalCloudWatch | None = None
         self._board: Any = None
         self.info: LocalCloudInfo | None = None
+        # With a data directory the state outlives the process (conveyor.localcloud.persist).
+        self.persistence: Persistence | None = None
+        if data_dir is not None:
+            from conveyor.localcloud.persist.store import DataDir
+
+            self.persistence = Persistence(DataDir(data_dir), region)
 
     # lifecycle --------------------------------------------------------------------------
     def start(self) -> LocalCloudInfo:
         from moto.server import ThreadedMotoServer
 
         started = time.perf_counter()
+        # A data directory that cannot be used is refused before anything starts (StateDirError).
+        snapshot = self.persistence.open() if self.persistence is not None else None
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
         template = synthesized_template(self.root, state_dir=self.state_dir)
         for name, value in CREDENTIALS.items():
@@ -107,12 +119,17 @@ class LocalCloud:
         )
         install_moto_patch(self.runtime)
         serialize_dynamodb_writes()
+        if self.persistence is not None:
+            from conveyor.localcloud.persist.snapshotter import install_change_counter
+
+            install_change_counter()
         if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
             sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)
         creation = Creation(template, names, endpoint, self.region, self.runtime, schedules=self.schedules)
         api_function = create_all(creation)
         self._pollers.extend(creation.pollers)
+        restored = self.persistence.restore(snapshot) if self.persistence is not None else None
         # Alarms that evaluate, and EMF lines that become metric data (moto does neither).
         self.cloudwatch = LocalCloudWatch(endpoint=endpoint, region=self.region)
         self.cloudwatch.start()
@@ -141,7 +158,32 @@ class LocalCloud:
             startup_seconds=round(time.perf_counter() - started, 3),
             schedules_url=self.schedules.url,
         )
+        if self.persistence is not None and restored is not None:
+            self.info.data_dir = str(self.persistence.data.path)
+            self.info.restored = self._after_restore(restored, outputs)
+            self.persistence.start()
         return self.info
+
+    def _after_restore(self, restored: RestoreReport, outputs: dict[str, str]) -> dict[str, Any]:
+        """Resume the deployments the stop interrupted (conveyor.localcloud.persist.restart); what was restored."""
+        from conveyor.localcloud.persist.restart import resume_deployments
+
+        table = next((v for k, v in outputs.items() if k.startswith("RegistryTableName")), None)
+        endpoint = os.environ["AWS_ENDPOINT_URL"]
+        restart = resume_deployments(self.region, restored.interrupted, table, endpoint)
+        return {
+            "snapshot": restored.snapshot,
+            "seconds": round(restored.seconds, 3),
+            "read_seconds": round(restored.read_seconds, 3),
+            "objects": restored.objects,
+            "items": restored.items,
+            "executions": restored.executions,
+            "messages": restored.messages,
+            "metric_data": restored.metric_data,
+            "interrupted": restored.interrupted,
+            "resumed": restart.resumed,
+            "rolled_back": restart.rolled_back,
+        }
 
     def stop(self) -> None:
         self.schedules.stop()
@@ -156,6 +198,9 @@ class LocalCloud:
         from conveyor.capture import flush_all
 
         flush_all()  # batched captures reach the bucket while the moto server still runs
+        if self.persistence is not None:
+            persistence, self.persistence = self.persistence, None
+            persistence.stop()  # the last snapshot: after Ctrl-C or SIGTERM nothing is lost
         if self._server is not None:
             self._server.stop()
         self._server = None

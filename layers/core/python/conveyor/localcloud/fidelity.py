@@ -36,3 +36,8 @@ def _locked(original: Callable[..., Any]) -> Callable[..., Any]:
 
     setattr(locked, _MARK, True)
     return locked
+
+
+def write_lock() -> Any:
+    """The lock every DynamoDB write holds: a snapshot copies the items under it."""
+    return _lock

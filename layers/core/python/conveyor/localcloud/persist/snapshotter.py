@@ -1,0 +1,254 @@
+"""Persistence of the local cloud: restore at start, snapshot every few seconds when something changed, and at stop.
+
+A snapshot is taken in two steps. *Collect* copies what moto holds into plain records, quickly and
+in this order: Step Functions executions, DynamoDB items (under the write lock), S3 key references,
+SQS messages, SNS subscriptions, CloudWatch data. Executions first: a state the history shows as
+finished has its effects in the data collected after it, so resuming an interrupted execution never
+skips work (it may redo a stage, and the stages are idempotent). *Write* hashes and stores new
+object bodies and writes the JSON-lines sections, outside any lock, in this thread.
+
+Change detection: every request to the moto server that is not a read (GET/HEAD, or an action named
+Get*/List*/Describe*/Query/Scan/Receive*) bumps a counter; Step Functions history events and metric
+data points that arrive without a request count too.
+
+Loss on ``kill -9``: at most ``interval`` seconds (2 s) plus one snapshot's write time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.localcloud.persist import executions, s3state, services
+from conveyor.localcloud.persist.store import DataDir, Snapshot, StateDirError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0
+SWITCH_INTERVAL = 0.0005
+_READ_ACTION = re.compile(r"^(Get|List|Describe|Query|Scan|Receive|BatchGet|Head)")
+_changes = [0]  # requests that may have changed state (a list: bumped from moto's request threads)
+
+
+def _is_read(environ: dict[str, Any]) -> bool:
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS"):
+        return True
+    target = str(environ.get("HTTP_X_AMZ_TARGET") or "")
+    if target:
+        return bool(_READ_ACTION.match(target.rsplit(".", 1)[-1]))
+    path = str(environ.get("PATH_INFO") or "")
+    if "/operation/" in path:  # smithy RPC v2 (CBOR): /service/X/operation/Action
+        return bool(_READ_ACTION.match(path.rsplit("/", 1)[-1]))
+    return path.startswith("/moto-api")
+
+
+def install_change_counter() -> None:
+    """Count the moto server's state-changing requests (a class-level patch, like the Lambda runtime's)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    call = DomainDispatcherApplication.__call__
+    if getattr(call, "__conveyor_counted__", False):
+        return
+
+    def counted(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if not _is_read(environ):
+            _changes[0] += 1
+        return call(self, environ, start_response)
+
+    counted.__conveyor_counted__ = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
+
+
+@dataclass
+class Extension:
+    """State kept by a part of the local cloud outside moto (e.g. schedules): records out, records in."""
+
+    dump: Callable[[], list[dict[str, Any]]]
+    load: Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass
+class RestoreReport:
+    snapshot: str | None = None
+    objects: int = 0
+    items: int = 0
+    executions: int = 0
+    messages: int = 0
+    metric_data: int = 0
+    interrupted: list[str] = field(default_factory=list)
+    skipped_tables: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    read_seconds: float = 0.0  # reading and verifying the snapshot, before any of it is applied
+
+
+class Persistence:
+    """One data directory for one running local cloud."""
+
+    def __init__(self, data: DataDir, region: str, *, interval: float = DEFAULT_INTERVAL) -> None:
+        self.data = data
+        self.region = region
+        self.interval = interval
+        self.extensions: dict[str, Extension] = {}
+        self.snapshots = 0
+        self.last_seconds = 0.0
+        self.read_seconds = 0.0
+        self._s3 = s3state.S3Collector()
+        self._executions = executions.ExecutionCollector()
+        self._metrics = services.MetricChunks()
+        self._lock = threading.Lock()  # one snapshot at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seen: tuple[int, ...] = ()
+        self._referenced: list[set[str]] = []
+        self._usable = False  # False until the restore succeeded: a failed start never overwrites state
+
+    # restore ------------------------------------------------------------------------------------
+    def open(self) -> Snapshot | None:
+        """Check, lock and fully read (and verify) the current snapshot; nothing is applied yet."""
+        started = time.perf_counter()
+        self.data.open()
+        snapshot = self.data.read_current()
+        if snapshot is not None:
+            needed = s3state.blobs(snapshot.section(s3state.SECTION_OBJECTS))
+            needed |= {e["history"] for e in snapshot.section(executions.SECTION)}
+            needed |= {m["chunk"] for m in snapshot.section("cloudwatch_metrics") if "chunk" in m}
+            self.data.verify_blobs(needed)
+        self.read_seconds = time.perf_counter() - started
+        return snapshot
+
+    def restore(self, snapshot: Snapshot | None) -> RestoreReport:
+        """Put ``snapshot`` into moto's backends (the stack's resources exist already)."""
+        started = time.perf_counter()
+        report = RestoreReport()
+        if snapshot is not None:
+            report.snapshot = snapshot.name
+            try:
+                self._apply(snapshot, report)
+            except Exception as error:
+                log.exception("restoring %s failed", self.data.path)
+                raise StateDirError(
+                    f"{self.data.path}: snapshot {snapshot.name} could not be restored ({type(error).__name__}: "
+                    f"{error}); nothing on disk was changed. {self.data._advice()}"
+                ) from error
+        self._seen = self._fingerprint()
+        self._usable = True
+        report.seconds = time.perf_counter() - started
+        report.read_seconds = self.read_seconds
+        return report
+
+    def _apply(self, snapshot: Snapshot, report: RestoreReport) -> None:
+        region, data = self.region, self.data
+        report.objects = s3state.restore(
+            data, snapshot.section(s3state.SECTION_BUCKETS), snapshot.section(s3state.SECTION_OBJECTS), self._s3
+        )
+        report.items, report.skipped_tables = services.restore_dynamodb(region, snapshot.section("dynamodb"))
+        services.restore_sns(region, snapshot.section("sns"))
+        report.metric_data = services.restore_cloudwatch(
+            data, region, snapshot.section("cloudwatch_metrics"), snapshot.section("cloudwatch_alarms")
+        )
+        self._metrics.chunks = [
+            (m["count"], m["chunk"]) for m in snapshot.section("cloudwatch_metrics") if "chunk" in m
+        ]
+        saved = snapshot.section(executions.SECTION)
+        report.executions = len(saved)
+        report.interrupted = executions.restore(data, region, saved, self._executions)
+        for name, extension in self.extensions.items():
+            extension.load(snapshot.section(f"x_{name}"))
+        report.messages = services.restore_sqs(region, snapshot.section("sqs"))  # last: they refer to the rest
+
+    # snapshots ------------------------------------------------------------------------------------
+    def _fingerprint(self) -> tuple[int, ...]:
+        events = 0
+        for machine in list(executions.backend(self.region).state_machines):
+            for execution in list(machine.executions):
+                manager = getattr(getattr(execution.exec_worker, "env", None), "event_manager", None)
+                events += len(getattr(manager, "_history_event_list", None) or ())
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        metric_data = len(cloudwatch_backends[s3state.ACCOUNT][self.region].metric_data)
+        return (_changes[0], events, metric_data)
+
+    def snapshot(self, *, force: bool = False) -> bool:
+        """Write a snapshot if anything changed since the last one (or ``force``); whether one was written."""
+        if not self._usable:
+            return False
+        with self._lock:
+            seen = self._fingerprint()
+            if seen == self._seen and not force:
+                return False
+            started = time.perf_counter()
+            # The copy is CPU-bound Python: hand the GIL back 10x more often than the default 5 ms, so a
+            # request thread waiting for it between its I/O calls is not held up by the snapshot.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
+            try:
+                self._write()
+            finally:
+                sys.setswitchinterval(interval)
+            self._seen = seen
+            self.snapshots += 1
+            self.last_seconds = time.perf_counter() - started
+            return True
+
+    def _write(self) -> None:
+        data, region = self.data, self.region
+        # Collect (quick copies, in the order the module docstring explains), then write.
+        saved_executions = self._executions.collect(data, region)
+        tables = services.collect_dynamodb(region)
+        buckets, keys = self._s3.collect()
+        queues = services.collect_sqs(region)
+        subscriptions = services.collect_sns(region)
+        metrics = self._metrics.collect(data, region)
+        alarms = services.collect_alarms(region)
+        extra = {name: extension.dump() for name, extension in self.extensions.items()}
+        with data.new_snapshot() as writer:
+            object_lines, object_blobs = self._s3.lines(data, keys)
+            writer.add(s3state.SECTION_BUCKETS, buckets)
+            writer.add_lines(s3state.SECTION_OBJECTS, object_lines)
+            writer.add("dynamodb", tables)
+            writer.add("sqs", queues)
+            writer.add("sns", subscriptions)
+            writer.add("cloudwatch_metrics", metrics)
+            writer.add("cloudwatch_alarms", alarms)
+            writer.add(executions.SECTION, saved_executions)
+            for name, records in extra.items():
+                writer.add(f"x_{name}", records)
+        referenced = object_blobs | {e["history"] for e in saved_executions}
+        referenced |= {m["chunk"] for m in metrics if "chunk" in m}
+        self._referenced = [*self._referenced[-1:], referenced]
+
+    def collect_garbage(self) -> int:
+        """Delete blobs neither of the kept snapshots names (only once both were written by this process)."""
+        if len(self._referenced) < 2:
+            return 0
+        return self.data.collect_garbage(set().union(*self._referenced))
+
+    # background ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="local-cloud-snapshots", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.snapshot() and self.snapshots % 30 == 0:
+                    self.collect_garbage()
+            except Exception:
+                log.exception("snapshot of %s failed; the previous one stays current", self.data.path)
+
+    def stop(self) -> None:
+        """The last snapshot (everything up to now), then release the directory."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        try:
+            self.snapshot()
+            self.collect_garbage()
+        finally:
+            self.data.close()

@@ -1,0 +1,398 @@
+"""The data directory: snapshots of the local cloud's state on disk, swapped in atomically.
+
+Layout of ``DATA_DIR``::
+
+    conveyor-state.json      what the directory is: {"format": "conveyor-local-state", "version": N}
+    current                  the name of the current snapshot (one line), replaced by rename
+    snapshots/000042/        one snapshot: manifest.json + one JSON-lines file per section
+    blobs/ab/abcdef...       object bodies and other large values, named by their sha256
+    lock                     held (flock) by the cloud that uses the directory
+
+A snapshot is written beside the current one (``snapshots/.tmp-000043``), every file fsynced, the
+directory renamed to ``snapshots/000043``, then ``current`` is replaced (write, fsync, rename, fsync
+of the directory). A crash at any point leaves ``current`` naming a whole snapshot. Blobs are written
+(and fsynced) before the manifest that names them, and only when new: an object stored once is not
+written again, so snapshotting 10,000 objects after one more arrived writes one blob.
+
+Reading refuses, before anything is loaded, a directory that is not Conveyor's, one written in
+another format version, and one whose current snapshot is incomplete or altered (checksums in the
+manifest): :class:`StateDirError`, which ``conveyor up`` reports with exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from conveyor.errors import ConveyorError
+
+FORMAT = "conveyor-local-state"
+FORMAT_VERSION = 1
+MARKER = "conveyor-state.json"
+CURRENT = "current"
+MANIFEST = "manifest.json"
+KEEP_SNAPSHOTS = 2  # the current one and the one before it
+
+
+class StateDirError(ConveyorError):
+    """The data directory cannot be used as it is; nothing in it was changed."""
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems cannot open a directory for fsync
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file, fsynced, renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Section:
+    """One section of a snapshot as read back: its records, in the order they were written."""
+
+    name: str
+    records: list[dict[str, Any]]
+
+
+@dataclass
+class Snapshot:
+    """A snapshot read from disk (or about to be written): header fields and sections."""
+
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    created_at: float = 0.0
+    name: str = ""
+
+    def section(self, name: str) -> list[dict[str, Any]]:
+        return self.sections.get(name, [])
+
+
+class SnapshotWriter:
+    """Writes one snapshot's sections line by line (each line a small ``json.dumps``: no long hold of the GIL)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._files: dict[str, tuple[IO[bytes], Any, int]] = {}
+
+    def add(self, section: str, records: Iterable[dict[str, Any]]) -> None:
+        self.add_lines(section, (json.dumps(r, separators=(",", ":"), allow_nan=False).encode() for r in records))
+
+    def add_lines(self, section: str, lines: Iterable[bytes]) -> None:
+        """Records already encoded (one JSON document each, no newline)."""
+        if section not in self._files:
+            handle: IO[bytes] = (self.directory / f"{section}.jsonl").open("wb")
+            self._files[section] = (handle, hashlib.sha256(), 0)
+        handle, digest, count = self._files[section]
+        for line in lines:
+            handle.write(line + b"\n")
+            digest.update(line + b"\n")
+            count += 1
+        self._files[section] = (handle, digest, count)
+
+    def close(self) -> dict[str, Any]:
+        sections = {}
+        for name, (handle, digest, count) in self._files.items():
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            sections[name] = {"file": f"{name}.jsonl", "sha256": digest.hexdigest(), "records": count}
+        return sections
+
+
+class DataDir:
+    """A data directory (see the module docstring). ``open()`` checks it; nothing is written before."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.blobs = path / "blobs"
+        self.snapshots = path / "snapshots"
+        self._lock_handle: IO[str] | None = None
+        self._known_blobs: set[str] = set()
+        self._unsynced: list[Path] = []  # blobs written since the last sync_blobs()
+
+    # checks --------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse a foreign, incompatible or corrupt directory (:class:`StateDirError`); read nothing else."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise StateDirError(f"{self.path} is not a directory: give another --data-dir")
+        marker = self.path / MARKER
+        if not marker.exists():
+            if any(self.path.iterdir()):
+                raise StateDirError(
+                    f"{self.path} is not a Conveyor data directory (no {MARKER}) and is not empty: nothing was "
+                    "changed; give another --data-dir"
+                )
+            return
+        try:
+            header = json.loads(marker.read_text())
+        except (OSError, ValueError) as error:
+            raise StateDirError(f"{marker} is unreadable ({error}): {self._advice()}") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise StateDirError(f"{self.path} is not a Conveyor data directory ({MARKER} says otherwise)")
+        if header.get("version") != FORMAT_VERSION:
+            raise StateDirError(
+                f"{self.path} holds state written by another version of Conveyor (state format "
+                f"{header.get('version')}, this Conveyor reads {FORMAT_VERSION}); nothing was loaded or changed. "
+                f"{self._advice()}"
+            )
+
+    def _advice(self) -> str:
+        return "start empty with `conveyor up --fresh` (moves it aside, keeping it) or delete it with `conveyor reset`"
+
+    # lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Check the directory, create it if needed and take its lock (one cloud per directory)."""
+        self.check()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        marker = self.path / MARKER
+        if not marker.exists():
+            write_durably(marker, json.dumps({"format": FORMAT, "version": FORMAT_VERSION}).encode())
+        self.blobs.mkdir(exist_ok=True)
+        self.snapshots.mkdir(exist_ok=True)
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        handle = (self.path / "lock").open("a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise StateDirError(f"{self.path} is in use by a running local cloud (pid {owner})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def close(self) -> None:
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # releases the flock
+            self._lock_handle = None
+
+    def in_use(self) -> bool:
+        """Whether a running cloud holds the directory's lock."""
+        import fcntl
+
+        lock = self.path / "lock"
+        if not lock.exists():
+            return False
+        with lock.open("a+") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
+    def move_aside(self) -> Path | None:
+        """``--fresh``: rename the directory to ``DIR.moved-YYYYmmdd-HHMMSS`` (None when there was nothing)."""
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return None
+        self.check()
+        if self.in_use():
+            raise StateDirError(f"{self.path} is in use by a running local cloud: stop it first")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.moved-{stamp}")
+        counter = 1
+        while target.exists():
+            counter += 1
+            target = self.path.with_name(f"{self.path.name}.moved-{stamp}-{counter}")
+        self.path.rename(target)
+        return target
+
+    def delete(self) -> None:
+        """``conveyor reset``: remove the directory (only a Conveyor data directory no cloud is using)."""
+        self.check()
+        if self.in_use():
+            raise StateDirError(f"{self.path} is in use by a running local cloud: stop it first")
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    # blobs -------------------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / digest[:2] / digest[2:]
+
+    def has_blob(self, digest: str) -> bool:
+        if digest in self._known_blobs:
+            return True
+        if self.blob_path(digest).exists():
+            self._known_blobs.add(digest)
+            return True
+        return False
+
+    def put_blob(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data`` under its sha256 (once) and return the digest."""
+        digest = digest or sha256_hex(data)
+        if not self.has_blob(digest):
+            path = self.blob_path(digest)
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            self._unsynced.append(path)
+            self._known_blobs.add(digest)
+        return digest
+
+    def sync_blobs(self) -> None:
+        """Make the blobs written since the last call durable (before a manifest names them): one fsync
+        each, or one sync of the file system for many (the first snapshot of a big state)."""
+        written, self._unsynced = self._unsynced, []
+        if len(written) > 1000:  # a first snapshot of a big state: one sync beats thousands of fsyncs
+            os.sync()
+            return
+        for path in written:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for parent in {p.parent for p in written}:
+            _fsync_dir(parent)
+
+    def read_blob(self, digest: str) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    # snapshots ---------------------------------------------------------------------------------
+    def current_name(self) -> str | None:
+        pointer = self.path / CURRENT
+        if not pointer.exists():
+            return None
+        return pointer.read_text().strip() or None
+
+    def _next_name(self) -> str:
+        numbers = [int(p.name) for p in self.snapshots.iterdir() if p.name.isdigit()]
+        return f"{max(numbers, default=0) + 1:06d}"
+
+    @contextlib.contextmanager
+    def new_snapshot(self) -> Iterator[SnapshotWriter]:
+        """Write a snapshot beside the current one; on leaving the block it becomes current (atomically)."""
+        name = self._next_name()
+        tmp = self.snapshots / f".tmp-{name}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        writer = SnapshotWriter(tmp)
+        try:
+            yield writer
+            sections = writer.close()
+            self.sync_blobs()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                writer.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        manifest = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "created_at": time.time(),
+            "conveyor": _version("conveyor"),
+            "moto": _version("moto"),
+            "sections": sections,
+        }
+        write_durably(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
+        final = self.snapshots / name
+        tmp.rename(final)
+        _fsync_dir(self.snapshots)
+        write_durably(self.path / CURRENT, f"{name}\n".encode())
+        self._prune()
+
+    def _prune(self) -> None:
+        kept = sorted((p for p in self.snapshots.iterdir() if p.name.isdigit()), key=lambda p: p.name)
+        for old in kept[:-KEEP_SNAPSHOTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in self.snapshots.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def collect_garbage(self, referenced: set[str]) -> int:
+        """Delete blobs no kept snapshot names (``referenced`` must cover every kept snapshot)."""
+        removed = 0
+        for prefix in self.blobs.iterdir() if self.blobs.exists() else ():
+            for blob in prefix.iterdir():
+                digest = prefix.name + blob.name
+                if digest not in referenced and not blob.name.startswith("."):
+                    blob.unlink(missing_ok=True)
+                    self._known_blobs.discard(digest)
+                    removed += 1
+        return removed
+
+    def read_current(self) -> Snapshot | None:
+        """The current snapshot, fully read and verified (None for a new directory)."""
+        name = self.current_name()
+        if name is None:
+            return None
+        directory = self.snapshots / name
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+        except (OSError, ValueError) as error:
+            raise StateDirError(
+                f"{self.path}: the current snapshot {name} is unreadable ({error}); nothing was loaded. {self._advice()}"
+            ) from None
+        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+            raise StateDirError(
+                f"{self.path}: snapshot {name} has state format {manifest.get('version')}, this Conveyor reads "
+                f"{FORMAT_VERSION}; nothing was loaded. {self._advice()}"
+            )
+        snapshot = Snapshot(created_at=float(manifest.get("created_at") or 0.0), name=name)
+        for section, entry in manifest.get("sections", {}).items():
+            snapshot.sections[section] = self._read_section(directory, name, section, entry)
+        return snapshot
+
+    def _read_section(self, directory: Path, name: str, section: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            data = (directory / entry["file"]).read_bytes()
+        except (OSError, KeyError) as error:
+            raise StateDirError(
+                f"{self.path}: snapshot {name} lacks its {section} ({error}). {self._advice()}"
+            ) from None
+        if sha256_hex(data) != entry.get("sha256"):
+            raise StateDirError(
+                f"{self.path}: snapshot {name}'s {section} does not match its checksum (altered or damaged); "
+                f"nothing was loaded. {self._advice()}"
+            )
+        return [json.loads(line) for line in data.splitlines() if line]
+
+    def verify_blobs(self, digests: Iterable[str]) -> None:
+        missing = [d for d in digests if not self.has_blob(d)]
+        if missing:
+            raise StateDirError(
+                f"{self.path}: {len(missing)} stored object bodies are missing (e.g. {missing[0][:12]}); nothing "
+                f"was loaded. {self._advice()}"
+            )
+
+
+def _version(distribution: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "?"
