@@ -105,6 +105,7 @@ class ConveyorStack(cdk.Stack):
             dead_letter_queue=ingest.dead_letter_queue,
             alarms=monitoring.alarms,
         )
+        monitoring.watch_functions({c.Fn.BOARD_WIDGET: board.widget_function})
 
         self.data_bucket = ingest.data_bucket
         self.artifact_bucket = registry.artifact_bucket

@@ -81,7 +81,7 @@ class Monitoring(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
         self._subscriptions()
         self._pipeline_alarms(state_machine)
-        self._function_alarms(functions)
+        self.watch_functions(functions)
         self._predict_alarms(functions[c.Fn.PREDICT])
         for name, queue in dead_letter_queues.items():
             self._alarm(
@@ -130,7 +130,7 @@ class Monitoring(Construct):
             targets=[targets.SqsQueue(self.queue)],
         )
         self.function = self._action_function(factory, table, state_machine)
-        self._function_alarms({c.Fn.ALARM_ACTION: self.function})
+        self.watch_functions({c.Fn.ALARM_ACTION: self.function})
         for fn in [*alarm_syncers, self.function]:
             grant_alarm_sync(fn, self)
             nag.alarm_sync(fn)
@@ -170,7 +170,8 @@ class Monitoring(Construct):
         ):
             self._alarm(name, metric, threshold=0, description=f"pipeline executions {what}")
 
-    def _function_alarms(self, functions: Mapping[str, lambda_.IFunction]) -> None:
+    def watch_functions(self, functions: Mapping[str, lambda_.IFunction]) -> None:
+        """Errors and throttles alarms for these functions (also for functions built after this construct)."""
         period = c.SYSTEM_ALARM_PERIOD
         for name, fn in sorted(functions.items()):
             label = "".join(part.capitalize() for part in name.split("_"))
