@@ -18,9 +18,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from conveyor.errors import SpecError
+
+# Sections that live in modules of their own, re-exported so that ``from conveyor.spec import X`` stays the way in.
+from conveyor.spec_base import RATE_PATTERN, Strict, rate_seconds  # noqa: F401
+from conveyor.spec_deployment import (  # noqa: F401
+    MAX_APPROVAL_TIMEOUT_SECONDS,
+    MAX_TOTAL_BAKE_SECONDS,
+    BakeChecks,
+    CanaryPlan,
+    Deployment,
+    LinearPlan,
+    ShadowPlan,
+)
+from conveyor.spec_operations import (  # noqa: F401
+    SIGNALS,
+    AlarmAction,
+    BreakerSpec,
+    CaptureSettings,
+    MonitoringSettings,
+    ServingSettings,
+    Signal,
+)
 from conveyor.spec_value import ValueSpec, check_value_fits
 
 Task = Literal["classification", "regression"]
@@ -41,8 +62,7 @@ ESTIMATOR_TASKS: dict[str, frozenset[str]] = {
 DEFAULT_METRIC: dict[str, str] = {"classification": "roc_auc", "regression": "rmse"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = Strict
 
 
 class Condition(_Strict):
@@ -159,137 +179,6 @@ class Gates(_Strict):
     min_value_per_1000: float | None = None
 
 
-# Longest a deployment may wait for a reviewer, and the longest its bakes may last in all: the pipeline's
-# state machine (which runs the deployment) times out after both plus training (infra.constants.PIPELINE_TIMEOUT).
-MAX_APPROVAL_TIMEOUT_SECONDS = 7 * 86400
-MAX_TOTAL_BAKE_SECONDS = 7 * 86400
-
-
-class CanaryPlan(_Strict):
-    """``weight`` of the traffic to the new version for ``bake_seconds``, then all of it."""
-
-    weight: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    bake_seconds: Annotated[int, Field(ge=1)] = 600
-
-
-class LinearPlan(_Strict):
-    """Traffic shifted in steps (each baked for ``bake_seconds``), then all of it.
-
-    ``steps`` lists the challenger's weights (increasing, each in (0, 1)); or ``step`` gives an even
-    stride: ``step: 0.25`` is ``steps: [0.25, 0.5, 0.75]``.
-    """
-
-    steps: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = None
-    step: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
-    bake_seconds: Annotated[int, Field(ge=1)] = 600
-
-    @model_validator(mode="after")
-    def _one_form(self) -> LinearPlan:
-        if self.steps is not None and self.step is not None:
-            raise ValueError("steps: give either steps (a list of weights) or step (an even stride), not both")
-        if self.steps is not None:
-            if not self.steps:
-                raise ValueError("steps: list at least one weight")
-            if any(later <= earlier for earlier, later in zip(self.steps, self.steps[1:], strict=False)):
-                raise ValueError(f"steps: weights must increase, got {self.steps}")
-        return self
-
-    def weights(self) -> list[float]:
-        if self.steps is not None:
-            return list(self.steps)
-        stride = self.step if self.step is not None else 0.25
-        weights: list[float] = []
-        while stride * (len(weights) + 1) < 1.0 - 1e-9:
-            weights.append(round(stride * (len(weights) + 1), 9))
-        return weights
-
-
-class ShadowPlan(_Strict):
-    """The new version scores every request beside the champion (never answering) for ``bake_seconds``."""
-
-    bake_seconds: Annotated[int, Field(ge=1)] = 600
-
-
-class BakeChecks(_Strict):
-    """What every bake checks, on the new version's captured requests since its phase began.
-
-    A threshold set to null is not checked. ``max_score_shift`` is a debiased PSI of the new version's
-    scores against the champion's over the same window (``conveyor.deployment``). Below ``min_requests``
-    requests there is no decision: the bake is extended (by its own length, at most ``max_extensions``
-    times), and a version still short of evidence then is rolled back, never promoted: missing evidence
-    is not evidence of health. A breach that more requests could not undo (e.g. more errors than
-    ``max_error_rate`` x ``min_requests``) is decided at once.
-    """
-
-    max_p99_latency_ms: Annotated[float, Field(gt=0.0)] | None = 250.0
-    max_error_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = 0.01
-    max_score_shift: Annotated[float, Field(gt=0.0)] | None = 0.2
-    min_requests: Annotated[int, Field(ge=0)] = 100
-    max_extensions: Annotated[int, Field(ge=0, le=10)] = 2
-
-
-class Deployment(_Strict):
-    """How a new version reaches production (``conveyor.deployment`` builds the plan the pipeline runs).
-
-    ``strategy``: ``all_at_once`` (promote), ``canary`` (``canary.weight`` for ``canary.bake_seconds``, then
-    all), ``linear`` (``linear`` steps, each baked), ``shadow_then_canary`` (``shadow.bake_seconds`` of
-    shadow scoring, then the canary). ``approval: manual`` waits for ``conveyor approve`` / ``reject`` (at
-    most ``approval_timeout_seconds``) before any traffic moves.
-    """
-
-    strategy: Literal["all_at_once", "canary", "linear", "shadow_then_canary"] = "all_at_once"
-    approval: Literal["auto", "manual"] = "auto"
-    approval_timeout_seconds: Annotated[int, Field(ge=1, le=MAX_APPROVAL_TIMEOUT_SECONDS)] = 3 * 86400
-    canary: CanaryPlan | None = None
-    linear: LinearPlan | None = None
-    shadow: ShadowPlan | None = None
-    bake: BakeChecks = Field(default_factory=BakeChecks)
-
-    @model_validator(mode="after")
-    def _sections_fit_the_strategy(self) -> Deployment:
-        used = {
-            "all_at_once": set(),
-            "canary": {"canary"},
-            "linear": {"linear"},
-            "shadow_then_canary": {"shadow", "canary"},
-        }[self.strategy]
-        for section in ("canary", "linear", "shadow"):
-            if getattr(self, section) is not None and section not in used:
-                raise ValueError(f"{section}: not used by strategy {self.strategy} (remove it or change strategy)")
-        if "canary" in used and self.canary is None:
-            self.canary = CanaryPlan()
-        if "linear" in used and self.linear is None:
-            self.linear = LinearPlan()
-        if "shadow" in used and self.shadow is None:
-            self.shadow = ShadowPlan()
-        worst = self.total_bake_seconds() * (1 + self.bake.max_extensions)
-        if worst > MAX_TOTAL_BAKE_SECONDS:
-            raise ValueError(
-                f"bake: the bakes could last {worst} s with extensions, more than {MAX_TOTAL_BAKE_SECONDS} s "
-                "(7 days); shorten bake_seconds or lower bake.max_extensions"
-            )
-        return self
-
-    def phases(self) -> list[dict[str, Any]]:
-        """The trial phases in order: ``{"kind": "shadow"|"challenger", "weight", "bake_seconds"}``."""
-        phases: list[dict[str, Any]] = []
-        if self.shadow is not None:
-            phases.append({"kind": "shadow", "weight": 0.0, "bake_seconds": self.shadow.bake_seconds})
-        if self.canary is not None:
-            phases.append(
-                {"kind": "challenger", "weight": self.canary.weight, "bake_seconds": self.canary.bake_seconds}
-            )
-        if self.linear is not None:
-            phases += [
-                {"kind": "challenger", "weight": w, "bake_seconds": self.linear.bake_seconds}
-                for w in self.linear.weights()
-            ]
-        return phases
-
-    def total_bake_seconds(self) -> int:
-        return sum(int(p["bake_seconds"]) for p in self.phases())
-
-
 class ValidationSettings(_Strict):
     """Thresholds of the data gate (``conveyor.validation``)."""
 
@@ -334,101 +223,6 @@ class RetrainPolicy(_Strict):
         amount, unit = self.schedule[5:-1].split()
         seconds = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.rstrip("s")]
         return int(amount) * seconds
-
-
-class CaptureSettings(_Strict):
-    """What the prediction API records of each request (``docs/capture.md``)."""
-
-    # Share of requests captured, decided by a stable hash of the request id; everything is
-    # captured while a challenger or a shadow is on trial, whatever this says.
-    sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
-    # Columns written as "***" in captured inputs, beside the identifiers (always masked).
-    pii: list[str] = Field(default_factory=list)
-
-
-Signal = Literal[
-    "latency", "errors", "drift", "domain_classifier", "score_shift", "live_metric", "capture_errors", "breaker"
-]
-SIGNALS: tuple[str, ...] = (
-    "latency",
-    "errors",
-    "drift",
-    "domain_classifier",
-    "score_shift",
-    "live_metric",
-    "capture_errors",
-    "breaker",
-)
-AlarmAction = Literal["notify", "rollback", "retrain"]
-_RATE = r"^rate\(\s*\d+\s+(minute|hour|day|week)s?\s*\)$"
-
-
-def rate_seconds(expression: str) -> int:
-    """``rate(5 minutes)`` -> 300 (the EventBridge rate syntax the spec uses for schedules)."""
-    amount, unit = expression.strip()[5:-1].split()
-    return int(amount) * {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}[unit.rstrip("s")]
-
-
-class MonitoringSettings(_Strict):
-    """How a serving model is watched: the live monitor's schedule, the alarms' thresholds, actions on alarm.
-
-    Every per-model alarm is named ``{stack}-{model}-{signal}`` (one per signal in ``SIGNALS``); its
-    threshold is read here, and ``on_alarm`` says what happens when it fires (``notify`` when absent).
-    """
-
-    # The live monitor runs this often per model; its window is the same period unless set.
-    schedule: Annotated[str, Field(pattern=_RATE)] = "rate(1 hour)"
-    window_seconds: Annotated[int, Field(ge=60)] | None = None
-    # Fewer captured requests than this in a window: the monitor reports them, with no drift verdict.
-    min_requests: Annotated[int, Field(ge=1)] = 100
-    # Alarm thresholds (the alarm fires when the value is above, or for live_metric below, its threshold).
-    max_latency_p99_ms: Annotated[float, Field(gt=0.0)] = 250.0
-    max_error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
-    max_drifted_features: Annotated[int, Field(ge=0)] = 0
-    max_domain_classifier_auc: Annotated[float, Field(gt=0.5, le=1.0)] = 0.75
-    max_score_shift: Annotated[float, Field(gt=0.0)] = 0.2
-    # Live metric (primary metric on labelled traffic) may fall below the holdout metric by this much.
-    max_live_degradation: Annotated[float, Field(ge=0.0)] = 0.05
-    max_capture_errors: Annotated[int, Field(ge=0)] = 0
-    # CloudWatch evaluation of the request-rate alarms (latency, errors, capture_errors, breaker).
-    period_seconds: Annotated[int, Field(ge=10)] = 60
-    evaluation_periods: Annotated[int, Field(ge=1, le=100)] = 3
-    datapoints_to_alarm: Annotated[int, Field(ge=1, le=100)] = 2
-    on_alarm: dict[Signal, AlarmAction] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _periods(self) -> MonitoringSettings:
-        if self.datapoints_to_alarm > self.evaluation_periods:
-            raise ValueError("monitoring.datapoints_to_alarm: cannot exceed evaluation_periods")
-        return self
-
-    def schedule_seconds(self) -> int:
-        return rate_seconds(self.schedule)
-
-    def window(self) -> int:
-        return self.window_seconds or self.schedule_seconds()
-
-    def action(self, signal: str) -> str:
-        return str(self.on_alarm.get(signal, "notify"))  # type: ignore[call-overload]
-
-
-class BreakerSpec(_Strict):
-    """The prediction containers' circuit breaker per version (``conveyor.breaker``): open after
-    ``failures`` consecutive failures, or above ``error_rate`` of at least ``min_requests`` requests in
-    ``window_seconds``; while open the champion answers for the version; after ``cooldown_seconds`` one
-    trial request goes through."""
-
-    failures: Annotated[int, Field(ge=1)] = 5
-    window_seconds: Annotated[float, Field(gt=0.0)] = 10.0
-    cooldown_seconds: Annotated[float, Field(gt=0.0)] = 30.0
-    error_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
-    min_requests: Annotated[int, Field(ge=1)] = 10
-
-
-class ServingSettings(_Strict):
-    """How the prediction API treats the versions of this model (carried by the serving contract)."""
-
-    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
 
 
 class ModelSpec(_Strict):
