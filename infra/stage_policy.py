@@ -1,5 +1,8 @@
 """Applies a stage's settings (infra/stages.py) to a built Conveyor stack.
 
+The capture bucket's lifecycle (records expire after the stage's capture retention) and predict's
+memory and reserved concurrency are set on the constructs the stack exposes.
+
 Removal policies and log retention are applied to every resource of their type by mutating
 aspects, which run before cdk-nag reads the template: a construct added later follows its stage
 without knowing about stages.
@@ -10,7 +13,9 @@ from __future__ import annotations
 import aws_cdk as cdk
 import jsii
 from aws_cdk import IAspect
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import IConstruct
@@ -33,7 +38,26 @@ class LogRetention:
             node.retention_in_days = self.days
 
 
-def apply_stage(stack: cdk.Stack, settings: StageSettings, alerts_topic: sns.ITopic) -> None:
+def apply_stage(
+    stack: cdk.Stack,
+    settings: StageSettings,
+    alerts_topic: sns.ITopic,
+    *,
+    capture_bucket: s3.Bucket | None = None,
+    predict_function: lambda_.Function | None = None,
+) -> None:
+    if capture_bucket is not None:
+        capture_bucket.add_lifecycle_rule(
+            id="CaptureRetention",
+            expiration=cdk.Duration.days(settings.capture_retention_days),
+            abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+        )
+    if predict_function is not None:
+        function = predict_function.node.default_child
+        assert isinstance(function, lambda_.CfnFunction)
+        function.memory_size = settings.predict_memory_mb
+        if settings.predict_reserved_concurrency is not None:
+            function.reserved_concurrent_executions = settings.predict_reserved_concurrency
     for email in settings.alert_emails:
         alerts_topic.add_subscription(subscriptions.EmailSubscription(email))
     removal = cdk.RemovalPolicies.of(stack)
