@@ -268,6 +268,13 @@ def impact(
     retrain: Annotated[
         bool, typer.Option(help="Exclude the object from all future training and retrain without it now.")
     ] = False,
+    erase: Annotated[
+        bool,
+        typer.Option(
+            help="Delete every stored version of the object, its quarantined and original parts, its reports and "
+            "the capture records of its entities; record the erasure in the registry (operator role)."
+        ),
+    ] = False,
     reason: Annotated[
         str, typer.Option(help="Why (recorded with the exclusion and the new version).")
     ] = "deletion request",
@@ -276,10 +283,12 @@ def impact(
     stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List every model version trained on a data object (for deletion requests); --retrain retrains without it.
+    """List every model version trained on a data object (for deletion requests); --retrain retrains without it;
+    --erase deletes it everywhere it is stored (README, "Erasure requests").
 
     Exit codes: 0 listed (with --retrain: a version trained without the object serves); 2 no such accepted
-    object, or it is the model's only accepted data (nothing is excluded then); 3 the retrained candidate was rejected by its gates; 1 the retrain failed.
+    object, or it is the model's only accepted data (nothing is excluded then); 3 the retrained candidate was
+    rejected by its gates; 1 the retrain or the erasure failed.
     """
     from conveyor.registry import Registry
 
@@ -295,6 +304,8 @@ def impact(
     if not as_json:
         _print_impact(document)
     code = ExitCode.OK
+    if erase:
+        document["erasure"] = _erase(target, registry, name, bucket, key, reason, quiet=as_json)
     if retrain:
         document["retrain"], code = _retrain(target, registry, name, bucket, key, reason, timeout, quiet=as_json)
     if as_json:
@@ -322,6 +333,31 @@ def _print_impact(document: dict[str, Any]) -> None:
         console.print(f"  trained v{v['version']} ({v['status']}{', serving' if v['serving'] else ''})")
     if not document["versions"]:
         console.print("  no version was trained on it")
+
+
+def _erase(
+    target: Target, registry: Registry, model: str, bucket: str, key: str, reason: str, *, quiet: bool
+) -> dict[str, Any]:
+    import getpass
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from conveyor.cli.erase import erase
+
+    try:
+        erased = erase(target, registry, model, bucket, key, reason=reason, by=getpass.getuser())
+    except (ClientError, BotoCoreError, PermissionError) as error:
+        raise fail(
+            f"the erasure of s3://{bucket}/{key} is incomplete (run it again as the operator): {error}"
+        ) from None
+    if not quiet:
+        versions = sum(erased["object_versions"].values())
+        capture = erased["capture"]
+        console.print(
+            f"erased: {versions} object version(s) of {len(erased['object_versions'])} key(s); "
+            f"{capture['records_removed']} capture record(s) in {capture['files_rewritten']} file(s); recorded"
+        )
+    return erased
 
 
 def _retrain(
