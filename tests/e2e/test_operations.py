@@ -61,8 +61,12 @@ def test_smoke_drops_waits_predicts_and_cleans_up(cloud: Target, tmp_path: Path)
     assert model not in cloud.model_names()
     assert not _versions(cloud, "DataBucketName", f"{model}/")
     assert not _versions(cloud, "ArtifactBucketName", f"{model}/")
-    answer = requests.post(f"{cloud.api_url}/models/{model}/predict", json={"instances": [DEMO_ROW]}, timeout=30)
-    assert answer.status_code == 404
+
+    def gone() -> bool:  # once the endpoint's routing cache (seconds) expires
+        answer = requests.post(f"{cloud.api_url}/models/{model}/predict", json={"instances": [DEMO_ROW]}, timeout=30)
+        return answer.status_code == 404
+
+    wait_until(gone, timeout=120, interval=1.0, what="the smoke model no longer served")
 
 
 def _captured_routing_keys(cloud: Target, model: str) -> list[str]:

@@ -5,7 +5,7 @@ next deploy's smoke test is a new model, never a repeated arrival), follows the 
 version serves, predicts through the API (SigV4-signed with ``--stack``), and cleans up:
 
 - the model's registry items (its versions, routing record, datasets, deployments) are deleted, so
-  it stops serving at once (the API answers 404 for it);
+  it stops serving (the API answers 404 for it once the endpoints' routing cache expires);
 - every version of every object under ``{model}/`` in the data, artifact and capture buckets is
   deleted (on a deployed stack deleting object versions in the artifact bucket is the operator
   role's alone: run the smoke test as that role, README "Smoke test").
