@@ -199,3 +199,9 @@ def test_without_a_region_the_cli_says_so(aws: str, monkeypatch: pytest.MonkeyPa
 def test_the_local_cloud_stays_the_default(aws: str, tmp_path: Any) -> None:
     result = _run("models", "--state", str(tmp_path / "missing.json"))
     assert result.exit_code == 1 and "conveyor up" in result.output
+
+
+def test_alarms_reads_the_stacks_cloudwatch(stack: dict[str, str]) -> None:
+    result = _run("alarms", "--stack", STACK, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"alarms": []}
