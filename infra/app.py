@@ -44,6 +44,8 @@ def build_app(context: dict[str, Any] | None = None) -> cdk.App:
         stack.alerts_topic,
         capture_bucket=stack.capture_bucket,
         predict_function=stack.predict_function,
+        operator_role=stack.operator_role,
+        github_repo=app.node.try_get_context("github_repo"),
     )
     if str(app.node.try_get_context("ci_access")).lower() == "true":
         add_ci_access(app, env=env)

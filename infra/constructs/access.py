@@ -12,6 +12,8 @@
 
 Both trust the account (``AccountRootPrincipal``): a user or role of the account may assume them
 when its own IAM policy allows ``sts:AssumeRole`` on them (README, "Operating a deployed stack").
+In the stage the deploy workflow smoke-tests, the operator role also trusts that workflow's jobs
+(infra/stage_policy.py, ``trust_ci_smoke``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class OperatorAccess(Construct):
         self.operator = iam.Role(
             self,
             "OperatorRole",
+            # A name the deploy workflow can compute ({stack}-{region}-operator): its smoke step assumes it.
+            role_name=f"{stack.stack_name}-{stack.region}-operator",
             assumed_by=iam.AccountRootPrincipal(),
             description=f"{stack.stack_name}: conveyor kill / revive / rollback / impact --erase / smoke",
         )

@@ -185,3 +185,24 @@ def test_every_lambda_task_retries_throttling_with_backoff(synth: Synth) -> None
     for state in tasks:
         (retry,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["Lambda.TooManyRequestsException"]]
         assert retry["BackoffRate"] == 2 and retry["IntervalSeconds"] == 2 and retry["MaxAttempts"] == 5
+
+
+def test_the_dev_operator_role_trusts_the_deploy_workflows_smoke_step(tmp_path_factory: Any) -> None:
+    from tests.infra.conftest import synthesize
+
+    dev = synthesize(tmp_path_factory, {"github_repo": "acme/conveyor"})
+    props = dev.json["Resources"][dev.logical_id(dev.stack.operator_role)]["Properties"]
+    assert props["RoleName"]["Fn::Join"][1][-1] == "-operator"
+    web = [s for s in props["AssumeRolePolicyDocument"]["Statement"] if s["Action"] == "sts:AssumeRoleWithWebIdentity"]
+    (statement,) = web
+    assert statement["Condition"]["StringEquals"] == {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": "repo:acme/conveyor:environment:dev",
+    }
+    assert "oidc-provider/token.actions.githubusercontent.com" in json.dumps(statement["Principal"])
+
+
+def test_without_the_repository_only_the_account_may_assume_the_operator_role(stage_synth: tuple[str, Synth]) -> None:
+    stage, synth = stage_synth
+    props = synth.json["Resources"][synth.logical_id(synth.stack.operator_role)]["Properties"]
+    assert [s["Action"] for s in props["AssumeRolePolicyDocument"]["Statement"]] == ["sts:AssumeRole"], stage
