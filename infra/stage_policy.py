@@ -78,7 +78,7 @@ def trust_ci_smoke(role: iam.Role, github_repo: str, *, environment: str) -> Non
     limited to the CDK bootstrap roles."""
     stack = cdk.Stack.of(role)
     provider = stack.format_arn(service="iam", region="", resource="oidc-provider", resource_name=GITHUB_OIDC_HOST)
-    role.assume_role_policy.add_statements(  # type: ignore[union-attr]
+    role.assume_role_policy.add_statements(
         iam.PolicyStatement(
             actions=["sts:AssumeRoleWithWebIdentity"],
             principals=[iam.FederatedPrincipal(provider)],
