@@ -11,7 +11,9 @@ CDK := npx --yes $(CDK_CLI)
 # A deployed stage (infra/stages.py) and its stack; STACK differs only for a stack deployed before stages.
 STAGE ?= dev
 STACK ?= Conveyor-$(STAGE)
-STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK)
+# GITHUB_REPO (owner/name, set by the deploy workflow): the stage's operator role trusts its smoke step.
+GITHUB_REPO ?=
+STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK) $(if $(GITHUB_REPO),--context github_repo=$(GITHUB_REPO))
 
 .PHONY: venv browser demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
 

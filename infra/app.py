@@ -38,7 +38,15 @@ def build_app(context: dict[str, Any] | None = None) -> cdk.App:
         description=f"Conveyor ({settings.name}): serverless MLOps assembly line",
         termination_protection=settings.termination_protection,
     )
-    apply_stage(stack, settings, stack.alerts_topic)
+    apply_stage(
+        stack,
+        settings,
+        stack.alerts_topic,
+        capture_bucket=stack.capture_bucket,
+        predict_function=stack.predict_function,
+        operator_role=stack.operator_role,
+        github_repo=app.node.try_get_context("github_repo"),
+    )
     if str(app.node.try_get_context("ci_access")).lower() == "true":
         add_ci_access(app, env=env)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

@@ -151,7 +151,8 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.TRIAL: (512, Duration.seconds(30)),
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
-    Fn.PREDICT: (1024, Duration.seconds(30)),
+    # Below API Gateway's 29 s integration timeout: a slow answer is the function's timeout, not a 504.
+    Fn.PREDICT: (1024, Duration.seconds(20)),
     Fn.ALARM_ACTION: (512, Duration.seconds(60)),
     # 1,000,000 capture records in a window: 531 MB peak and 20 s on 2 cores (tests/benchmarks/test_monitor_bench.py).
     Fn.MONITOR: (2048, Duration.minutes(15)),
@@ -215,6 +216,8 @@ class Output:
     ALARM_QUEUE = "AlarmQueueUrl"
     MONITOR_FUNCTION = "MonitorFunctionName"
     DASHBOARD = "DashboardName"
+    APPROVER_ROLE = "ApproverRoleArn"
+    OPERATOR_ROLE = "OperatorRoleArn"
 
 
 # Capture (docs/capture.md): Firehose partitions records by their "model" field into the same

@@ -31,7 +31,7 @@ from constructs import Construct
 from conveyor.workflow import EXTEND, INTERRUPTED, MANUAL_APPROVAL, ROLL_BACK_VERDICTS, Error, Key, State, path
 from infra import constants as c
 from infra.constants import Fn
-from infra.states import States, stage_payload
+from infra.states import States, retry_throttled, stage_payload
 
 
 def build_deployment(
@@ -72,6 +72,7 @@ def _approval(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
         task_timeout=sfn.Timeout.at(path(Key.DEPLOYMENT, "approval_timeout_seconds")),
         retry_on_service_exceptions=True,
     )
+    retry_throttled(approval)
     rejected = states.notify_at(
         State.NOTIFY_REJECTED_BY_REVIEWER, "Conveyor: candidate rejected by a reviewer", Key.ERROR, "Cause"
     ).next(sfn.Succeed(scope, State.REJECTED_BY_REVIEWER))

@@ -1,8 +1,10 @@
 """Creates the Lambda functions of the stack consistently.
 
 Every function: python3.12 on x86_64, X-Ray tracing, its own log group with a retention,
-the same common environment, and the tag FUNCTION_TAG = its folder name in functions/
-(the local cloud maps functions to handler code by that tag).
+its own role (allowed to write that log group and nothing else of CloudWatch Logs: no
+AWSLambdaBasicExecutionRole, which allows every log group of the account), the same common
+environment, and the tag FUNCTION_TAG = its folder name in functions/ (the local cloud maps
+functions to handler code by that tag).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -118,7 +121,15 @@ class FunctionFactory(Construct):
             retention=c.LOG_RETENTION,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
+        role = iam.Role(
+            scope,
+            f"{_construct_id(name)}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Conveyor {name}: its own log group, and the grants of its construct",
+        )
+        log_group.grant_write(role)  # logs:CreateLogStream and logs:PutLogEvents on this log group only
         return {
+            "role": role,
             "architecture": lambda_.Architecture.X86_64,
             "memory_size": memory,
             "timeout": timeout,

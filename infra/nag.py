@@ -56,12 +56,6 @@ def function_baseline(fn: lambda_.Function, *, zip_package: bool) -> None:
     assert role is not None
     _suppress(
         role,
-        "AwsSolutions-IAM4",
-        "AWSLambdaBasicExecutionRole only allows writing the function's own CloudWatch logs.",
-        [BASIC_EXECUTION_POLICY],
-    )
-    _suppress(
-        role,
         "AwsSolutions-IAM5",
         "Active X-Ray tracing: xray:PutTraceSegments/PutTelemetryRecords support no resource scoping.",
         ["Resource::*"],
@@ -199,4 +193,34 @@ def function_invoker(fn: lambda_.Function, invoked: lambda_.IFunction) -> None:
         "grant_invoke allows the function's versions and aliases (<function>:*) beside the function; "
         "one function only.",
         [f"Resource::<{logical_id(invoked)}.Arn>:*"],
+    )
+
+
+def operator_roles(
+    approver: iam.Role, operator: iam.Role, state_machine: IConstruct, api: IConstruct, buckets: Iterable[s3.IBucket]
+) -> None:
+    """The people's roles (infra/constructs/access.py): following the pipeline's executions and (the
+    operator's) aws-cdk's grants on the buckets' objects and invoking the API."""
+    executions = (
+        "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f"<{logical_id(state_machine)}.Name>:*"
+    )
+    _suppress(
+        approver,
+        "AwsSolutions-IAM5",
+        "Describe and read the history of the pipeline's own executions (any execution name).",
+        [executions],
+    )
+    _suppress(
+        operator,
+        "AwsSolutions-IAM5",
+        "Describe the pipeline's own executions; read, put and delete (every version of) objects of the "
+        "stack's three buckets, for erasure requests and the smoke test's cleanup (aws-cdk's grants); "
+        "invoke the stack's API (any stage, method and path) for the smoke test's prediction.",
+        [
+            executions,
+            *S3_GRANT_ACTIONS,
+            *(objects_in(bucket, "*") for bucket in buckets),
+            f"Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{logical_id(api)}>/*/*/*",
+        ],
     )

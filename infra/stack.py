@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra import nag
+from infra.constructs.access import OperatorAccess
 from infra.constructs.alerts import Alerts
 from infra.constructs.buckets import access_logs_bucket
 from infra.constructs.dashboard import Dashboard
@@ -107,6 +108,17 @@ class ConveyorStack(cdk.Stack):
         )
         monitoring.watch_functions({c.Fn.BOARD_WIDGET: board.widget_function})
 
+        access = OperatorAccess(
+            self,
+            "Access",
+            table=registry.table,
+            data_bucket=ingest.data_bucket,
+            artifact_bucket=registry.artifact_bucket,
+            capture_bucket=capture.bucket,
+            state_machine=pipeline.state_machine,
+            api=serving.api,
+        )
+
         self.data_bucket = ingest.data_bucket
         self.artifact_bucket = registry.artifact_bucket
         self.capture_bucket = capture.bucket
@@ -117,6 +129,9 @@ class ConveyorStack(cdk.Stack):
         self.api = serving.api
         self.monitoring = monitoring
         self.board = board
+        self.predict_function = serving.function
+        self.approver_role = access.approver
+        self.operator_role = access.operator
 
         outputs = {
             c.Output.DATA_BUCKET: ingest.data_bucket.bucket_name,
@@ -131,6 +146,8 @@ class ConveyorStack(cdk.Stack):
             c.Output.ALARM_QUEUE: monitoring.queue.queue_url,
             c.Output.MONITOR_FUNCTION: live.monitor.function_name,
             c.Output.DASHBOARD: board.dashboard.dashboard_name,
+            c.Output.APPROVER_ROLE: access.approver.role_arn,
+            c.Output.OPERATOR_ROLE: access.operator.role_arn,
         }
         for output_id, value in outputs.items():
             cdk.CfnOutput(self, output_id, value=value)

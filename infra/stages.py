@@ -61,6 +61,10 @@ class StageSettings:
     data_versions_expire: bool
     # CloudFormation refuses to delete a termination-protected stack.
     termination_protection: bool
+    # The deploy workflow smoke-tests this stage (`conveyor smoke`): with `-c github_repo=owner/name`,
+    # the stage's operator role trusts that repository's jobs in the GitHub environment of this stage's
+    # name (OIDC), which is how the smoke step gets credentials (README, "Smoke test").
+    smoke_from_ci: bool = False
     # Overrides the stack name (the migration path for a stack deployed as `Conveyor`).
     stack_name_override: str | None = None
 
@@ -87,6 +91,7 @@ STAGES: dict[str, StageSettings] = {
         capture_retention_days=90,
         data_versions_expire=False,
         termination_protection=False,
+        smoke_from_ci=True,
     ),
     "staging": StageSettings(
         name="staging",

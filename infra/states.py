@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -14,6 +15,11 @@ from constructs import Construct
 
 from conveyor.workflow import Error, Key, path
 
+THROTTLED = "Lambda.TooManyRequestsException"
+THROTTLE_RETRY_INTERVAL = Duration.seconds(2)
+THROTTLE_RETRY_ATTEMPTS = 5
+THROTTLE_BACKOFF_RATE = 2.0
+
 
 def stage_payload(*, task_token: bool = False) -> sfn.TaskInput:
     """What every stage's Lambda receives (conveyor.workflow.StageInput)."""
@@ -21,6 +27,17 @@ def stage_payload(*, task_token: bool = False) -> sfn.TaskInput:
     if task_token:
         payload["task_token"] = sfn.JsonPath.task_token
     return sfn.TaskInput.from_object(payload)
+
+
+def retry_throttled(task: tasks.LambdaInvoke) -> None:
+    """Throttled invocations (the account's or a function's concurrency limit) are retried with backoff
+    before the stage counts as failed: after 2, 4, 8, 16 and 32 s."""
+    task.add_retry(
+        errors=[THROTTLED],
+        interval=THROTTLE_RETRY_INTERVAL,
+        max_attempts=THROTTLE_RETRY_ATTEMPTS,
+        backoff_rate=THROTTLE_BACKOFF_RATE,
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,7 @@ class States:
             result_path=path(result_key),
             retry_on_service_exceptions=True,
         )
+        retry_throttled(task)
         if on_error is not None:
             self.catch(task, on_error)
         return task

@@ -23,14 +23,17 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from conveyor.board.panels import PANELS, Panel, search_expression
+from conveyor.registry import MODEL_PARTITION
 from infra import constants as c
 from infra.functions import FunctionFactory
 
 PERIOD = Duration.hours(1)
 WIDGET_WIDTH, WIDGET_HEIGHT = 8, 6
 # What the custom widget does in the registry table: read versions, routing and deployments (Query,
-# GetItem; Scan lists the models), and write a version's status and its deployment record (PutItem).
-WIDGET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem")
+# GetItem; Scan lists the models), and write a version's status and its deployment record (PutItem,
+# MODEL#* partitions only: never the routing record, see infra/constructs/registry.py).
+WIDGET_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+WIDGET_WRITE_ACTIONS = ("dynamodb:PutItem",)
 WIDGET_CALLBACK_ACTIONS = ("states:SendTaskSuccess", "states:SendTaskFailure")
 
 
@@ -92,6 +95,13 @@ class Dashboard(Construct):
     def _grant_widget(self, fn: lambda_.Function, table: dynamodb.ITable, state_machine: sfn.StateMachine) -> None:
         """Least privilege: the registry table's items, the pipeline's task-token callbacks, registry events."""
         fn.add_to_role_policy(iam.PolicyStatement(actions=list(WIDGET_TABLE_ACTIONS), resources=[table.table_arn]))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=list(WIDGET_WRITE_ACTIONS),
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{MODEL_PARTITION}*"]}},
+            )
+        )
         fn.add_to_role_policy(
             iam.PolicyStatement(actions=list(WIDGET_CALLBACK_ACTIONS), resources=[state_machine.state_machine_arn])
         )

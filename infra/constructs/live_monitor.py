@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra import nag
+from infra.constructs.registry import grant_model_items_write
 from infra.functions import FunctionFactory
 
 
@@ -43,7 +44,7 @@ class LiveMonitor(Construct):
         capture_bucket.grant_read(self.monitor)
         capture_bucket.grant_put(self.monitor, c.MONITOR_REPORTS_KEY_WILDCARD)
         artifact_bucket.grant_read(self.monitor)
-        table.grant_read_write_data(self.monitor)
+        grant_model_items_write(table, self.monitor)  # its last run (MODEL#*), never the routing record
         state_machine.grant_start_execution(self.monitor)
         self.monitor.add_to_role_policy(
             iam.PolicyStatement(

@@ -37,6 +37,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra import nag
+from infra.constructs.registry import grant_routing_write
 from infra.functions import FunctionFactory
 
 
@@ -237,7 +238,8 @@ class Monitoring(Construct):
                 self.queue, batch_size=c.ALARM_ACTION_BATCH_SIZE, report_batch_item_failures=True
             )
         )
-        table.grant_read_write_data(fn)  # routing record, statuses, episodes, settings
+        # Changes what serves (a rollback or kill on alarm): the routing record, statuses, episodes, settings.
+        grant_routing_write(table, fn)
         self.topic.grant_publish(fn)
         nag.topic_publisher(fn)
         events.EventBus.from_event_bus_name(self, "DefaultBus", "default").grant_put_events_to(fn)

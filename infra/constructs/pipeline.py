@@ -14,11 +14,22 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from conveyor import layout
 from infra import constants as c
 from infra import nag
 from infra.constants import Fn
+from infra.constructs.registry import grant_model_items_write, grant_routing_write
 from infra.functions import FunctionFactory
 from infra.pipeline_definition import build_definition
+
+INCOMING_OBJECTS = f"*/{layout.INCOMING}/*"
+# The stages that change what serves: the only functions that may write the routing record.
+ROUTING_WRITERS = (Fn.DEPLOY, Fn.TRIAL, Fn.ROLLBACK)
+
+
+def _grant_read_put(bucket: s3.IBucket, grantee: iam.IGrantable) -> None:
+    bucket.grant_read(grantee)
+    bucket.grant_put(grantee)
 
 
 class Pipeline(Construct):
@@ -59,20 +70,27 @@ class Pipeline(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=c.PIPELINE_TIMEOUT,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # Execution data (inputs, outputs: data keys, metrics, reviewers' names) stays out of the log;
+            # the execution history in Step Functions has it, behind IAM.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         alerts.grant_publish(self.state_machine)  # also the KMS key of the encrypted topic
         nag.state_machine_role(self.state_machine.role, self.functions.values())
 
     def _grant_data_stages(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, table: dynamodb.ITable) -> None:
-        """Validate, drift, train and evaluate: the data, the artifacts, the registry."""
+        """Validate, drift, train and evaluate: the data, the artifacts, the registry.
+
+        Writers get put plus read, never aws-cdk's read-write grant (which deletes any object too).
+        """
         validate, drift = self.functions[Fn.VALIDATE], self.functions[Fn.DRIFT]
-        # validate moves each drop from incoming/ to accepted/ or quarantine/ with its report.
-        data_bucket.grant_read_write(validate)
-        artifact_bucket.grant_read_write(validate)
-        table.grant_read_write_data(validate)
+        # validate moves each drop from incoming/ to accepted/ or quarantine/ with its report: it
+        # deletes the drop it moved (incoming/ only; the bucket keeps the version).
+        _grant_read_put(data_bucket, validate)
+        data_bucket.grant_delete(validate, INCOMING_OBJECTS)
+        _grant_read_put(artifact_bucket, validate)
+        grant_model_items_write(table, validate)
         # drift reads the champion's profile and the accepted drop, writes its report beside the drop.
-        data_bucket.grant_read_write(drift)
+        _grant_read_put(data_bucket, drift)
         artifact_bucket.grant_read(drift)
         table.grant_read_data(drift)
         drift.add_to_role_policy(
@@ -88,18 +106,21 @@ class Pipeline(Construct):
         nag.metrics_publisher(drift)
         for fn in (self.functions[Fn.TRAIN], self.functions[Fn.EVALUATE]):
             data_bucket.grant_read(fn)
-            artifact_bucket.grant_read_write(fn)
+            _grant_read_put(artifact_bucket, fn)
             table.grant_read_data(fn)
-        artifact_bucket.grant_read_write(self.functions[Fn.REGISTER])
-        table.grant_read_write_data(self.functions[Fn.REGISTER])
+        _grant_read_put(artifact_bucket, self.functions[Fn.REGISTER])
+        grant_model_items_write(table, self.functions[Fn.REGISTER])
 
     def _grant_deployment(
         self, artifact_bucket: s3.IBucket, capture_bucket: s3.IBucket, table: dynamodb.ITable, alerts: sns.ITopic
     ) -> None:
-        """The deployment: each stage reads the registry and writes the routing record or the deployment record."""
+        """The deployment: promotion, trial and rollback change what serves (the routing record); plan,
+        approval and bake write the deployment record only."""
         fn = self.functions
-        for name in (Fn.DEPLOY, Fn.PLAN, Fn.APPROVAL, Fn.TRIAL, Fn.BAKE, Fn.ROLLBACK):
-            table.grant_read_write_data(fn[name])
+        for name in ROUTING_WRITERS:
+            grant_routing_write(table, fn[name])
+        for name in (Fn.PLAN, Fn.APPROVAL, Fn.BAKE):
+            grant_model_items_write(table, fn[name])
         artifact_bucket.grant_read(fn[Fn.PLAN])  # the version's spec.yaml
         nag.bucket_grants(fn[Fn.PLAN], [(artifact_bucket, "*")], "plan reads the version's spec beside its artifact.")
         capture_bucket.grant_read(fn[Fn.BAKE])  # the captured requests of the bake window
@@ -119,7 +140,7 @@ class Pipeline(Construct):
         fn = self.functions
         nag.bucket_grants(
             fn[Fn.VALIDATE],
-            [(data_bucket, "*"), (artifact_bucket, "*")],
+            [(data_bucket, "*"), (data_bucket, INCOMING_OBJECTS), (artifact_bucket, "*")],
             "validate moves drops incoming/ -> accepted/ or quarantine/ and writes reports.",
         )
         nag.bucket_grants(

@@ -13,11 +13,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from conveyor import layout
 from conveyor.openapi import predict_request_schema
 from infra import constants as c
 from infra import nag
 from infra.constructs.buckets import secure_bucket
 from infra.functions import FunctionFactory
+
+# The artifact keys predict may read (conveyor.layout: artifact_key, contract_key).
+PREDICT_READS = (f"*/{layout.MODELS}/sha256-*", f"*/{layout.CONTRACTS}/sha256-*")
 
 _SCHEMA_TYPES = {
     "object": apigw.JsonSchemaType.OBJECT,
@@ -98,14 +102,16 @@ class Serving(Construct):
                 "CAPTURE_STREAM": self.capture_stream.delivery_stream_name,
             },
         )
-        artifact_bucket.grant_read(self.function)
+        # Model artifacts and serving contracts only: never staged candidates' holdouts or data.
+        for pattern in PREDICT_READS:
+            artifact_bucket.grant_read(self.function, pattern)
         table.grant_read_data(self.function)
         # PutRecordBatch on this stream only (grant_put_records would add PutRecord too).
         self.capture_stream.grant(self.function, "firehose:PutRecordBatch")
         nag.bucket_grants(
             self.function,
-            [(artifact_bucket, "*")],
-            "predict reads model artifacts (and their serving contracts).",
+            [(artifact_bucket, pattern) for pattern in PREDICT_READS],
+            "predict reads model artifacts and their serving contracts (content-addressed keys) only.",
         )
         self.api = self._rest_api()
         self._routes()

@@ -92,6 +92,8 @@ def test_the_custom_widget_has_least_privilege(synth: Synth) -> None:
         "events:PutEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        "logs:CreateLogStream",  # its own log group (tests/infra/test_hardening.py)
+        "logs:PutLogEvents",
     }
     table_id = synth.logical_id(synth.stack.table)
     machine_id = synth.logical_id(synth.stack.state_machine)
@@ -104,6 +106,8 @@ def test_the_custom_widget_has_least_privilege(synth: Synth) -> None:
             assert resource == json.dumps({"Ref": machine_id})
         elif "events:PutEvents" in acts:
             assert "event-bus/default" in resource
+        elif any(a.startswith("logs:") for a in acts):
+            assert "BoardwidgetFunctionLogs" in resource
         else:
             assert acts <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     env = functions_by_tag(synth)["board_widget"]["Environment"]["Variables"]

@@ -140,7 +140,8 @@ def test_sizing(synth: Synth) -> None:
         assert (functions[name]["MemorySize"], functions[name]["Timeout"]) == (2048, 300)
     for name in ZIP:
         assert 512 <= functions[name]["MemorySize"] <= 1024
-        assert 30 <= functions[name]["Timeout"] <= 60
+        if name != "predict":  # below API Gateway's 29 s (tests/infra/test_hardening.py)
+            assert 30 <= functions[name]["Timeout"] <= 60
 
 
 def _statements_of(synth: Synth, name: str) -> list[dict[str, Any]]:

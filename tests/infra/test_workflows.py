@@ -120,11 +120,19 @@ def test_deploy_runs_on_main_only_and_never_with_stored_keys(deploy: dict[str, A
     text = (GITHUB / "workflows" / "deploy.yml").read_text()
     assert "secrets." not in text and "aws-access-key-id" not in text and "aws-secret-access-key" not in text
     for name, job in deploy["jobs"].items():
-        (credentials,) = [step for step in job["steps"] if _action(step) == CREDENTIALS_ACTION]
+        # the deploy role first; in dev, the stage's operator role for the smoke test after the deploy
+        credentials, *smoke = [step for step in job["steps"] if _action(step) == CREDENTIALS_ACTION]
         assert job["permissions"] == {"id-token": "write", "contents": "read"}, name
         assert set(credentials["with"]) == {"role-to-assume", "aws-region", "role-session-name"}
         assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
         assert credentials["with"]["aws-region"] == "${{ vars.AWS_REGION }}"
+        assert len(smoke) == (1 if name == "dev" else 0), name
+        for step in smoke:
+            assert set(step["with"]) == {"role-to-assume", "aws-region", "role-session-name"}
+            assert step["with"]["role-to-assume"] == (
+                "arn:aws:iam::${{ steps.deploy-role.outputs.aws-account-id }}:role/"
+                "${{ env.DEV_STACK }}-${{ vars.AWS_REGION }}-operator"
+            )
 
 
 def test_deploy_diffs_deploys_dev_smoke_tests_then_waits_for_prod_approval(deploy: dict[str, Any]) -> None:
@@ -132,11 +140,14 @@ def test_deploy_diffs_deploys_dev_smoke_tests_then_waits_for_prod_approval(deplo
     assert dev["environment"] == "dev" and prod["environment"] == "prod" and prod["needs"] == "dev"
     dev_runs = [step.get("run", "") for step in dev["steps"]]
     diff = next(index for index, run in enumerate(dev_runs) if "make --no-print-directory diff" in run)
-    deploy_dev = dev_runs.index('make --no-print-directory deploy STAGE=dev STACK="$DEV_STACK"')
+    deploy_dev = dev_runs.index(
+        'make --no-print-directory deploy STAGE=dev STACK="$DEV_STACK" GITHUB_REPO="$GITHUB_REPOSITORY"'
+    )
     smoke = dev_runs.index('.venv/bin/conveyor smoke --stack "$DEV_STACK"')
-    assert diff < deploy_dev < smoke
+    operator = next(i for i, step in enumerate(dev["steps"]) if "operator" in str(step.get("with", {})))
+    assert diff < deploy_dev < operator < smoke
     assert "$GITHUB_STEP_SUMMARY" in dev_runs[diff]
-    assert 'make --no-print-directory deploy STAGE=prod STACK="$PROD_STACK"' in [
+    assert 'make --no-print-directory deploy STAGE=prod STACK="$PROD_STACK" GITHUB_REPO="$GITHUB_REPOSITORY"' in [
         step.get("run") for step in prod["steps"]
     ]
     assert deploy["env"]["DEV_STACK"] == "${{ vars.DEV_STACK_NAME || 'Conveyor-dev' }}"

@@ -179,7 +179,7 @@ def test_schedule_is_measured_from_the_latest_training_not_the_champion() -> Non
 
 def test_no_champion_trains_the_first_model() -> None:
     world = _world()
-    world.table.items.pop((f"MODEL#{MODEL}", "ROUTING"))
+    world.table.items.pop((f"ROUTING#{MODEL}", "ROUTING"))
     result = check_drift(world.drop(_frame(10, seed=6), "a"), world.ctx, clock=_at(0))
     assert result["retrain"] is True and result["reasons"] == ["no model is serving yet"]
     assert result["verdict"] == "no_reference"

@@ -67,3 +67,62 @@ def test_an_unknown_object_starts_nothing(registry: Registry) -> None:
     with pytest.raises(NoSuchDataObject, match="no accepted data object"):
         retrain_without(registry, starter, MODEL, "data", f"{MODEL}/accepted/1999.csv", reason="erasure")
     assert starter.executions == {} and len(registry.datasets(MODEL)) == 2
+
+
+def test_an_erasure_deletes_the_object_its_parts_and_the_reports_beside_them() -> None:
+    from conveyor.erasure import belongs_to, erased_keys
+
+    dataset = {
+        "key": "m/accepted/abc/f.csv",
+        "source_key": "m/incoming/f.csv",
+        "original": {"key": "m/accepted/abc/original/f.csv"},
+        "quarantined": {"key": "m/quarantine/abc/f.csv"},
+    }
+    assert erased_keys(dataset) == sorted(
+        ["m/accepted/abc/f.csv", "m/incoming/f.csv", "m/accepted/abc/original/f.csv", "m/quarantine/abc/f.csv"]
+    )
+    assert erased_keys({"key": "m/accepted/abc/f.csv", "source_key": None}) == ["m/accepted/abc/f.csv"]
+    assert belongs_to("m/accepted/abc/f.csv.report.json", "m/accepted/abc/f.csv")
+    assert belongs_to("m/accepted/abc/f.csv.drift.json", "m/accepted/abc/f.csv")
+    assert not belongs_to("m/accepted/abc/f.csv2", "m/accepted/abc/f.csv")  # another object under the prefix
+
+
+def test_capture_records_of_the_erased_entities_are_removed_and_the_rest_kept() -> None:
+    import json
+
+    from conveyor.erasure import entity_values, without_entities
+
+    records = [
+        {"request_id": "a", "routing_key": "42", "inputs": [{"id": "***"}]},
+        {"request_id": "b", "routing_key": "7"},
+        {"request_id": "c", "routing_key": None},
+        {"request_id": "d"},
+    ]
+    lines = b"".join(json.dumps(r).encode() + b"\n" for r in records) + b"not json\n"
+    entities = entity_values({"id": [42.0, float("nan"), None], "other": [1, 2, 3]}, ["patient", "id"])
+    assert entities == {"42"}
+    kept, removed = without_entities(lines, entities)
+    assert removed == 1
+    assert [json.loads(line)["request_id"] for line in kept.splitlines()[:-1]] == ["b", "c", "d"]
+    assert kept.endswith(b"not json\n")
+    assert entity_values({"x": [1]}, ["id"]) == set()
+
+
+def test_an_erasure_is_recorded_in_the_registry_without_data() -> None:
+    from conveyor.erasure import erasure_record, erasures
+
+    table = MemoryTable()
+    record = erasure_record(
+        "m",
+        "s3://d/m/accepted/abc/f.csv",
+        reason="GDPR art. 17",
+        by="ops",
+        objects={"s3://d/k": 3},
+        capture={"files_rewritten": 1, "records_removed": 2},
+        at=1_800_000_000.5,
+    )
+    table.put(record)
+    (stored,) = erasures(table, "m")
+    assert stored["uri"] == "s3://d/m/accepted/abc/f.csv" and stored["by"] == "ops"
+    assert stored["object_versions"] == {"s3://d/k": 3} and stored["capture"]["records_removed"] == 2
+    assert stored["pk"] == "MODEL#m" and stored["sk"].startswith("ERASURE#")

@@ -5,6 +5,7 @@ evidence.json and report.html."""
 
 from __future__ import annotations
 
+import io
 import json
 from html.parser import HTMLParser
 from typing import Any
@@ -242,3 +243,13 @@ def test_the_agreement_gate_reads_the_live_requests_the_champion_served(full_df:
     assert "of 30 live requests" in gate["message"], gate
     details = json.loads(store.get(ARTIFACTS, state["evaluation"]["details_key"]))
     assert details["agreement"]["live_rows"] == 30 and details["agreement"]["live"] is not None
+
+
+def test_the_holdout_moves_under_its_version_out_of_staging(second_version: dict[str, Any]) -> None:
+    """staging/ expires after 30 days (a lifecycle rule); a registered version keeps its holdout."""
+    state, ctx = second_version["state"], second_version["ctx"]
+    staged = state["training"]["holdout_key"]
+    assert staged.startswith("staging/" + MODEL + "/")
+    kept = version_key(MODEL, state["registration"]["version"], "holdout.parquet")
+    assert ctx.store.get(ARTIFACTS, kept) == ctx.store.get(ARTIFACTS, staged)
+    assert pd.read_parquet(io.BytesIO(ctx.store.get(ARTIFACTS, kept))).shape[0] == state["training"]["n_holdout"]

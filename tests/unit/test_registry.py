@@ -66,7 +66,7 @@ def test_a_stale_routing_write_is_refused():
     registry = Registry(table)
     registry.register(_version())
     registry.promote("m", 1)
-    stale = table.get("MODEL#m", "ROUTING")
+    stale = table.get("ROUTING#m", "ROUTING")
     registry.promote("m", 1)
     with pytest.raises(ConditionFailed):
         table.put({**stale, "revision": stale["revision"] + 1}, if_equals=("revision", stale["revision"]))
@@ -192,3 +192,55 @@ def test_ending_a_trial_or_promoting_clears_challenger_and_shadow():
     registry.set_challenger("m", 2, 0.1)
     promoted = registry.promote("m", 2)
     assert promoted.challenger is None and promoted.traffic() == {"2": 1.0}
+
+
+def _legacy_routing(table, registry):
+    """A routing record where stacks before the ROUTING# partition wrote it (MODEL#m / ROUTING)."""
+    registry.register(_version())
+    registry.register(_version(sha="b" * 64))
+    registry.promote("m", 1)
+    item = table.items.pop(("ROUTING#m", "ROUTING"))
+    table.put({**item, "pk": "MODEL#m"})
+    return item
+
+
+def test_the_routing_record_has_a_partition_of_its_own():
+    table = MemoryTable()
+    registry = Registry(table)
+    registry.register(_version())
+    registry.promote("m", 1)
+    assert table.get("ROUTING#m", "ROUTING")["champion"]["version"] == 1
+    assert table.get("MODEL#m", "ROUTING") is None
+
+
+def test_a_legacy_routing_record_is_read_and_the_next_change_writes_the_new_one():
+    table = MemoryTable()
+    registry = Registry(table)
+    legacy = _legacy_routing(table, registry)
+    assert registry.routing("m").champion["version"] == 1 and registry.routing("m").legacy
+    killed = registry.kill("m", "none")
+    assert not killed.legacy and killed.revision == legacy["revision"] + 1
+    assert table.get("ROUTING#m", "ROUTING")["killed"] is True
+    assert registry.routing("m").killed and not registry.routing("m").legacy
+    registry.promote("m", 2)  # the new record wins from now on; the old one is never read again
+    assert registry.routing("m").champion["version"] == 2
+
+
+def test_two_writers_racing_from_a_legacy_record_do_not_both_win():
+    table = MemoryTable()
+    registry = Registry(table)
+    _legacy_routing(table, registry)
+    first, second = registry.routing("m"), registry.routing("m")
+    registry._write_routing(first, first)
+    with pytest.raises(ConditionFailed):
+        registry._write_routing(second, second)
+
+
+def test_migrate_routing_copies_a_legacy_record_once():
+    table = MemoryTable()
+    registry = Registry(table)
+    legacy = _legacy_routing(table, registry)
+    assert registry.migrate_routing("m") is True
+    assert table.get("ROUTING#m", "ROUTING") == legacy
+    assert registry.migrate_routing("m") is False
+    assert registry.migrate_routing("unknown") is False

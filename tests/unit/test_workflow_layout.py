@@ -41,9 +41,9 @@ def test_artifact_bucket_keys() -> None:
         assert layout.version_key("m", 7, name) == f"m/versions/7/{file}"
     staged = {layout.CANDIDATE: "candidate.onnx", layout.HOLDOUT: "holdout.parquet", layout.GATES: "gates.json"}
     for name, file in staged.items():
-        assert layout.staging_key("m", "exec-1", name) == f"m/staging/exec-1/{file}"
+        assert layout.staging_key("m", "exec-1", name) == f"staging/m/exec-1/{file}"
     candidate = layout.staging_key("m", "exec-1", layout.CANDIDATE)
-    assert layout.beside(candidate, layout.GATES) == "m/staging/exec-1/gates.json"
+    assert layout.beside(candidate, layout.GATES) == "staging/m/exec-1/gates.json"
 
 
 def test_capture_keys_by_utc_hour() -> None:

@@ -15,9 +15,11 @@ Artifact bucket
     ``{model}/models/sha256-{hex}.onnx``        model artifacts, content-addressed
     ``{model}/contracts/sha256-{hex}.json``     serving contracts, content-addressed
     ``{model}/versions/{version}/{file}``       a version's companions (evidence.json, report.html,
-                                                spec.yaml, profile.json, contract.json)
-    ``{model}/staging/{execution}/{file}``      a candidate before it is registered (candidate.onnx,
-                                                holdout.parquet, spec.yaml, profile.json, gates.json)
+                                                spec.yaml, profile.json, contract.json, holdout.parquet)
+    ``staging/{model}/{execution}/{file}``      a candidate before it is registered (candidate.onnx,
+                                                holdout.parquet, spec.yaml, profile.json, gates.json);
+                                                one top-level prefix, so a lifecycle rule expires
+                                                what Register did not copy out (after 30 days)
 Capture bucket
     ``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``  request records, by the UTC hour of the first
     ``{model}/monitor/YYYY/MM/DD/HH/{run}.json``    live-monitor reports, by the hour of the window's end
@@ -145,9 +147,13 @@ def version_key(model: str, version: int, name: str) -> str:
     return f"{model}/{VERSIONS}/{version}/{name}"
 
 
+STAGING_PREFIX = f"{STAGING}/"
+
+
 def staging_key(model: str, execution: str, name: str) -> str:
-    """A file of the candidate that execution ``execution`` trains, until Register copies what it keeps."""
-    return f"{model}/{STAGING}/{execution}/{name}"
+    """A file of the candidate that execution ``execution`` trains, until Register copies what it keeps
+    (under the version); the artifact bucket expires the rest."""
+    return f"{STAGING_PREFIX}{model}/{execution}/{name}"
 
 
 def beside(key: str, name: str) -> str:

@@ -3,8 +3,16 @@
 Layout of the registry table (one table, keys ``pk``/``sk``):
 
 - ``MODEL#{model}`` / ``VERSION#{000001}``: one model version (status, artifact, metrics, gates, lineage)
-- ``MODEL#{model}`` / ``ROUTING``: what the endpoint serves, with a ``revision`` bumped by every change
+- ``ROUTING#{model}`` / ``ROUTING``: what the endpoint serves, with a ``revision`` bumped by every change
 - ``MODEL#{model}`` / ``DATASET#{sha256}``: one accepted data object
+
+The routing record has a partition of its own so that IAM can say who may change what serves:
+``dynamodb:LeadingKeys`` conditions partition keys only, so the functions that write versions,
+datasets and deployment records may write ``MODEL#*`` partitions and nothing else, while the
+promotion, trial and rollback functions and the operator role may write ``ROUTING#*`` too
+(infra/constructs/registry.py). Routing records written before (``MODEL#{model}`` / ``ROUTING``) are
+read when a model has no new one, and the next change writes the new one (read both, write new);
+:meth:`Registry.migrate_routing` (``conveyor migrate-routing``) copies them all at once.
 
 Every write that can race is conditional: versions are claimed with ``attribute_not_exists``
 (so concurrent pipelines get consecutive numbers, no gaps, no duplicates) and the routing
@@ -16,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conveyor.errors import ArtifactError, ConveyorError
@@ -35,8 +43,22 @@ class UnknownModel(RegistryError):
     pass
 
 
+MODEL_PARTITION = "MODEL#"  # versions, datasets, deployment records
+ROUTING_PARTITION = "ROUTING#"  # the routing record: what serves
+ROUTING_SK = "ROUTING"
+
+
 def model_pk(model: str) -> str:
-    return f"MODEL#{model}"
+    return f"{MODEL_PARTITION}{model}"
+
+
+def routing_pk(model: str) -> str:
+    return f"{ROUTING_PARTITION}{model}"
+
+
+def model_partitions(model: str) -> tuple[str, str]:
+    """Every partition holding an item of ``model``."""
+    return model_pk(model), routing_pk(model)
 
 
 def version_sk(version: int) -> str:
@@ -148,6 +170,8 @@ class Routing:
     challenger: dict[str, Any] | None = None
     challenger_weight: float = 0.0
     shadow: dict[str, Any] | None = None
+    # Read from the routing record's old place (MODEL#{model}); the next write creates the new one.
+    legacy: bool = field(default=False, compare=False)
 
     def choose(self, routing_key: str) -> tuple[dict[str, Any], str]:
         """The version that answers a request with this routing key, and its role."""
@@ -168,8 +192,8 @@ class Routing:
 
     def to_item(self) -> dict[str, Any]:
         return {
-            "pk": model_pk(self.model),
-            "sk": "ROUTING",
+            "pk": routing_pk(self.model),
+            "sk": ROUTING_SK,
             "model": self.model,
             "champion": self.champion,
             "revision": self.revision,
@@ -244,8 +268,33 @@ class Registry:
 
     # routing ----------------------------------------------------------------------------
     def routing(self, model: str) -> Routing | None:
-        item = self._table.get(model_pk(model), "ROUTING")
-        return Routing.from_item(item) if item else None
+        item = self._table.get(routing_pk(model), ROUTING_SK)
+        if item:
+            return Routing.from_item(item)
+        legacy = self._table.get(model_pk(model), ROUTING_SK)  # written before routing had its own partition
+        if not legacy:
+            return None
+        routing = Routing.from_item(legacy)
+        routing.legacy = True
+        return routing
+
+    def _write_routing(self, routing: Routing, read: Routing | None) -> None:
+        """Replace the routing record ``read`` (None: there was none) by ``routing``, if no one changed it since."""
+        if read is None or read.legacy:
+            self._table.put(routing.to_item(), if_absent=True)
+        else:
+            self._table.put(routing.to_item(), if_equals=("revision", read.revision))
+
+    def migrate_routing(self, model: str) -> bool:
+        """Copy ``model``'s routing record from its old place to its own partition; False if there was nothing to move."""
+        routing = self.routing(model)
+        if routing is None or not routing.legacy:
+            return False
+        try:
+            self._table.put(routing.to_item(), if_absent=True)
+        except ConditionFailed:  # a writer got there first: its record is newer
+            return False
+        return True
 
     def promote(self, model: str, version: int, *, action: str = "promote") -> Routing:
         """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record."""
@@ -267,10 +316,7 @@ class Registry:
                 {"action": action, "version": version, "at": time.time()},
             ],
         )  # all traffic to the target: any challenger or shadow of the previous deployment ends here
-        if current is None:
-            self._table.put(routing.to_item(), if_absent=True)
-        else:
-            self._table.put(routing.to_item(), if_equals=("revision", current.revision))
+        self._write_routing(routing, current)
         self.set_status(model, version, "production")
         if previous and int(previous["version"]) != version:
             self.set_status(model, int(previous["version"]), "archived")
@@ -280,6 +326,7 @@ class Registry:
         current = self.routing(model)
         if current is None or current.champion is None:
             raise UnknownModel(f"no model named {model!r} is deployed")
+        read = replace(current)
         for name, value in change.items():
             setattr(current, name, value)
         now = time.time()
@@ -290,9 +337,9 @@ class Registry:
         }
         current.history = [*current.history, entry]
         current.updated_at = now
-        expected = current.revision
-        current.revision = expected + 1
-        self._table.put(current.to_item(), if_equals=("revision", expected))
+        current.revision = read.revision + 1
+        self._write_routing(current, read)
+        current.legacy = False
         return current
 
     def previous_champion(self, model: str) -> ModelVersion | None:

@@ -272,7 +272,7 @@ class DriftResult(TypedDict):
 
 
 class TrainingResult(TypedDict):
-    """``$.training`` (Train): the candidate, staged under ``{model}/staging/{execution}/``."""
+    """``$.training`` (Train): the candidate, staged under ``staging/{model}/{execution}/``."""
 
     model: str
     candidate_key: str

@@ -23,6 +23,7 @@ from conveyor.cli import (
     registry_commands,
     retry_command,
     routing_commands,
+    smoke_command,
 )
 from conveyor.cli.common import EXIT_CODES_HELP
 
@@ -44,9 +45,11 @@ COMMANDS = (
     routing_commands.kill,
     routing_commands.revive,
     routing_commands.rollback,
+    routing_commands.migrate_routing,
     routing_commands.approve,
     routing_commands.reject,
     pipeline_commands.predict,
+    smoke_command.smoke,
     local_commands.demo,
     local_commands.reset,
     data_commands.init,

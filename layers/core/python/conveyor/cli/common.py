@@ -71,6 +71,16 @@ DataDirOption = Annotated[
         file_okay=False,
     ),
 ]
+StackOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        envvar="CONVEYOR_STACK",
+        help="Work against this deployed CloudFormation stack (e.g. Conveyor-dev) instead of the local cloud: "
+        "its outputs, the standard AWS credential chain and region.",
+        show_envvar=True,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, for scripts.")]
 SpecOption = Annotated[
     Path, typer.Option("--spec", "-s", help="Model spec (YAML).", exists=True, dir_okay=False, readable=True)
@@ -88,10 +98,11 @@ def fail(message: str, code: ExitCode = ExitCode.FAILURE, *, as_json: bool = Fal
     return typer.Exit(code)
 
 
-def load_target(state: Path | None) -> Target:
-    """The running local cloud, or exit 1 with how to start one."""
+def load_target(state: Path | None, stack: str | None = None) -> Target:
+    """The deployed stack named by ``--stack`` (or CONVEYOR_STACK), else the running local cloud;
+    exit 1 with what is missing (the stack, credentials, or how to start a local cloud)."""
     try:
-        return Target.load(state)
+        return Target.from_stack(stack) if stack else Target.load(state)
     except TargetError as error:
         raise fail(str(error)) from None
 

@@ -16,7 +16,17 @@ from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli.common import ExitCode, JsonFlag, StateOption, console, fail, load_target, out, print_json
+from conveyor.cli.common import (
+    ExitCode,
+    JsonFlag,
+    StackOption,
+    StateOption,
+    console,
+    fail,
+    load_target,
+    out,
+    print_json,
+)
 from conveyor.cli.target import Target
 
 
@@ -40,6 +50,7 @@ def labels(
     model: Annotated[str, typer.Option(help="The model the labels are for.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the join.")] = 300.0,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload labels to s3://DATA_BUCKET/MODEL/labels/ and report how many matched captured requests.
@@ -51,7 +62,7 @@ def labels(
 
     if not file.is_file() or file.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise fail(f"{file}: expected a CSV or Parquet file", ExitCode.BAD_INPUT)
-    target = load_target(state)
+    target = load_target(state, stack)
     bucket = target.output("DataBucketName")
     data = file.read_bytes()
     key = f"{model}/labels/{hashlib.sha256(data).hexdigest()[:12]}-{file.name}"
@@ -86,6 +97,7 @@ def monitor(
         typer.Option(help="Local cloud only: move its clock forward SECONDS and fire the schedules that became due."),
     ] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the live monitor of MODEL now (--now), or advance the local cloud's clock (--advance).
@@ -95,7 +107,7 @@ def monitor(
     """
     if now == (advance is not None):
         raise fail("give exactly one of --now and --advance SECONDS", ExitCode.BAD_INPUT)
-    target = load_target(state)
+    target = load_target(state, stack)
     if advance is not None:
         _advance(target, advance, as_json)
         return

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli.common import JsonFlag, StateOption, load_target, out
+from conveyor.cli.common import JsonFlag, StackOption, StateOption, load_target, out
 
 _STYLE = {"ALARM": "bold red", "OK": "green", "INSUFFICIENT_DATA": "yellow"}
 
@@ -45,6 +45,7 @@ def alarms_document(statuses: list[Any], stack: str, model: str | None = None) -
 def alarms(
     model: Annotated[str | None, typer.Argument(help="Only this model's alarms.")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List the per-model alarms (one per signal: latency, errors, drift, ...) with state, reason and
@@ -55,9 +56,9 @@ def alarms(
     """
     from conveyor.adapters.aws import CloudWatchAlarms
 
-    target = load_target(state)
-    stack = target.outputs.get("StackName") or "Conveyor"
-    document = alarms_document(CloudWatchAlarms(target.client("cloudwatch")).describe(f"{stack}-"), stack, model)
+    target = load_target(state, stack)
+    prefix = target.outputs.get("StackName") or "Conveyor"
+    document = alarms_document(CloudWatchAlarms(target.client("cloudwatch")).describe(f"{prefix}-"), prefix, model)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
         return

@@ -12,9 +12,19 @@ import typer
 from rich.table import Table
 
 from conveyor import layout
-from conveyor.cli.common import ExitCode, JsonFlag, StateOption, console, fail, load_target, out, print_json
+from conveyor.cli.common import (
+    ExitCode,
+    JsonFlag,
+    StackOption,
+    StateOption,
+    console,
+    fail,
+    load_target,
+    out,
+    print_json,
+)
 from conveyor.cli.follow import drop_and_follow, follow, print_execution_outcome
-from conveyor.cli.target import Target
+from conveyor.cli.target import Target, TargetError
 from conveyor.errors import ConveyorError
 
 if TYPE_CHECKING:
@@ -35,6 +45,7 @@ def drop(
     wait: Annotated[bool, typer.Option(help="Follow the pipeline until it ends.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 900.0,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload FILE to s3://DATA_BUCKET/MODEL/incoming/ (a drop starts the pipeline) and follow it.
@@ -46,7 +57,7 @@ def drop(
     """
     from conveyor.spec import load_spec
 
-    target = load_target(state)
+    target = load_target(state, stack)
     if spec is not None:
         try:
             parsed = load_spec(spec.read_bytes())
@@ -69,10 +80,11 @@ def drop(
 def status(
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show each model's versions, what is serving, and the latest pipeline executions."""
-    document = status_document(load_target(state), model)
+    document = status_document(load_target(state, stack), model)
     if as_json:
         print_json(document)
         return
@@ -191,9 +203,9 @@ def _breakers(target: Target, model: str) -> dict[str, Any]:
     import requests
 
     try:
-        response = requests.get(f"{target.api_url}/models/{model}", timeout=3)
+        response = target.request("GET", f"/models/{model}", timeout=3)
         return dict(response.json().get("breakers") or {}) if response.ok else {}
-    except (requests.RequestException, ValueError):
+    except (requests.RequestException, ValueError, TargetError):
         return {}
 
 
@@ -256,17 +268,27 @@ def impact(
     retrain: Annotated[
         bool, typer.Option(help="Exclude the object from all future training and retrain without it now.")
     ] = False,
+    erase: Annotated[
+        bool,
+        typer.Option(
+            help="Delete every stored version of the object, its quarantined and original parts, its reports and "
+            "the capture records of its entities; record the erasure in the registry (operator role)."
+        ),
+    ] = False,
     reason: Annotated[
         str, typer.Option(help="Why (recorded with the exclusion and the new version).")
     ] = "deletion request",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the retrain.")] = 900.0,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List every model version trained on a data object (for deletion requests); --retrain retrains without it.
+    """List every model version trained on a data object (for deletion requests); --retrain retrains without it;
+    --erase deletes it everywhere it is stored (README, "Erasure requests").
 
     Exit codes: 0 listed (with --retrain: a version trained without the object serves); 2 no such accepted
-    object, or it is the model's only accepted data (nothing is excluded then); 3 the retrained candidate was rejected by its gates; 1 the retrain failed.
+    object, or it is the model's only accepted data (nothing is excluded then); 3 the retrained candidate was
+    rejected by its gates; 1 the retrain or the erasure failed.
     """
     from conveyor.registry import Registry
 
@@ -274,7 +296,7 @@ def impact(
         raise fail(f"{uri!r} is not an s3://BUCKET/KEY uri", ExitCode.BAD_INPUT)
     bucket, key = uri[5:].split("/", 1)
     name = model or key.split("/", 1)[0]
-    target = load_target(state)
+    target = load_target(state, stack)
     registry = Registry(target.registry_table())
     document = _impact_document(registry, name, bucket, key)
     if not document["objects"]:
@@ -282,6 +304,8 @@ def impact(
     if not as_json:
         _print_impact(document)
     code = ExitCode.OK
+    if erase:
+        document["erasure"] = _erase(target, registry, name, bucket, key, reason, quiet=as_json)
     if retrain:
         document["retrain"], code = _retrain(target, registry, name, bucket, key, reason, timeout, quiet=as_json)
     if as_json:
@@ -309,6 +333,31 @@ def _print_impact(document: dict[str, Any]) -> None:
         console.print(f"  trained v{v['version']} ({v['status']}{', serving' if v['serving'] else ''})")
     if not document["versions"]:
         console.print("  no version was trained on it")
+
+
+def _erase(
+    target: Target, registry: Registry, model: str, bucket: str, key: str, reason: str, *, quiet: bool
+) -> dict[str, Any]:
+    import getpass
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from conveyor.cli.erase import erase
+
+    try:
+        erased = erase(target, registry, model, bucket, key, reason=reason, by=getpass.getuser())
+    except (ClientError, BotoCoreError, PermissionError) as error:
+        raise fail(
+            f"the erasure of s3://{bucket}/{key} is incomplete (run it again as the operator): {error}"
+        ) from None
+    if not quiet:
+        versions = sum(erased["object_versions"].values())
+        capture = erased["capture"]
+        console.print(
+            f"erased: {versions} object version(s) of {len(erased['object_versions'])} key(s); "
+            f"{capture['records_removed']} capture record(s) in {capture['files_rewritten']} file(s); recorded"
+        )
+    return erased
 
 
 def _retrain(
@@ -350,8 +399,13 @@ def predict(
     ] = None,
     request_id: Annotated[str | None, typer.Option(help="X-Request-Id to send (echoed back).")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
 ) -> None:
-    """POST a request to /models/MODEL/predict and print the JSON answer (exit 1 on an error status)."""
+    """POST a request to /models/MODEL/predict and print the JSON answer (exit 1 on an error status).
+
+    With --stack the request is signed with SigV4 (the API is IAM-authorized): the caller needs
+    execute-api:Invoke on it.
+    """
     import requests
 
     if (body is None) == (file is None):
@@ -361,11 +415,16 @@ def predict(
         json.loads(text)
     except json.JSONDecodeError as error:
         raise fail(f"the request body is not valid JSON: {error}", ExitCode.BAD_INPUT) from None
-    target = load_target(state)
+    target = load_target(state, stack)
     headers = {"Content-Type": "application/json"}
     if request_id:
         headers["X-Request-Id"] = request_id
-    response = requests.post(f"{target.api_url}/models/{model}/predict", data=text, headers=headers, timeout=30)
+    try:
+        response = target.request("POST", f"/models/{model}/predict", data=text, headers=headers, timeout=30)
+    except TargetError as error:
+        raise fail(str(error)) from None
+    except requests.RequestException as error:
+        raise fail(f"{target.api_url} did not answer: {error}") from None
     try:
         out.print_json(json.dumps(response.json()))
     except ValueError:

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli.common import ExitCode, JsonFlag, StateOption, fail, fmt, json_text, load_target, out
+from conveyor.cli.common import ExitCode, JsonFlag, StackOption, StateOption, fail, fmt, json_text, load_target, out
 
 if TYPE_CHECKING:
     from conveyor.registry import ModelVersion, Registry
@@ -35,15 +35,15 @@ class RegistryAccess:
     model_names: Callable[[], list[str]]
 
 
-def _cloud_access(state: Path | None) -> RegistryAccess:
+def _cloud_access(state: Path | None, stack: str | None) -> RegistryAccess:
     from conveyor.registry import Registry
 
-    target = load_target(state)
+    target = load_target(state, stack)
     return RegistryAccess(Registry(target.registry_table()), target.model_names)
 
 
-def _access(ctx: typer.Context, state: Path | None) -> RegistryAccess:
-    return ctx.obj if isinstance(ctx.obj, RegistryAccess) else _cloud_access(state)
+def _access(ctx: typer.Context, state: Path | None, stack: str | None) -> RegistryAccess:
+    return ctx.obj if isinstance(ctx.obj, RegistryAccess) else _cloud_access(state, stack)
 
 
 def _when(timestamp: float) -> str | None:
@@ -148,6 +148,7 @@ def models(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Argument(help="Only this model.")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List the registered versions of each model (or of MODEL): status, primary metric (and the
@@ -157,7 +158,7 @@ def models(
     """
     from conveyor.registry import RegistryError
 
-    access = _access(ctx, state)
+    access = _access(ctx, state, stack)
     try:
         document = models_document(access, model)
     except RegistryError as error:
@@ -197,6 +198,7 @@ def lineage(
     model: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version number.")],
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the full lineage of one version: every data object it was trained on (bucket, key, version
@@ -207,7 +209,7 @@ def lineage(
     """
     from conveyor.registry import RegistryError
 
-    access = _access(ctx, state)
+    access = _access(ctx, state, stack)
     try:
         document = lineage_document(access, model, version)
     except RegistryError as error:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from conveyor.cli.common import ExitCode, JsonFlag, StateOption, console, fail, load_target, print_json
+from conveyor.cli.common import ExitCode, JsonFlag, StackOption, StateOption, console, fail, load_target, print_json
 from conveyor.cli.follow import follow, print_execution_outcome, stage_printer
 from conveyor.cli.target import Target
 
@@ -18,6 +18,7 @@ def retry(
     wait: Annotated[bool, typer.Option(help="Follow the new execution until it ends.")] = True,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for it.")] = 900.0,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Resume an interrupted execution (`conveyor status` lists them) from the stage it reached.
@@ -28,7 +29,7 @@ def retry(
     """
     from conveyor.resume import CannotResume, is_interrupted, plan_resumption, resumed_from
 
-    target = load_target(state)
+    target = load_target(state, stack)
     machine = target.output("StateMachineArn")
     name = execution.rsplit(":", 1)[-1]
     arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"

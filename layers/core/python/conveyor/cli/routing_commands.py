@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from conveyor.cli.common import ExitCode, JsonFlag, StateOption, console, fail, load_target, print_json
+from conveyor.cli.common import ExitCode, JsonFlag, StackOption, StateOption, console, fail, load_target, print_json
 from conveyor.cli.follow import follow, print_execution_outcome, stage_printer
 from conveyor.cli.target import Target
 
@@ -21,10 +21,10 @@ ModelArgument = Annotated[str, typer.Argument(help="Model whose candidate awaits
 VersionArgument = Annotated[int, typer.Argument(help="Version number (see `conveyor status MODEL`).")]
 
 
-def _registry(state: Path | None) -> Registry:
+def _registry(state: Path | None, stack: str | None) -> Registry:
     from conveyor.registry import Registry
 
-    return Registry(load_target(state).registry_table())
+    return Registry(load_target(state, stack).registry_table())
 
 
 def _routing_change(action: str, run: Callable[[], Routing], as_json: bool) -> None:
@@ -63,6 +63,7 @@ def kill(
         str | None, typer.Option(help="With --fallback static: the prediction to answer with (JSON value).")
     ] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Kill switch: stop serving MODEL's champion now. Undo with `conveyor revive MODEL`."""
@@ -72,17 +73,18 @@ def kill(
             value = json.loads(static_prediction)
         except json.JSONDecodeError as error:
             raise fail(f"--static-prediction is not a JSON value: {error}", ExitCode.BAD_INPUT) from None
-    registry = _registry(state)
+    registry = _registry(state, stack)
     _routing_change("kill", lambda: registry.kill(model, fallback, value), as_json)
 
 
 def revive(
     model: Annotated[str, typer.Argument(help="Model to switch back on.")],
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Undo a kill: the champion serves again."""
-    registry = _registry(state)
+    registry = _registry(state, stack)
     _routing_change("revive", lambda: registry.revive(model), as_json)
 
 
@@ -90,10 +92,11 @@ def rollback(
     model: Annotated[str, typer.Argument(help="Model to roll back.")],
     to: Annotated[int | None, typer.Option(help="Version to serve [default: the one that served before].")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Send all traffic back to an earlier version (by a conditional write of the routing record)."""
-    registry = _registry(state)
+    registry = _registry(state, stack)
     _routing_change("rollback", lambda: registry.rollback(model, to), as_json)
 
 
@@ -101,13 +104,13 @@ def rollback(
 
 
 def _answer(
-    action: str, state: Path | None, by: str | None, as_json: bool, **arguments: Any
+    action: str, where: tuple[Path | None, str | None], by: str | None, as_json: bool, **arguments: Any
 ) -> tuple[Target, dict[str, Any]]:
     """Approve or reject through the domain (registry, deployments, task callbacks, events)."""
     from conveyor.deployment import DeploymentError, Deployments, approve, reject
     from conveyor.registry import Registry, RegistryError
 
-    target = load_target(state)
+    target = load_target(*where)
     table = target.registry_table()
     answer = approve if action == "approve" else reject
     try:
@@ -172,6 +175,7 @@ def approve(
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to follow the deployment with --wait.")] = 3600.0,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Approve a candidate that waits for a reviewer (`deployment.approval: manual`).
@@ -182,7 +186,7 @@ def approve(
 
     With --wait: 3 rolled back during its bake, 4 timed out following. 1 any other failure.
     """
-    target, result = _answer("approve", state, by, as_json, model=model, version=version)
+    target, result = _answer("approve", (state, stack), by, as_json, model=model, version=version)
     code = ExitCode.OK
     if wait and result.get("execution"):
         code = _follow_deployment(target, result, timeout, as_json)
@@ -199,6 +203,7 @@ def reject(
     ),
     by: Annotated[str | None, typer.Option(help="Who rejects (recorded) [default: the current user].")] = None,
     state: StateOption = None,
+    stack: StackOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Reject a candidate that waits for a reviewer: the champion keeps serving.
@@ -207,7 +212,26 @@ def reject(
 
     Exit codes: 0 rejected; 2 unknown version, or nothing of it waits for approval; 1 any other failure.
     """
-    _, result = _answer("reject", state, by, as_json, model=model, version=version, reason=reason)
+    _, result = _answer("reject", (state, stack), by, as_json, model=model, version=version, reason=reason)
     if not as_json:
         console.print(f"rejected {result['model']} v{result['version']}; nothing will be deployed")
     _finish(result, ExitCode.OK, as_json)
+
+
+def migrate_routing(state: StateOption = None, stack: StackOption = None, as_json: JsonFlag = False) -> None:
+    """Move each model's routing record to its own partition (ROUTING#{model}), once after upgrading.
+
+    Stacks deployed before the routing record had its own partition keep serving without it (the old
+    record is read until the next change writes the new one); this moves them all now, so the IAM
+    rule that only promotion, trial, rollback and the operator may change what serves holds for every
+    model. Run it with the operator role. Exit codes: 0 done (also when nothing was left to move).
+    """
+    from conveyor.registry import Registry
+
+    target = load_target(state, stack)
+    registry = Registry(target.registry_table())
+    moved = [model for model in target.model_names() if registry.migrate_routing(model)]
+    if as_json:
+        print_json({"moved": moved})
+        return
+    console.print(f"moved {len(moved)} routing record(s){': ' + ', '.join(moved) if moved else ''}")

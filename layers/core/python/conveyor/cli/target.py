@@ -1,4 +1,6 @@
-"""Where the CLI sends its calls: the running local cloud, found through its state file."""
+"""Where the CLI sends its calls: the running local cloud (found through its state file, the default)
+or a deployed stack (``--stack NAME``: its CloudFormation outputs, the standard credential chain and
+region, and SigV4-signed requests to its IAM-authorized API)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
 
 from conveyor.errors import ConveyorError
 
@@ -46,12 +51,20 @@ def default_data_dir() -> Path:
 
 @dataclass
 class Target:
+    """A stack's resources and how to reach them.
+
+    ``endpoint`` is the local cloud's AWS endpoint; it is empty for a deployed stack (``stack`` names
+    it), whose clients come from a boto3 session: the standard credential chain and region, and
+    ``AWS_ENDPOINT_URL`` when set (how the tests put a moto server in AWS's place).
+    """
+
     endpoint: str
     api_url: str
     region: str
     outputs: dict[str, str]
     schedules_url: str = ""  # the local clock's hook (conveyor.localcloud.schedules)
     board_url: str = ""  # the local board (conveyor board), on its own port
+    stack: str | None = None
 
     @classmethod
     def load(cls, state: Path | None = None) -> Target:
@@ -68,6 +81,34 @@ class Target:
             board_url=info.get("board_url", ""),
         )
 
+    @classmethod
+    def from_stack(cls, name: str) -> Target:
+        """The deployed stack ``name``, found by its CloudFormation outputs (``describe_stacks``)."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        session = boto3.session.Session()
+        if not session.region_name:
+            raise TargetError(f"no AWS region to find stack {name} in: set AWS_REGION (or a profile's region)")
+        try:
+            found = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+        except ClientError as error:
+            raise TargetError(f"cannot read stack {name} in {session.region_name}: {_aws_message(error)}") from None
+        except BotoCoreError as error:
+            raise TargetError(f"cannot read stack {name} in {session.region_name}: {error}") from None
+        if not found:
+            raise TargetError(f"no stack named {name} in {session.region_name}")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
+        target = cls(endpoint="", api_url="", region=session.region_name, outputs=outputs, stack=name)
+        target.api_url = target.output("ApiUrl").rstrip("/")
+        target._session = session
+        return target
+
+    @property
+    def where(self) -> str:
+        """How messages name the target."""
+        return f"stack {self.stack} ({self.region})" if self.stack else f"the local cloud ({self.endpoint})"
+
     def output(self, name: str) -> str:
         for key, value in self.outputs.items():
             if key == name or key.startswith(name):
@@ -75,6 +116,8 @@ class Target:
         raise TargetError(f"the stack has no output {name}")
 
     def _connection(self) -> dict[str, Any]:
+        if self.stack:
+            return {"region_name": self.region}
         return {
             "endpoint_url": self.endpoint,
             "region_name": self.region,
@@ -82,15 +125,49 @@ class Target:
             "aws_secret_access_key": "conveyor-local",
         }
 
-    def client(self, service: str) -> Any:
+    @cached_property
+    def _session(self) -> Any:
         import boto3  # here, not at import: commands start without it (see tests/benchmarks/test_cli_bench.py)
 
-        return boto3.client(service, **self._connection())
+        return boto3.session.Session()
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, **self._connection())
 
     def resource(self, service: str = "dynamodb") -> Any:
-        import boto3
+        return self._session.resource(service, **self._connection())
 
-        return boto3.resource(service, **self._connection())
+    # The HTTP API: plain requests to the local cloud, SigV4-signed ones to a deployed stack.
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> requests.Response:
+        """``method`` ``api_url + path``; signed for the IAM-authorized API of a deployed stack."""
+        import requests
+
+        url = f"{self.api_url}{path}"
+        sent = dict(headers or {})
+        if self.stack:
+            sent = self.signed_headers(method, url, data, sent)
+        return requests.request(method, url, data=data, headers=sent, timeout=timeout)
+
+    def signed_headers(self, method: str, url: str, data: str | None, headers: dict[str, str]) -> dict[str, str]:
+        """``headers`` plus the SigV4 signature of the request (service ``execute-api``): Authorization,
+        X-Amz-Date, and X-Amz-Security-Token with temporary credentials."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise TargetError("no AWS credentials to sign the request with (the standard credential chain found none)")
+        request = AWSRequest(method=method, url=url, data=data or "", headers=headers)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(request)
+        return dict(request.headers.items())
 
     # The adapters of the ports, on the local cloud's resources (boto3 is imported by the first of them).
     def registry_table(self) -> Table:
@@ -147,3 +224,8 @@ class Target:
     @cached_property
     def dynamodb(self) -> Any:
         return self.client("dynamodb")
+
+
+def _aws_message(error: Any) -> str:
+    detail = error.response.get("Error", {})
+    return f"{detail.get('Code', 'error')}: {detail.get('Message', '')}".rstrip(": ")

@@ -118,7 +118,7 @@ def _store_companions(
     ctx: PipelineContext, event: StageEvent[RegisterInput], stored: ModelVersion, contract: bytes | None
 ) -> None:
     """Beside the version, for people: its contract (serving reads the content-addressed copy), evidence,
-    report, spec and profile."""
+    report, spec and profile; and its holdout, moved out of staging/ (which expires) for later evaluations."""
     training: TrainingResult = event.require("training")
     bucket = ctx.settings.artifact_bucket
 
@@ -132,6 +132,7 @@ def _store_companions(
     ctx.store.put(bucket, key(layout.REPORT), render_report(evidence).encode(), "text/html")
     ctx.store.put(bucket, key(layout.SPEC_FILE), ctx.store.get(bucket, training["spec_key"]))
     ctx.store.put(bucket, key(layout.PROFILE), ctx.store.get(bucket, training["profile_key"]))
+    ctx.store.put(bucket, key(layout.HOLDOUT), ctx.store.get(bucket, training["holdout_key"]))
 
 
 def _emit_registered(ctx: PipelineContext, stored: ModelVersion, passed: bool, execution_id: str) -> None:
