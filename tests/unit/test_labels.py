@@ -66,6 +66,35 @@ def test_labels_join_served_records_and_give_the_offline_metric(trained_model, r
     assert points[("LiveLabelledRequests", (("model", MODEL),))] == 200.0
 
 
+def test_labelled_traffic_gives_the_value_per_1000_of_the_specs_value_section(trained_model, rows_1986):
+    worth = {"true_positive": 30.0, "false_positive": -5.0, "false_negative": -40.0, "true_negative": 0.0}
+    world = make_world(trained_model, spec_changes={"value": {**worth, "unit": "EUR"}})
+    served = world.serve(rows_1986.head(120), start=NOW - 1800)
+    labels = pd.DataFrame({"request_id": [r["request_id"] for r in served], "docvis": rows_1986["docvis"].head(120)})
+    ingest_labels(_drop(world, labels), world.spec, world.store, "capture", now=NOW)
+    live = run_monitor(MODEL, world.ctx, NOW, 3600).primary()["live_metrics"]
+    truth = (rows_1986["docvis"].head(120) > 0).astype(int).tolist()
+    predicted = [r["predictions"][0] for r in served]
+    outcomes = [
+        "true_positive" if t and p else "false_positive" if p else "false_negative" if t else "true_negative"
+        for t, p in zip(truth, predicted, strict=True)
+    ]
+    expected = 1000.0 * sum(worth[o] for o in outcomes) / len(outcomes)
+    assert live["value_per_1000"] == pytest.approx(expected, abs=1e-6)
+    points = {(n, tuple(sorted(d.items()))): v for _, n, d, v in world.metrics.datapoints}
+    assert points[("LiveValuePer1000", (("model", MODEL),))] == pytest.approx(expected, abs=1e-6)
+    assert points[("LiveValuePer1000", (("model", MODEL), ("version", "1")))] == pytest.approx(expected, abs=1e-6)
+
+
+def test_without_a_value_section_no_value_is_published(trained_model, rows_1986):
+    world = make_world(trained_model)
+    served = world.serve(rows_1986.head(20), start=NOW - 600)
+    labels = pd.DataFrame({"request_id": [r["request_id"] for r in served], "docvis": rows_1986["docvis"].head(20)})
+    ingest_labels(_drop(world, labels), world.spec, world.store, "capture", now=NOW)
+    assert run_monitor(MODEL, world.ctx, NOW, 3600).primary()["live_metrics"]["value_per_1000"] is None
+    assert not [v for _, n, _, v in world.metrics.datapoints if n == "LiveValuePer1000"]
+
+
 def test_rows_of_a_multi_row_request_and_a_row_it_does_not_have(trained_model, rows_1986):
     world = make_world(trained_model)
     served = world.serve(rows_1986.head(3), start=NOW - 600)

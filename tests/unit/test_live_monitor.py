@@ -152,6 +152,7 @@ def test_regression_live_metrics_are_mae_and_the_primary_metric(make_spec):
         target={"column": "docvis"},
         estimator={"type": "linear_regression", "params": {}},
         gates={"primary_metric": "rmse"},
+        value={"cost_per_unit_error": 2.0},
     )
     truth = [1.0, 2.0, 4.0, 0.0, 3.0]
     predicted = [1.5, 2.0, 3.0, 0.5, 3.0]
@@ -164,3 +165,4 @@ def test_regression_live_metrics_are_mae_and_the_primary_metric(make_spec):
     assert document["rmse"] == pytest.approx(mean_squared_error(truth, predicted) ** 0.5)
     assert (document["labelled_requests"], document["labelled_rows"]) == (3, 5)
     assert document["degradation"] == pytest.approx(document["rmse"] - 0.5)  # rmse: lower is better
+    assert document["value_per_1000"] == pytest.approx(-1000.0 * 2.0 * mean_absolute_error(truth, predicted))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-NAMESPACE = "Conveyor"
-LIVE_VALUE_PER_1000 = "LiveValuePer1000"  # published by the live monitor (conveyor.value.value_per_1000)
+from conveyor.monitoring import metrics as m
+
+NAMESPACE = m.NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,14 @@ class Panel:
 
 
 PANELS: tuple[Panel, ...] = (
-    Panel("requests", "Requests", "Latency", "SampleCount", True, "per period"),
-    Panel("latency_p50", "Latency p50", "Latency", "p50", True, "ms"),
-    Panel("latency_p99", "Latency p99", "Latency", "p99", True, "ms"),
-    Panel("error_rate", "5xx rate", "Errors", "Average", True, "share"),
-    Panel("drifted_features", "Drifted features (live)", "LiveDriftedFeatures", "Maximum", False),
-    Panel("domain_auc", "Domain classifier AUC (live)", "LiveDomainClassifierAUC", "Maximum", False),
-    Panel("live_metric", "Live metric vs holdout", "LiveMetric", "Average", True, reference="holdout"),
-    Panel("value", "Value per 1,000 predictions (live)", LIVE_VALUE_PER_1000, "Average", True),
+    Panel("requests", "Requests", m.LATENCY, "SampleCount", True, "per period"),
+    Panel("latency_p50", "Latency p50", m.LATENCY, "p50", True, "ms"),
+    Panel("latency_p99", "Latency p99", m.LATENCY, "p99", True, "ms"),
+    Panel("error_rate", "5xx rate", m.ERRORS, "Average", True, "share"),
+    Panel("drifted_features", "Drifted features (live)", m.LIVE_DRIFTED_FEATURES, "Maximum", False),
+    Panel("domain_auc", "Domain classifier AUC (live)", m.LIVE_DOMAIN_CLASSIFIER_AUC, "Maximum", False),
+    Panel("live_metric", "Live metric vs holdout", m.LIVE_METRIC, "Average", True, reference="holdout"),
+    Panel("value", "Value per 1,000 predictions (live)", m.LIVE_VALUE_PER_1000, "Average", True),
 )
 PANEL_BY_KEY = {panel.key: panel for panel in PANELS}
 

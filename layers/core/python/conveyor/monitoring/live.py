@@ -11,8 +11,10 @@ champion first, then a challenger):
   profile (``conveyor.monitoring.scores``: debiased PSI; ``null`` for a profile stored before
   score distributions existed);
 - **live metrics** over the window's labelled requests (``conveyor.monitoring.labels``): the
-  spec's primary metric, plus accuracy for classifiers and MAE for regressors, and the
-  degradation against the version's holdout metric (positive is worse).
+  spec's primary metric, plus accuracy for classifiers and MAE for regressors, the business value
+  (``value_per_1000``, with the spec's ``value:`` section: ``conveyor.value.value_per_1000``, as on
+  the holdout at registration), and the degradation against the version's holdout metric
+  (positive is worse).
 
 It publishes ``Live*`` metrics (``conveyor.monitoring.metrics``) with dimensions {model, version}
 and, for the champion, {model}; and writes the run's report to the capture bucket
@@ -41,6 +43,7 @@ from conveyor.monitoring.window import CaptureWindow, VersionWindow, lines, read
 from conveyor.ports import Datapoint
 from conveyor.profile import Profile
 from conveyor.spec import ModelSpec, load_spec, spec_hash
+from conveyor.value import VALUE_METRIC, value_per_1000
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +134,29 @@ def live_metrics(rows: list[dict[str, Any]], spec: ModelSpec, holdout: float | N
 
     primary = spec.primary_metric
     second = "accuracy" if spec.task == "classification" else "mae"
-    document: dict[str, Any] = {primary: None, second: None, "labelled_requests": 0, "labelled_rows": 0}
+    document: dict[str, Any] = {
+        primary: None,
+        second: None,
+        VALUE_METRIC: None,
+        "labelled_requests": 0,
+        "labelled_rows": 0,
+    }
+    classes: list[str] = []
     if spec.task == "classification":
         classes = sorted({str(k) for r in rows if isinstance(r.get("probabilities"), dict) for k in r["probabilities"]})
         rows = [r for r in rows if str(r["label"]) in classes and isinstance(r.get("probabilities"), dict)]
     if rows:
         y_true = np.asarray([r["label"] if spec.task == "regression" else str(r["label"]) for r in rows])
         if spec.task == "classification":
-            labels = np.asarray([str(r["prediction"]) for r in rows])
+            predicted = np.asarray([str(r["prediction"]) for r in rows])
             proba = np.asarray([[float(r["probabilities"].get(c, 0.0)) for c in classes] for r in rows])
-            scores = metrics_from_arrays(spec.task, y_true, labels, proba, classes)
+            scores = metrics_from_arrays(spec.task, y_true, predicted, proba, classes)
         else:
+            y_true = y_true.astype(np.float64)
             predicted = np.asarray([float(r["prediction"]) for r in rows], dtype=np.float64)
-            scores = metrics_from_arrays(spec.task, y_true.astype(np.float64), predicted, None, None)
-        for name in (primary, second):
+            scores = metrics_from_arrays(spec.task, y_true, predicted, None, None)
+        scores[VALUE_METRIC] = _value(spec, y_true, predicted, classes)
+        for name in (primary, second, VALUE_METRIC):
             value = scores.get(name)
             document[name] = None if value is None or not math.isfinite(value) else round(float(value), 6)
         document["labelled_requests"] = len({r["request_id"] for r in rows})
@@ -157,6 +169,17 @@ def live_metrics(rows: list[dict[str, Any]], spec: ModelSpec, holdout: float | N
         else round((holdout - live) if spec.metric_higher_is_better() else (live - holdout), 6)
     )
     return document
+
+
+def _value(spec: ModelSpec, y_true: Any, y_pred: Any, classes: list[str]) -> float | None:
+    """Value per 1,000 predictions of the labelled rows (``conveyor.value``); None without a ``value:``
+    section, or for a classifier of more than two classes (outcome values are defined for binary ones)."""
+    if spec.value is None:
+        return None
+    try:
+        return value_per_1000(spec.task, y_true, y_pred, spec.value, classes or None)
+    except ValueError:
+        return None
 
 
 def _datapoints(document: dict[str, Any], spec: ModelSpec, *, champion: bool) -> list[Datapoint]:
@@ -173,6 +196,7 @@ def _datapoints(document: dict[str, Any], spec: ModelSpec, *, champion: bool) ->
     values.append((names.LIVE_METRIC_DEGRADATION, metrics["degradation"]))
     second = names.LIVE_ACCURACY if spec.task == "classification" else names.LIVE_MAE
     values.append((second, metrics["accuracy" if spec.task == "classification" else "mae"]))
+    values.append((names.LIVE_VALUE_PER_1000, metrics.get(VALUE_METRIC)))
     return [(name, dims, float(value)) for name, value in values if value is not None for dims in dimension_sets]
 
 

@@ -31,3 +31,4 @@ LIVE_METRIC_DEGRADATION = "LiveMetricDegradation"
 LIVE_LABELLED_REQUESTS = "LiveLabelledRequests"
 LIVE_ACCURACY = "LiveAccuracy"
 LIVE_MAE = "LiveMAE"
+LIVE_VALUE_PER_1000 = "LiveValuePer1000"  # conveyor.value.value_per_1000 over the labelled requests
