@@ -22,7 +22,9 @@ from conveyor.board.svg import line_chart, number
 from conveyor.board.widget import handle_widget_event, reviewer
 from conveyor.deployment import Deployments
 from conveyor.deployment.errors import NoApprovalPending
-from conveyor.localcloud.board_metrics import LocalMetricReader, statistic
+from conveyor.localcloud.alarm_eval import statistic
+from conveyor.localcloud.board_metrics import LocalMetricReader
+from conveyor.monitoring import metrics as published
 from conveyor.registry import ModelVersion, Registry
 
 NOW = 1_800_000_000.0
@@ -179,6 +181,12 @@ def test_search_expressions() -> None:
     assert search_expression(PANEL_BY_KEY["drifted_features"], 300, "m") == (
         "SEARCH('{Conveyor,model} MetricName=\"LiveDriftedFeatures\" model=\"m\"', 'Maximum', 300)"
     )
+
+
+def test_every_panel_reads_a_metric_conveyor_publishes() -> None:
+    names = {value for key, value in vars(published).items() if key.isupper() and isinstance(value, str)}
+    assert {panel.metric for panel in PANELS} <= names
+    assert PANEL_BY_KEY["value"].metric == published.LIVE_VALUE_PER_1000 == "LiveValuePer1000"
 
 
 def _datum(name: str, value: float, at: float, **dims: str) -> SimpleNamespace:

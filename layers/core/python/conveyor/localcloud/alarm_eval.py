@@ -57,6 +57,15 @@ def statistic(values: list[float], stat: str) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def epoch(value: Any) -> float:
+    """Epoch seconds of a CloudWatch timestamp as moto keeps it (a datetime, naive meaning UTC), a number or ISO text."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
 @dataclass(frozen=True)
 class AlarmConfig:
     statistic: str

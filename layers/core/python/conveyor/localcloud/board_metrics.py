@@ -4,52 +4,22 @@ What the functions publish lands there: PutMetricData (the live monitor) and the
 EMF lines (turned into metric data by the local cloud). moto's GetMetricData fails on percentile
 statistics and scans the whole store once per query, so the board reads the raw datapoints once,
 indexed by metric and dimensions, and computes each period's statistic itself with CloudWatch's
-definitions (percentiles by nearest rank on the raw samples). For Sum, Average, SampleCount, Minimum
+definitions (``conveyor.localcloud.alarm_eval.statistic``, the alarm evaluator's: percentiles by
+nearest rank on the raw samples). For Sum, Average, SampleCount, Minimum
 and Maximum the values equal GetMetricData's (tests/unit/test_board_metrics.py checks it).
 """
 
 from __future__ import annotations
 
-import math
-import re
 import threading
-from datetime import UTC, datetime
 from typing import Any
 
 from conveyor.board.panels import NAMESPACE, Panel
 from conveyor.board.sources import Points
+from conveyor.localcloud.alarm_eval import epoch, statistic  # CloudWatch's statistics: one copy, the alarms' too
 
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 INDEX_PERIOD = 3600
 SeriesKey = tuple[str, str, str]  # (metric, model, version or "" for the {model} dimension set)
-
-
-def statistic(values: list[float], stat: str) -> float:
-    """One period's statistic of its samples (not empty), as CloudWatch defines it."""
-    if stat == "Sum":
-        return math.fsum(values)
-    if stat == "Average":
-        return math.fsum(values) / len(values)
-    if stat == "Minimum":
-        return min(values)
-    if stat == "Maximum":
-        return max(values)
-    if stat == "SampleCount":
-        return float(len(values))
-    match = _PERCENTILE.match(stat)
-    if match is None:
-        raise ValueError(f"unknown statistic {stat!r}")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(round(float(match.group(1)) * len(ordered) / 100.0, 9)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 class LocalMetricReader:
@@ -80,7 +50,7 @@ class LocalMetricReader:
                 dims = {d.name: d.value for d in datum.dimensions}
                 if "model" not in dims or len(dims) > 2 or (len(dims) == 2 and "version" not in dims):
                     continue
-                hour = _epoch(datum.timestamp) // INDEX_PERIOD * INDEX_PERIOD
+                hour = epoch(datum.timestamp) // INDEX_PERIOD * INDEX_PERIOD
                 key = (datum.name, dims["model"], dims.get("version", ""))
                 series.setdefault(key, {}).setdefault(hour, []).append(float(value))
                 self._computed.pop((key, hour), None)

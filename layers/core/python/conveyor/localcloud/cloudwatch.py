@@ -36,6 +36,7 @@ from conveyor.localcloud.alarm_eval import (
     Evaluation,
     UnsupportedAlarm,
     datapoints,
+    epoch,
     evaluate,
 )
 from conveyor.localcloud.emf import Sample, StdoutTee
@@ -49,17 +50,9 @@ _DEBOUNCE_SECONDS = 0.1
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if isinstance(value, int | float):
-        return float(value)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
-def aws_time(epoch: float) -> str:
+def aws_time(seconds: float) -> str:
     """CloudWatch's timestamp format in alarm events and messages: ``2026-01-02T03:04:05.678+0000``."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 class MetricIndex:
@@ -81,7 +74,7 @@ class MetricIndex:
                 if value is None:  # StatisticValues sets: no samples to take percentiles of
                     continue
                 key = (datum.namespace, datum.name, tuple(sorted((d.name, d.value) for d in datum.dimensions)))
-                self._series.setdefault(key, []).append((_epoch(datum.timestamp), float(value)))
+                self._series.setdefault(key, []).append((epoch(datum.timestamp), float(value)))
             self._seen = end
 
     def series(self, namespace: str, name: str, dimensions: dict[str, str]) -> list[tuple[float, float]]:
@@ -280,7 +273,7 @@ class LocalCloudWatch:
             "AlarmName": alarm["AlarmName"],
             "AlarmDescription": alarm.get("AlarmDescription"),
             "AWSAccountId": ACCOUNT,
-            "AlarmConfigurationUpdatedTimestamp": aws_time(_epoch(alarm["AlarmConfigurationUpdatedTimestamp"])),
+            "AlarmConfigurationUpdatedTimestamp": aws_time(epoch(alarm["AlarmConfigurationUpdatedTimestamp"])),
             "NewStateValue": result.state,
             "NewStateReason": result.reason,
             "StateChangeTime": aws_time(now),
