@@ -155,9 +155,9 @@ def live_metrics(rows: list[dict[str, Any]], spec: ModelSpec, holdout: float | N
             y_true = y_true.astype(np.float64)
             predicted = np.asarray([float(r["prediction"]) for r in rows], dtype=np.float64)
             scores = metrics_from_arrays(spec.task, y_true, predicted, None, None)
-        scores[VALUE_METRIC] = _value(spec, y_true, predicted, classes)
+        found: dict[str, float | None] = {**scores, VALUE_METRIC: _value(spec, y_true, predicted, classes)}
         for name in (primary, second, VALUE_METRIC):
-            value = scores.get(name)
+            value = found.get(name)
             document[name] = None if value is None or not math.isfinite(value) else round(float(value), 6)
         document["labelled_requests"] = len({r["request_id"] for r in rows})
         document["labelled_rows"] = len(rows)
