@@ -25,7 +25,7 @@ from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
-from conveyor.localcloud.persist.snapshotter import Persistence, RestoreReport
+from conveyor.localcloud.persist.snapshotter import Extension, Persistence, RestoreReport
 from conveyor.localcloud.poller import QueuePoller
 from conveyor.localcloud.resolver import Names
 from conveyor.localcloud.runtime import LambdaRuntime, install_moto_patch
@@ -129,9 +129,14 @@ class LocalCloud:
         creation = Creation(template, names, endpoint, self.region, self.runtime, schedules=self.schedules)
         api_function = create_all(creation)
         self._pollers.extend(creation.pollers)
-        restored = self.persistence.restore(snapshot) if self.persistence is not None else None
-        # Alarms that evaluate, and EMF lines that become metric data (moto does neither).
-        self.cloudwatch = LocalCloudWatch(endpoint=endpoint, region=self.region)
+        # Alarms that evaluate, and EMF lines that become metric data (moto does neither), on the
+        # schedules' clock: `conveyor monitor --advance` moves evaluation periods too.
+        self.cloudwatch = LocalCloudWatch(endpoint=endpoint, region=self.region, clock=self.schedules.now)
+        self.schedules.after_advance.append(self.cloudwatch.evaluate_all)
+        restored = None
+        if self.persistence is not None:
+            self._keep_local_state(self.persistence, self.cloudwatch)
+            restored = self.persistence.restore(snapshot)
         self.cloudwatch.start()
         self.schedules.start()
         self._gateway = None
@@ -163,6 +168,14 @@ class LocalCloud:
             self.info.restored = self._after_restore(restored, outputs)
             self.persistence.start()
         return self.info
+
+    def _keep_local_state(self, persistence: Persistence, cloudwatch: LocalCloudWatch) -> None:
+        """State outside moto that the data directory keeps: the clock and the rules' due times, and the
+        alarm states the evaluator knows (alarm episodes are registry items, in DynamoDB already)."""
+        persistence.extensions["schedules"] = Extension(
+            self.schedules.dump, self.schedules.load, lambda: self.schedules.changes
+        )
+        persistence.extensions["cloudwatch"] = Extension(cloudwatch.dump, cloudwatch.load)
 
     def _after_restore(self, restored: RestoreReport, outputs: dict[str, str]) -> dict[str, Any]:
         """Resume the deployments the stop interrupted (conveyor.localcloud.persist.restart); what was restored."""

@@ -13,7 +13,15 @@ locally. ``LocalCloudWatch``:
    AWS) and publishes CloudWatch's alarm message to the alarm's SNS actions.
 
 Like AWS, a new alarm starts in INSUFFICIENT_DATA and an updated alarm (PutMetricAlarm on an existing
-name) keeps its state: moto resets it, so the evaluator restores the state it knew, silently.
+name) keeps its state: moto resets it, so the evaluator restores the state it knew, silently (what it
+knew is kept across restarts with a data directory: :meth:`LocalCloudWatch.dump` / ``load``).
+
+Time is the local cloud's clock (``clock``: the schedules' clock, which ``conveyor monitor --advance``
+moves forward). Metric data are stamped on it: a datum without a timestamp (the live monitor's
+PutMetricData) at the clock's now, an EMF line at its own time plus the clock's lead over the wall
+clock; alarms are evaluated at the clock's now, and once more right after each advance, so evaluation
+periods pass with the clock (a request alarm that treats missing data as not breaching returns to OK
+when advanced past its periods; a live-monitor alarm that ignores missing data keeps its state).
 """
 
 from __future__ import annotations
@@ -102,6 +110,7 @@ class LocalCloudWatch:
         self._known: dict[str, tuple[str, str]] = {}  # alarm -> (state, reason) as last evaluated
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._evaluating = threading.Lock()  # the background loop and an advance evaluate one at a time
         self._thread = threading.Thread(target=self._run, name="local-cloudwatch", daemon=True)
         self._tee: StdoutTee | None = None
         self.evaluations = 0
@@ -112,7 +121,8 @@ class LocalCloudWatch:
         put = self._backend.put_metric_data
 
         def put_and_wake(namespace: str, metric_data: list[dict[str, Any]]) -> None:
-            put(namespace, metric_data)
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            put(namespace, [d if d.get("Timestamp") else {**d, "Timestamp": now} for d in metric_data])
             self._wake.set()
 
         self._backend.put_metric_data = put_and_wake  # type: ignore[method-assign]  # PutMetricData and EMF alike
@@ -131,6 +141,7 @@ class LocalCloudWatch:
     def put_samples(self, samples: list[Sample]) -> None:
         """Metric data from EMF lines, into moto's store (what CloudWatch Logs does with EMF on AWS)."""
         by_namespace: dict[str, list[dict[str, Any]]] = {}
+        lead = self._clock() - time.time()  # the local clock's lead (what was advanced), 0 when not advanced
         for s in samples:
             by_namespace.setdefault(s.namespace, []).append(
                 {
@@ -138,7 +149,7 @@ class LocalCloudWatch:
                     "Dimensions": [{"Name": k, "Value": v} for k, v in s.dimensions],
                     "Value": s.value,
                     "Unit": s.unit,
-                    "Timestamp": datetime.fromtimestamp(s.timestamp, UTC),
+                    "Timestamp": datetime.fromtimestamp(s.timestamp + lead, UTC),
                 }
             )
         for namespace, data in by_namespace.items():
@@ -161,6 +172,10 @@ class LocalCloudWatch:
 
     def evaluate_all(self) -> list[int]:
         """Evaluate every metric alarm once; returns their periods (the loop wakes at their boundaries)."""
+        with self._evaluating:
+            return self._evaluate_all()
+
+    def _evaluate_all(self) -> list[int]:
         self.index.refresh()
         now = self._clock()
         self.evaluations += 1
@@ -175,6 +190,15 @@ class LocalCloudWatch:
                 periods.append(config.period)
                 self._evaluate_one(alarm, config, now)
         return sorted(set(periods))
+
+    def dump(self) -> list[dict[str, Any]]:
+        """The states the evaluator knows (an updated alarm keeps its state through them): records out."""
+        with self._evaluating:
+            return [{"alarm": name, "state": state, "reason": reason} for name, (state, reason) in self._known.items()]
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        with self._evaluating:
+            self._known.update({str(r["alarm"]): (str(r["state"]), str(r["reason"])) for r in records})
 
     def _evaluate_one(self, alarm: dict[str, Any], config: AlarmConfig, now: float) -> None:
         name = alarm["AlarmName"]

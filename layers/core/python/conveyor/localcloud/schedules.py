@@ -8,7 +8,13 @@ with the time it would have fired at. A target gets what EventBridge would send:
 event, or the target's ``Input`` / ``InputTransformer`` applied to it.
 
 The hook: a tiny HTTP server on 127.0.0.1 (its URL in the local cloud's state file as
-``schedules_url``): ``POST /advance {"seconds": N}`` -> ``{"now": ..., "fired": [...]}``.
+``schedules_url``): ``POST /advance {"seconds": N}`` -> ``{"now": ..., "fired": [...]}``. After the
+rules fired, the ``after_advance`` callbacks run (the local CloudWatch evaluates its alarms at the new
+time: evaluation periods move with the same clock).
+
+With a data directory (``conveyor.localcloud.persist``) the clock's offset and each rule's next due
+time outlive a restart (:meth:`LocalSchedules.dump` / :meth:`LocalSchedules.load`). A rule whose due
+time passed while the cloud was stopped fires once at start, not once per period missed.
 """
 
 from __future__ import annotations
@@ -90,6 +96,8 @@ class LocalSchedules:
         self._thread: threading.Thread | None = None
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
+        self.after_advance: list[Callable[[], object]] = []
+        self.changes = 0  # bumped when the offset or a due time moves (the persistence's change detection)
 
     def now(self) -> float:
         return self._clock() + self._offset
@@ -102,7 +110,11 @@ class LocalSchedules:
     def advance(self, seconds: float) -> list[dict[str, Any]]:
         """Move the clock forward and fire what became due (each rule once per period passed)."""
         self._offset += seconds
-        return self.fire_due()
+        self.changes += 1
+        fired = self.fire_due()
+        for callback in self.after_advance:
+            callback()
+        return fired
 
     def fire_due(self) -> list[dict[str, Any]]:
         fired = []
@@ -111,11 +123,32 @@ class LocalSchedules:
                 while rule.next_due <= self.now():
                     event = _event(rule, rule.next_due, self._region)
                     rule.next_due += rule.every
+                    self.changes += 1
                     for target in rule.targets:
                         result = self._invoke(target.function, target.payload(event))
                         fired.append({"rule": rule.name, "time": event["time"], "function": target.function})
                         log.info("schedule fired", extra={"rule": rule.name, "result": str(result)[:200]})
         return fired
+
+    # persistence --------------------------------------------------------------------------------
+    def dump(self) -> list[dict[str, Any]]:
+        """The clock's offset and each rule's next due time (records of the data directory's snapshot)."""
+        with self._lock:
+            return [{"offset": self._offset}] + [{"rule": r.name, "next_due": r.next_due} for r in self._rules]
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        """Restore what :meth:`dump` wrote, for the rules of this template (a rule no longer there is skipped)."""
+        due = {str(r["rule"]): float(r["next_due"]) for r in records if "rule" in r}
+        with self._lock:
+            self._offset = next((float(r["offset"]) for r in records if "offset" in r), self._offset)
+            now = self.now()
+            for rule in self._rules:
+                if rule.name not in due:
+                    continue
+                rule.next_due = due[rule.name]
+                if rule.next_due < now:  # missed while stopped: the latest missed time, fired once
+                    rule.next_due = now - (now - rule.next_due) % rule.every
+            self.changes += 1
 
     # background and hook --------------------------------------------------------------------
     def start(self, *, hook: bool = True) -> None:

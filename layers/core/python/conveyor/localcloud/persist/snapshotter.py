@@ -65,12 +65,18 @@ def install_change_counter() -> None:
     DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
 
 
+def _no_changes() -> int:
+    return 0
+
+
 @dataclass
 class Extension:
-    """State kept by a part of the local cloud outside moto (e.g. schedules): records out, records in."""
+    """State kept by a part of the local cloud outside moto (e.g. schedules): records out, records in, and
+    a counter of its changes (a change that comes with no request to moto still leads to a snapshot)."""
 
     dump: Callable[[], list[dict[str, Any]]]
     load: Callable[[list[dict[str, Any]]], None]
+    changes: Callable[[], int] = _no_changes
 
 
 @dataclass
@@ -172,7 +178,8 @@ class Persistence:
         from moto.cloudwatch.models import cloudwatch_backends
 
         metric_data = len(cloudwatch_backends[s3state.ACCOUNT][self.region].metric_data)
-        return (_changes[0], events, metric_data)
+        extensions = sum(extension.changes() for extension in self.extensions.values())
+        return (_changes[0], events, metric_data, extensions)
 
     def snapshot(self, *, force: bool = False) -> bool:
         """Write a snapshot if anything changed since the last one (or ``force``); whether one was written."""
