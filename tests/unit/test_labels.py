@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from conveyor.layout import labels_report_key
+from conveyor.monitoring.alarms import WATCHED, alarm_definitions
 from conveyor.monitoring.labels import ingest_labels
 from conveyor.monitoring.live import run_monitor
 from conveyor.ports import ObjectRef
@@ -66,7 +67,7 @@ def test_labels_join_served_records_and_give_the_offline_metric(trained_model, r
     assert points[("LiveLabelledRequests", (("model", MODEL),))] == 200.0
 
 
-def test_labelled_traffic_gives_the_value_per_1000_of_the_specs_value_section(trained_model, rows_1986):
+def test_labelled_traffic_gives_the_value_per_1000_and_every_live_alarms_metric(trained_model, rows_1986):
     worth = {"true_positive": 30.0, "false_positive": -5.0, "false_negative": -40.0, "true_negative": 0.0}
     world = make_world(trained_model, spec_changes={"value": {**worth, "unit": "EUR"}})
     served = world.serve(rows_1986.head(120), start=NOW - 1800)
@@ -84,6 +85,16 @@ def test_labelled_traffic_gives_the_value_per_1000_of_the_specs_value_section(tr
     points = {(n, tuple(sorted(d.items()))): v for _, n, d, v in world.metrics.datapoints}
     assert points[("LiveValuePer1000", (("model", MODEL),))] == pytest.approx(expected, abs=1e-6)
     assert points[("LiveValuePer1000", (("model", MODEL), ("version", "1")))] == pytest.approx(expected, abs=1e-6)
+    # Each live-monitor alarm watches a metric the monitor published, with the alarm's dimensions.
+    live_alarms = [d for d in alarm_definitions("S", MODEL) if not WATCHED[d.name.rsplit("-", 1)[1]].request]
+    assert {d.name.rsplit("-", 1)[1] for d in live_alarms} == {
+        "drift",
+        "domain_classifier",
+        "score_shift",
+        "live_metric",
+    }
+    for definition in live_alarms:
+        assert (definition.metric, tuple(sorted(definition.dimensions.items()))) in points, definition.name
 
 
 def test_without_a_value_section_no_value_is_published(trained_model, rows_1986):
