@@ -22,6 +22,7 @@ from conveyor.localcloud.schedules import LocalSchedules, Target
 REGION = "us-east-1"
 RULE_ARN = "arn:aws:events:us-east-1:123456789012:rule/tick"
 ALARM = "S-m-latency"
+WALL = 1_800_000_030.0
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def cloudwatch(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     client = boto3.client("cloudwatch", endpoint_url=endpoint, region_name=REGION)
-    schedules = LocalSchedules(lambda name, event: None, region=REGION)
+    # A wall clock that stands still mid-minute: no period boundary passes but the ones advanced over.
+    schedules = LocalSchedules(lambda name, event: None, clock=lambda: WALL, region=REGION)
     local = LocalCloudWatch(endpoint=endpoint, region=REGION, clock=schedules.now, max_wait_seconds=600)
     schedules.after_advance.append(local.evaluate_all)
     client.put_metric_alarm(
@@ -64,7 +66,8 @@ def _state(client: Any) -> str:
 
 
 def _slow(local: LocalCloudWatch) -> None:
-    """One EMF sample of a slow request, stamped now on the wall clock (as the predict function's EMF line is)."""
+    """One EMF sample of a slow request, stamped now on the wall clock (as the predict function's EMF line is):
+    it lands at the local clock's now."""
     local.put_samples([Sample("Conveyor", "Latency", (("model", "m"),), time.time(), 500.0)])
 
 

@@ -151,7 +151,8 @@ def test_drifted_live_inputs_give_a_drift_verdict_and_live_metrics_in_cloudwatch
         EndTime=now + 60,
     )["MetricDataResults"][0]
     assert max(data["Values"]) == float(len(document["drift"]["drifted_features"]))
-    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="Conveyor")["Metrics"]}
+    pages = cloudwatch.get_paginator("list_metrics").paginate(Namespace="Conveyor")
+    names = {m["MetricName"] for page in pages for m in page["Metrics"]}
     assert {"LiveRequests", "LiveDomainClassifierAUC", "LiveScoreShift", "LiveLabelledRequests"} <= names
 
 

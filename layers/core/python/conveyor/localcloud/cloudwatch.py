@@ -121,7 +121,7 @@ class LocalCloudWatch:
         put = self._backend.put_metric_data
 
         def put_and_wake(namespace: str, metric_data: list[dict[str, Any]]) -> None:
-            now = datetime.fromtimestamp(self._clock(), UTC)
+            now = datetime.fromtimestamp(self._clock(), UTC).replace(tzinfo=None)  # naive UTC, as moto stamps it
             put(namespace, [d if d.get("Timestamp") else {**d, "Timestamp": now} for d in metric_data])
             self._wake.set()
 
@@ -149,7 +149,8 @@ class LocalCloudWatch:
                     "Dimensions": [{"Name": k, "Value": v} for k, v in s.dimensions],
                     "Value": s.value,
                     "Unit": s.unit,
-                    "Timestamp": datetime.fromtimestamp(s.timestamp + lead, UTC),
+                    # Naive UTC, as moto keeps request timestamps: one aware datum breaks its GetMetricData.
+                    "Timestamp": datetime.fromtimestamp(s.timestamp + lead, UTC).replace(tzinfo=None),
                 }
             )
         for namespace, data in by_namespace.items():
