@@ -27,9 +27,10 @@ from conveyor.localcloud.schedules import Target as ScheduleTarget
 # Environment variables naming resources the local cloud does not create, with the reason. The
 # functions run without them and fall back to what works locally.
 CLOUD_ONLY_ENVIRONMENT = {
-    # moto's Firehose has no dynamic partitioning (it would write every model's records under one
-    # prefix): without a stream, predict writes the same capture lines in batches to the bucket itself.
-    "CAPTURE_STREAM": "AWS::KinesisFirehose::DeliveryStream",
+    # Capture lines reach the bucket through a log subscription filter and Firehose in the cloud;
+    # moto has no log subscriptions to Firehose and its Firehose no dynamic partitioning: without
+    # this, predict writes the same capture lines in batches to the bucket itself.
+    "CAPTURE_DELIVERY": "AWS::Logs::SubscriptionFilter",
 }
 
 Items = list[tuple[str, dict[str, Any]]]  # (logical id, properties) of one resource type
