@@ -181,8 +181,12 @@ class LambdaExtensionRunner:
             self.run_until_finished()  # the invocation started: its jobs, once the handler has returned
 
     def run_until_finished(self) -> None:
-        """Run jobs until the invocation's end marker."""
+        """Wait for the invocation's end marker, then run what it deferred (never while the handler
+        runs: the two would share the interpreter's lock, and the client would wait for both)."""
+        jobs: list[Job] = []
         while (job := self._jobs.get()) is not None:
+            jobs.append(job)
+        for job in jobs:
             _run(job, self)
         if self._jobs.empty():
             self._idle.set()
