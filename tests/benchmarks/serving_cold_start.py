@@ -44,6 +44,18 @@ def main() -> None:
     modules_before = len(sys.modules)
     clock = time.perf_counter
     started = clock()
+    if kind == "floor":  # only numpy and onnxruntime, and the session opened: the floor to compare with
+        import numpy  # noqa: F401
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        ort.InferenceSession((directory / env.ONNX_FILE).read_bytes(), options, providers=["CPUExecutionProvider"])
+        answered = clock()
+        out.write_text(
+            json.dumps({"kind": kind, "cold_start_ms": (answered - started) * 1000, "answered_at": time.time()})
+        )
+        return
     if kind == "onnx":
         import functions.predict.handler as handler
     elif kind == "sklearn":
