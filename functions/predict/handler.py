@@ -38,7 +38,7 @@ def _prediction_service() -> Any:
             ModelCache(store, settings.artifact_bucket),
             routing_cache_seconds=settings.routing_cache_seconds,
             max_rows=settings.max_batch_rows,
-            capture=_capture_sink(settings, store),
+            capture=_capture_sink(settings),
             metrics=EmfMetrics(),
             metrics_namespace=settings.metrics_namespace,
             after=after,
@@ -62,15 +62,17 @@ def _aws(settings: Any) -> tuple[Any, Any]:
     return S3ObjectStore(), RoutingReader(DynamoTable(settings.registry_table))
 
 
-def _capture_sink(settings: Any, store: Any) -> Any:
+def _capture_sink(settings: Any) -> Any:
     """Log lines for the subscription filter (the cloud); batches to the bucket (the local cloud)."""
     from conveyor.capture import BatchingS3Capture, LogLineCapture, NullCapture
 
     if settings.capture_delivery == "log":
         return LogLineCapture()
     if settings.capture_bucket:  # the local cloud: no subscription filter or Firehose there (see the README)
+        from conveyor.adapters.aws import S3ObjectStore  # writes: boto3's (the lean reader only reads)
+
         return BatchingS3Capture(
-            store,
+            S3ObjectStore(),
             settings.capture_bucket,
             max_records=settings.capture_flush_records,
             max_seconds=settings.capture_flush_seconds,
