@@ -3,8 +3,8 @@
 ``python serving_cold_start.py KIND DIR OUT.json`` (KIND: ``onnx`` or ``sklearn``), started by
 test_serving_bench.py with the function's environment, ``AWS_ENDPOINT_URL`` pointing at a moto
 server that holds the registry table, both artifacts, the serving contract and the capture
-bucket (capture records are buffered and written by a background thread, as the stack
-configures the function today), and an empty ``CONVEYOR_MODEL_DIR`` (Lambda's /tmp is empty in
+bucket, ``CAPTURE_DELIVERY=log`` and ``CONVEYOR_LEAN_AWS=1`` for the ONNX handler (capture records
+as log lines, stdlib-signed reads: as the stack configures predict), and an empty ``CONVEYOR_MODEL_DIR`` (Lambda's /tmp is empty in
 a new container). stdout is the handler's log lines.
 
 The clock starts before the handler's module is imported and stops when its first response

@@ -281,6 +281,7 @@ def _cold_starts(directory: Path, deps_dir: Path | None, layer_bytecode: bool) -
                 ),
                 AWS_ENDPOINT_URL=endpoint,
                 CONVEYOR_LEAN_AWS="1",  # as the stack sets it on predict (the scikit-learn twin uses boto3)
+                CAPTURE_DELIVERY="log",  # as the stack sets it: capture lines on stdout (discarded here)
                 **extra,
             )
             spawned_at = time.time()
