@@ -20,7 +20,7 @@ from infra.stack import ConveyorStack
 from infra.stage_policy import apply_stage
 from infra.stages import StageError, settings_for
 
-_STAGE_CONTEXT = ("stage", "alert_emails", "stack_name")
+_STAGE_CONTEXT = ("stage", "alert_emails", "stack_name", "predict_start", "predict_provisioned_concurrency")
 
 
 def build_app(context: dict[str, Any] | None = None) -> cdk.App:

@@ -225,6 +225,7 @@ class Output:
 CAPTURE_PREFIX = f"!{{partitionKeyFromQuery:model}}/{layout.CAPTURE}/!{{timestamp:yyyy/MM/dd/HH}}/"
 CAPTURE_ERROR_PREFIX = "capture-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
 CAPTURE_PARTITION_QUERY = ".model"
-CAPTURE_BUFFER_INTERVAL = Duration.seconds(60)
+CAPTURE_BUFFER_INTERVAL = Duration.seconds(60)  # the least with dynamic partitioning: captures land 1-2 min late
+PREDICT_ALIAS = "live"  # the API calls this alias of predict (SnapStart and provisioned concurrency need one)
 CAPTURE_BUFFER_MIB = 64  # dynamic partitioning needs a buffer of at least 64 MiB
 CAPTURE_FILE_EXTENSION = layout.CAPTURE_EXTENSION

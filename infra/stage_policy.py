@@ -64,6 +64,9 @@ def apply_stage(
         function.memory_size = settings.predict_memory_mb
         if settings.predict_reserved_concurrency is not None:
             function.reserved_concurrent_executions = settings.predict_reserved_concurrency
+    serving = stack.node.try_find_child("Serving")
+    if serving is not None:  # predict's start option (SnapStart or provisioned concurrency on its alias)
+        serving.configure_start(settings.predict_start, settings.predict_provisioned_concurrency)
     for email in settings.alert_emails:
         alerts_topic.add_subscription(subscriptions.EmailSubscription(email))
     removal = cdk.RemovalPolicies.of(stack)

@@ -13,6 +13,8 @@ Context overrides, for one deploy without editing this file:
   -c alert_emails=a@example.com,b@example.com   replaces the stage's alert e-mails ("" for none)
   -c stack_name=Conveyor                        keeps a stack deployed before stages under its old
                                                 name (README, "Migrating an existing Conveyor stack")
+  -c predict_start=snapstart|provisioned|on_demand [-c predict_provisioned_concurrency=N]
+                                                how predict's containers start (predict_start below)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import aws_cdk as cdk
 
 from conveyor.stacks import DEFAULT_STAGE, stack_name
 
+PREDICT_STARTS = ("on_demand", "snapstart", "provisioned")
 # The retention periods CloudWatch Logs accepts (AWS::Logs::LogGroup RetentionInDays).
 LOG_RETENTION_DAYS = frozenset(
     (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
@@ -67,8 +70,18 @@ class StageSettings:
     smoke_from_ci: bool = False
     # Overrides the stack name (the migration path for a stack deployed as `Conveyor`).
     stack_name_override: str | None = None
+    # How predict's new containers start (Serving.configure_start): "on_demand" (import and load at
+    # the first request), "snapstart" (restored from a snapshot of the initialized function; Python
+    # 3.12+) or "provisioned" (predict_provisioned_concurrency containers kept initialized, billed
+    # while idle). The API always calls predict's "live" alias, which both need.
+    predict_start: str = "on_demand"
+    predict_provisioned_concurrency: int = 0
 
     def __post_init__(self) -> None:
+        if self.predict_start not in PREDICT_STARTS:
+            raise StageError(f"{self.name}: predict_start must be one of {', '.join(PREDICT_STARTS)}")
+        if (self.predict_start == "provisioned") != (self.predict_provisioned_concurrency > 0):
+            raise StageError(f"{self.name}: predict_provisioned_concurrency > 0 goes with predict_start='provisioned'")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise StageError(f"{self.name}: log_retention_days must be one of {sorted(LOG_RETENTION_DAYS)}")
         if self.data_versions_expire:
@@ -139,4 +152,9 @@ def settings_for(context: Mapping[str, Any]) -> StageSettings:
         settings = replace(settings, alert_emails=_emails(context["alert_emails"]))
     if context.get("stack_name"):
         settings = replace(settings, stack_name_override=str(context["stack_name"]))
+    if context.get("predict_start"):
+        provisioned = int(context.get("predict_provisioned_concurrency") or 0)
+        settings = replace(
+            settings, predict_start=str(context["predict_start"]), predict_provisioned_concurrency=provisioned
+        )
     return settings

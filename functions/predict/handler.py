@@ -1,161 +1,149 @@
 """Lambda entry point of the prediction API (API Gateway REST proxy).
 
-Imports numpy and onnxruntime through the domain package, never pandas or scikit-learn.
+Imports numpy and onnxruntime through the domain package and the standard library, nothing else:
+no Powertools, no boto3 at import (the AWS clients are built at the first request). What the
+client does not wait for (capture, metrics, the shadow, the routing refresh) runs after the
+response, in Lambda's after-response extension (``conveyor.afterwork``).
 """
 
 from __future__ import annotations
 
-import json
-import warnings
+import logging
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
+from conveyor.adapters.apigw import JsonLog, ProxyRequest, Route, respond
+from conveyor.afterwork import runner_from_env
 from conveyor.errors import ArtifactError
-from conveyor.openapi import openapi_document
-from conveyor.serving import RequestError, entity_key_from, request_id_from
+from conveyor.request import RequestError, entity_key_from, request_id_from
+from conveyor.serving import ModelCache, PredictionService  # numpy and onnxruntime: in init, not a request
 
-logger = Logger(service="conveyor")
-# Dimensions are exactly model and version (service="" keeps Powertools from adding "service");
-# the configured namespace replaces this one at cold start.
-metrics = Metrics(namespace="Conveyor", service="")
-app = APIGatewayRestResolver()
+log = JsonLog(service="conveyor")
+logging.getLogger("conveyor").addHandler(log)
+logging.getLogger("conveyor").setLevel(logging.INFO)
+logging.getLogger("conveyor").propagate = False
+after = runner_from_env()  # on Lambda: the internal extension registers during init, here
 _service: Any = None
-# GET routes score nothing, so they publish no metrics: expected, not worth a warning per request.
-warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def _prediction_service() -> Any:
     global _service  # noqa: PLW0603 - built once per container, on first use, not at import
     if _service is None:
-        from conveyor.adapters.aws import DynamoTable, FirehoseCapture, S3ObjectStore
-        from conveyor.adapters.powertools import PowertoolsMetrics
-        from conveyor.capture import BatchingS3Capture, NullCapture
+        from conveyor.adapters.emf import EmfMetrics
         from conveyor.config import Settings
-        from conveyor.ports import CaptureSink
-        from conveyor.registry import Registry
-        from conveyor.serving import ModelCache, PredictionService
 
         settings = Settings.from_env()
-        metrics.namespace = settings.metrics_namespace
-        store = S3ObjectStore()
-        capture: CaptureSink
-        if settings.capture_stream:
-            capture = FirehoseCapture(settings.capture_stream)
-        elif settings.capture_bucket:  # the local cloud: no Firehose there (see the README)
-            capture = BatchingS3Capture(
-                store,
-                settings.capture_bucket,
-                max_records=settings.capture_flush_records,
-                max_seconds=settings.capture_flush_seconds,
-            )
-        else:
-            capture = NullCapture()
+        store, routing = _aws(settings)
         _service = PredictionService(
-            Registry(DynamoTable(settings.registry_table)),
+            routing,
             ModelCache(store, settings.artifact_bucket),
             routing_cache_seconds=settings.routing_cache_seconds,
             max_rows=settings.max_batch_rows,
-            capture=capture,
-            metrics=PowertoolsMetrics(metrics),
+            capture=_capture_sink(settings),
+            metrics=EmfMetrics(),
             metrics_namespace=settings.metrics_namespace,
+            after=after,
         )
     return _service
 
 
-def _request_id() -> str:
-    request_id = request_id_from(dict(app.current_event.headers or {}))
-    logger.set_correlation_id(request_id)
-    return request_id
+def _aws(settings: Any) -> tuple[Any, Any]:
+    """The artifact reader and the routing reader: signed in the standard library with
+    ``CONVEYOR_LEAN_AWS=1`` (the stack sets it: no boto3 at a cold start), else boto3's."""
+    import os
+
+    from conveyor.registry import RoutingReader
+
+    if os.environ.get("CONVEYOR_LEAN_AWS") == "1":
+        from conveyor.adapters.lean_aws import LeanDynamoReader, LeanS3
+
+        return LeanS3(), RoutingReader(LeanDynamoReader(settings.registry_table))
+    from conveyor.adapters.aws import DynamoTable, S3ObjectStore
+
+    return S3ObjectStore(), RoutingReader(DynamoTable(settings.registry_table))
 
 
-def _json(status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body),
-        headers={"X-Request-Id": request_id, **(headers or {})},
-    )
+def _capture_sink(settings: Any) -> Any:
+    """Log lines for the subscription filter (the cloud); batches to the bucket (the local cloud)."""
+    from conveyor.capture import BatchingS3Capture, LogLineCapture, NullCapture
+
+    if settings.capture_delivery == "log":
+        return LogLineCapture()
+    if settings.capture_bucket:  # the local cloud: no subscription filter or Firehose there (see the README)
+        from conveyor.adapters.aws import S3ObjectStore  # writes: boto3's (the lean reader only reads)
+
+        return BatchingS3Capture(
+            S3ObjectStore(),
+            settings.capture_bucket,
+            max_records=settings.capture_flush_records,
+            max_seconds=settings.capture_flush_seconds,
+        )
+    return NullCapture()
 
 
-@app.post("/models/<model>/predict")
-def predict(model: str) -> Response:
-    request_id = _request_id()
-    entity_key = entity_key_from(dict(app.current_event.headers or {}))
-    # Captures leave through the service's sink: Firehose per request, or the local batch writer's own timer.
-    response = _prediction_service().predict_json(model, app.current_event.body, request_id, entity_key)
-    logger.info(
-        "scored",
-        extra={
-            "model": model,
-            "version": response["model_version"],
-            "rows": len(response["predictions"]),
-            "warnings": len(response["warnings"]),
-            "fallback_from": response.get("fallback_from"),
-        },
-    )
-    # The champion answered for a version that could not: the header names the version that failed.
+def _json(status: int, body: dict[str, Any], request_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return respond(status, body, {"X-Request-Id": request_id, **(headers or {})})
+
+
+def predict(request: ProxyRequest) -> dict[str, Any]:
+    request_id = request.request_id
+    model = request.params["model"]
+    response = _prediction_service().predict_json(model, request.body, request_id, entity_key_from(request.headers))
     failed = response.get("fallback_from")
+    fields = {"model": model, "version": response["model_version"], "rows": len(response["predictions"])}
+    log.write("INFO", "scored", {**fields, "warnings": len(response["warnings"]), "fallback_from": failed})
+    # The champion answered for a version that could not: the header names the version that failed.
     return _json(200, response, request_id, {"X-Conveyor-Fallback": str(failed)} if failed is not None else None)
 
 
-@app.get("/models/<model>")
-def describe(model: str) -> Response:
-    return _json(200, _prediction_service().describe(model), _request_id())
+def describe(request: ProxyRequest) -> dict[str, Any]:
+    return _json(200, _prediction_service().describe(request.params["model"]), request.request_id)
 
 
-@app.get("/openapi.json")
-def openapi() -> Response:
-    request_id = _request_id()
-    model = app.current_event.get_query_string_value("model")
+def openapi(request: ProxyRequest) -> dict[str, Any]:
+    from conveyor.openapi import openapi_document
+
+    model = request.query.get("model")
     contract = _prediction_service().contract(model) if model else None
-    return _json(200, openapi_document(contract), request_id)
+    return _json(200, openapi_document(contract), request.request_id)
 
 
-@app.exception_handler(RequestError)
-def request_error(error: RequestError) -> Response:
-    logger.info("request refused", extra={"code": error.code, "status": error.status})
-    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
-    return _json(error.status, body, _request_id())
+ROUTES = (
+    Route("POST", "/models/<model>/predict", predict),
+    Route("GET", "/models/<model>", describe),
+    Route("GET", "/openapi.json", openapi),
+)
 
 
-@app.exception_handler(ArtifactError)
-def artifact_error(error: ArtifactError) -> Response:
-    logger.error("artifact refused", extra={"reason": str(error)})
-    body = {"error": {"code": "model_unavailable", "message": "the model artifact failed verification", "details": []}}
-    return _json(503, body, _request_id())
+def _error(status: int, code: str, message: str, details: list[Any], request_id: str) -> dict[str, Any]:
+    return _json(status, {"error": {"code": code, "message": message, "details": details}}, request_id)
 
 
-@app.not_found
-def not_found(_: NotFoundError) -> Response:
-    body = {
-        "error": {
-            "code": "not_found",
-            "message": "no such route",
-            "details": [{"field": "path", "message": app.current_event.path}],
-        }
-    }
-    return _json(404, body, _request_id())
+def _resolve(request: ProxyRequest) -> dict[str, Any]:
+    for route in ROUTES:
+        params = route.match(request)
+        if params is not None:
+            request.params = params
+            return route.handler(request)
+    details = [{"field": "path", "message": request.path}]
+    return _error(404, "not_found", "no such route", details, request.request_id)
 
 
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    logger.exception("unexpected error")
-    body = {
-        "error": {
-            "code": "internal",
-            "message": "internal error; the request id identifies it in the logs",
-            "details": [],
-        }
-    }
-    return _json(500, body, _request_id())
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = ProxyRequest.from_event(event)
+    request.request_id = request_id_from(request.headers)
+    log.invocation(context, request.request_id)
+    try:
+        return _resolve(request)
+    except RequestError as error:
+        log.write("INFO", "request refused", {"code": error.code, "status": error.status})
+        return _error(error.status, error.code, error.message, error.details, request.request_id)
+    except ArtifactError as error:
+        log.write("ERROR", "artifact refused", {"reason": str(error)})
+        message = "the model artifact failed verification"
+        return _error(503, "model_unavailable", message, [], request.request_id)
+    except Exception:
+        logging.getLogger("conveyor.predict").exception("unexpected error")
+        message = "internal error; the request id identifies it in the logs"
+        return _error(500, "internal", message, [], request.request_id)
+    finally:
+        after.finished()  # the response is built: what the request deferred may run

@@ -1,5 +1,6 @@
-"""Serving: the predict function behind an IAM-authorized REST API, capturing requests through
-Kinesis Data Firehose to the capture bucket."""
+"""Serving: the predict function (through its ``live`` alias) behind an IAM-authorized REST API;
+capture records leave as lines of its log, which a subscription filter sends to Kinesis Data
+Firehose, which unpacks them and writes them to the capture bucket by model and hour."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesisfirehose as firehose
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_logs_destinations as log_destinations
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from conveyor import layout
+from conveyor.capture import CAPTURE_LINE_FIELDS
 from conveyor.openapi import predict_request_schema
 from infra import constants as c
 from infra import nag
@@ -98,16 +102,26 @@ class Serving(Construct):
             extra_environment={
                 "ROUTING_CACHE_SECONDS": c.ROUTING_CACHE_SECONDS,
                 "MAX_BATCH_ROWS": c.MAX_BATCH_ROWS,
-                # Set in the cloud only: the local cloud has no Firehose and writes capture batches itself.
-                "CAPTURE_STREAM": self.capture_stream.delivery_stream_name,
+                # The cloud only: capture records as log lines, for the subscription filter below (the
+                # local cloud has no Firehose and writes capture batches itself).
+                "CAPTURE_DELIVERY": "log",
+                # S3 and DynamoDB reads signed in the standard library: no boto3 at a cold start.
+                "CONVEYOR_LEAN_AWS": "1",
             },
         )
         # Model artifacts and serving contracts only: never staged candidates' holdouts or data.
         for pattern in PREDICT_READS:
             artifact_bucket.grant_read(self.function, pattern)
         table.grant_read_data(self.function)
-        # PutRecordBatch on this stream only (grant_put_records would add PutRecord too).
-        self.capture_stream.grant(self.function, "firehose:PutRecordBatch")
+        self.capture_subscription = logs.SubscriptionFilter(
+            self,
+            "CaptureSubscription",
+            log_group=self.function.log_group,
+            destination=log_destinations.FirehoseDestination(self.capture_stream),
+            filter_pattern=logs.FilterPattern.all(*(logs.FilterPattern.exists(f"$.{f}") for f in CAPTURE_LINE_FIELDS)),
+        )
+        # The API calls the alias: SnapStart and provisioned concurrency (infra/stages.py) apply to versions.
+        self.alias = self.function.add_alias(c.PREDICT_ALIAS)
         nag.bucket_grants(
             self.function,
             [(artifact_bucket, pattern) for pattern in PREDICT_READS],
@@ -176,7 +190,7 @@ class Serving(Construct):
                 status_code="400",
                 templates={"application/json": _gateway_error(field)},
             )
-        integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
         model_params = {"method.request.path.model": True}
 
         models = self.api.root.add_resource("models").add_resource("{model}")
@@ -195,9 +209,25 @@ class Serving(Construct):
             request_parameters={"method.request.querystring.model": False},
         )
 
+    def configure_start(self, start: str, provisioned: int) -> None:
+        """``snapstart``: a snapshot of the initialized function restores new containers (Python 3.12);
+        ``provisioned``: ``provisioned`` containers of the alias kept initialized; ``on_demand``: neither."""
+        function = self.function.node.default_child
+        alias = self.alias.node.default_child
+        assert isinstance(function, lambda_.CfnFunction) and isinstance(alias, lambda_.CfnAlias)
+        if start == "snapstart":
+            function.snap_start = lambda_.CfnFunction.SnapStartProperty(apply_on="PublishedVersions")
+        elif start == "provisioned":
+            alias.provisioned_concurrency_config = lambda_.CfnAlias.ProvisionedConcurrencyConfigurationProperty(
+                provisioned_concurrent_executions=provisioned
+            )
+
     def _capture_stream(self, capture_bucket: s3.IBucket) -> firehose.DeliveryStream:
         """Firehose to the capture bucket, partitioned by each record's ``model``: the layout of
-        docs/capture.md, the same the local batch writer produces."""
+        docs/capture.md, the same the local batch writer produces. The records come from the predict
+        function's log (a subscription filter): Firehose decompresses CloudWatch Logs' gzip batches,
+        extracts each log event's message (the record's JSON line), adds the newline, then reads
+        ``.model`` for the prefix."""
         log_group = logs.LogGroup(
             self, "CaptureDeliveryLogs", retention=c.LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
@@ -206,7 +236,12 @@ class Serving(Construct):
             data_output_prefix=c.CAPTURE_PREFIX,
             error_output_prefix=c.CAPTURE_ERROR_PREFIX,
             dynamic_partitioning=firehose.DynamicPartitioningProps(enabled=True),
-            processors=[firehose.MetadataExtractionProcessor.jq16({"model": c.CAPTURE_PARTITION_QUERY})],
+            processors=[
+                firehose.DecompressionProcessor(),
+                firehose.CloudWatchLogProcessor(data_message_extraction=True),
+                firehose.AppendDelimiterToRecordProcessor(),
+                firehose.MetadataExtractionProcessor.jq16({"model": c.CAPTURE_PARTITION_QUERY}),
+            ],
             buffering_interval=c.CAPTURE_BUFFER_INTERVAL,
             buffering_size=cdk.Size.mebibytes(c.CAPTURE_BUFFER_MIB),
             compression=firehose.Compression.UNCOMPRESSED,  # JSON lines, as written locally

@@ -3,8 +3,8 @@
 ``python serving_cold_start.py KIND DIR OUT.json`` (KIND: ``onnx`` or ``sklearn``), started by
 test_serving_bench.py with the function's environment, ``AWS_ENDPOINT_URL`` pointing at a moto
 server that holds the registry table, both artifacts, the serving contract and the capture
-bucket (capture records are buffered and written by a background thread, as the stack
-configures the function today), and an empty ``CONVEYOR_MODEL_DIR`` (Lambda's /tmp is empty in
+bucket, ``CAPTURE_DELIVERY=log`` and ``CONVEYOR_LEAN_AWS=1`` for the ONNX handler (capture records
+as log lines, stdlib-signed reads: as the stack configures predict), and an empty ``CONVEYOR_MODEL_DIR`` (Lambda's /tmp is empty in
 a new container). stdout is the handler's log lines.
 
 The clock starts before the handler's module is imported and stops when its first response
@@ -44,6 +44,18 @@ def main() -> None:
     modules_before = len(sys.modules)
     clock = time.perf_counter
     started = clock()
+    if kind == "floor":  # only numpy and onnxruntime, and the session opened: the floor to compare with
+        import numpy  # noqa: F401
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        ort.InferenceSession((directory / env.ONNX_FILE).read_bytes(), options, providers=["CPUExecutionProvider"])
+        answered = clock()
+        out.write_text(
+            json.dumps({"kind": kind, "cold_start_ms": (answered - started) * 1000, "answered_at": time.time()})
+        )
+        return
     if kind == "onnx":
         import functions.predict.handler as handler
     elif kind == "sklearn":

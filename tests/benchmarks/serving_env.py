@@ -117,9 +117,30 @@ def seed_cloud(
     return key
 
 
-def predict_event(body: str, request_id: str = "bench") -> dict[str, Any]:
-    """The API Gateway REST proxy event of ``POST /models/doctor-visits/predict`` with ``body``."""
+def seed_trial(s3: Any, dynamodb: Any, table: str = REGISTRY_TABLE) -> str:
+    """A second model on trial: the benchmark's champion artifact (and contract) registered twice
+    under ``{MODEL}-trial``, version 1 serving and version 2 its shadow. Returns its name."""
+    from conveyor.adapters.aws import DynamoTable
+    from conveyor.registry import ModelVersion, Registry
+
+    registry = Registry(DynamoTable(table, resource=dynamodb))
+    champion = registry.routing(MODEL)
+    assert champion is not None and champion.champion is not None
+    ref = champion.champion
+    name = f"{MODEL}-trial"
+    for _ in range(2):
+        fields = {k: ref[k] for k in ("artifact_key", "sha256", "contract_key", "contract_sha256") if ref.get(k)}
+        registry.register(ModelVersion(model=name, version=0, status="approved", **fields))
+    registry.promote(name, 1)
+    registry.set_shadow(name, 2)
+    return name
+
+
+def predict_event(body: str, request_id: str = "bench", model: str = MODEL) -> dict[str, Any]:
+    """The API Gateway REST proxy event of ``POST /models/{model}/predict`` with ``body``."""
     event: dict[str, Any] = copy.deepcopy(json.loads(PREDICT_EVENT.read_text()))
+    event["path"] = f"/models/{model}/predict"
+    event["pathParameters"] = {"model": model}
     event["body"] = body
     event["headers"]["X-Request-Id"] = request_id
     event["multiValueHeaders"]["X-Request-Id"] = [request_id]

@@ -34,16 +34,22 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 import serving_env as env  # noqa: E402
 
+AFTER: Any = None  # the ONNX handler's after-response runner (a ManualRunner, drained between calls)
+
 
 def _time(call: Callable[[], Any], n: int) -> tuple[list[float], list[float]]:
     """``n`` calls, each timed alone, in microseconds: wall clock, and this thread's CPU time
-    (which leaves out the time the process waited for a core on this shared machine)."""
+    (which leaves out the time the process waited for a core on this shared machine). What a call
+    left for after its response runs between calls, untimed: on Lambda the client has its answer
+    then (the after-response extension, ``conveyor.afterwork``)."""
     wall, cpu = [], []
     clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     for _ in range(n):
         started, cpu_started = clock(), cpu_clock()
         call()
         cpu_ended, ended = cpu_clock(), clock()
+        if AFTER is not None:
+            AFTER.drain()
         wall.append((ended - started) / 1000)
         cpu.append((cpu_ended - cpu_started) / 1000)
     return wall, cpu
@@ -71,6 +77,46 @@ def _collections() -> list[int]:
     return [generation["collections"] for generation in gc.get_stats()]
 
 
+def _trial(ox: Any, body: str, n: int, warmup: int) -> dict[str, list[float]]:
+    """The ONNX handler's single-row latency with capture and a shadow on (the model on trial: every
+    request captured, as log lines to /dev/null; the shadow the same artifact as a second version)
+    against off (no capture, no shadow), interleaved: the handler's service swapped per block."""
+    import boto3
+
+    from conveyor.adapters.aws import DynamoTable, S3ObjectStore
+    from conveyor.capture import LogLineCapture
+    from conveyor.registry import Registry, RoutingReader
+    from conveyor.serving import ModelCache, PredictionService
+
+    trial_model = env.seed_trial(boto3.client("s3"), boto3.resource("dynamodb"))
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - open for the whole measurement
+    common = {"routing_cache_seconds": 3600.0, "max_rows": 1000, "after": AFTER}
+    reader = RoutingReader(DynamoTable(env.REGISTRY_TABLE))
+    models = ModelCache(S3ObjectStore(), env.ARTIFACT_BUCKET)
+    services = {
+        "off": PredictionService(reader, models, capture=None, **common),
+        "on": PredictionService(reader, models, capture=LogLineCapture(devnull), **common),
+    }
+    events = {"off": env.predict_event(body, "trial-off"), "on": env.predict_event(body, "trial-on", trial_model)}
+    assert Registry(DynamoTable(env.REGISTRY_TABLE)).routing(trial_model).shadow is not None
+    context = env.Context()
+
+    def call(name: str) -> Callable[[], Any]:
+        def once() -> Any:
+            ox._service = services[name]
+            return ox.lambda_handler(events[name], context)
+
+        return once
+
+    calls = {name: call(name) for name in services}
+    for name in calls:
+        assert calls[name]()["statusCode"] == 200, name
+    _interleaved(calls, warmup, 50)
+    samples = _interleaved(calls, n, 100)
+    devnull.close()
+    return samples
+
+
 def main() -> None:
     directory, out = Path(sys.argv[1]), Path(sys.argv[2])
     n_single, n_batch, warmup = (int(a) for a in sys.argv[3:6])
@@ -91,6 +137,10 @@ def main() -> None:
         import serving_sklearn_handler as sk
 
         import functions.predict.handler as ox
+        from conveyor.afterwork import ManualRunner
+
+        global AFTER  # noqa: PLW0603 - one runner for the process, drained by _time
+        AFTER = ox.after = ManualRunner()
 
         handlers = {"onnx": ox.lambda_handler, "sklearn": sk.lambda_handler}
         bodies = env.load_bodies(directory)
@@ -158,6 +208,7 @@ def main() -> None:
             }
             _interleaved(models, 50, 50)
             results["model"][size] = _interleaved(models, n, 50)
+        results["trial"] = _trial(ox, bodies["one"], n_single, warmup)
     results["peak_rss_mb"] = env.peak_rss_mb()
     out.write_text(json.dumps(results))
 

@@ -3,9 +3,10 @@ model as a scikit-learn pipeline loaded with joblib. Never deployed.
 
 Kept equal to the real handler wherever the comparison is not about, by importing its code:
 request ids, body parsing, instance validation (the serving contract built from the model's
-inputs) and the error classes come from ``conveyor.serving``. The same Powertools resolver,
-routes, logger and log line, the same embedded-format metrics per request (latency,
-errors, rows, mean score; flushed by ``@metrics.log_metrics``), the same routing record read
+inputs) and the error classes come from ``conveyor.serving``. The same REST proxy routing, JSON
+log line and embedded-format metrics per request (latency, errors, rows, mean score) through the
+same standard-library code (``conveyor.adapters.apigw``, ``conveyor.adapters.emf``; the real
+handler dropped Powertools in issue 15, and so does its twin), the same routing record read
 from the registry table and cached ``ROUTING_CACHE_SECONDS``, the same ``X-Request-Id``
 handling, field-level 400s and response fields. It does less than the real handler in three
 places, each in scikit-learn's favour: no spec's serving contract (no range warnings, no
@@ -26,7 +27,6 @@ the registered sha256); here the benchmark wrote them.
 from __future__ import annotations
 
 import io
-import json
 import os
 import threading
 import time
@@ -35,13 +35,10 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from threadpoolctl import threadpool_limits
 
+from conveyor.adapters.apigw import JsonLog, ProxyRequest, Route, respond
+from conveyor.adapters.emf import EmfMetrics
 from conveyor.serving import (
     InvalidInput,
     ModelNotFound,
@@ -51,9 +48,8 @@ from conveyor.serving import (
     request_id_from,
 )
 
-logger = Logger(service="conveyor")
-metrics = Metrics(namespace="Conveyor")
-app = APIGatewayRestResolver()
+log = JsonLog(service="conveyor")
+metrics = EmfMetrics()
 _service: SklearnService | None = None
 
 
@@ -123,12 +119,14 @@ class SklearnService:
         probabilities = bundle["pipeline"].predict_proba(frame)
         classes = bundle["pipeline"].classes_
         labels = [str(c) for c in classes]
-        metrics.add_dimension("model", model)
-        metrics.add_dimension("version", str(routing.champion["version"]))
-        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
-        metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=0.0)
-        metrics.add_metric(name="Rows", unit=MetricUnit.Count, value=float(len(frame)))
-        metrics.add_metric(name="MeanScore", unit=MetricUnit.NoUnit, value=float(np.mean(probabilities[:, -1])))
+        dimensions = {"model": model, "version": str(routing.champion["version"])}
+        points = [
+            ("Latency", dimensions, (time.perf_counter() - started) * 1000),
+            ("Errors", dimensions, 0.0),
+            ("Rows", dimensions, float(len(frame))),
+            ("MeanScore", dimensions, float(np.mean(probabilities[:, -1]))),
+        ]
+        metrics.publish("Conveyor", points)  # in the request: the twin has no after-response work
         return {
             "model": model,
             "model_version": int(routing.champion["version"]),
@@ -147,40 +145,33 @@ def _prediction_service() -> SklearnService:
     return _service
 
 
-def _request_id() -> str:
-    request_id = request_id_from(dict(app.current_event.headers or {}))
-    logger.set_correlation_id(request_id)
-    return request_id
+def predict(request: ProxyRequest) -> dict[str, Any]:
+    body = parse_body(request.body)
+    response = _prediction_service().predict(request.params["model"], body, request.request_id)
+    fields = {
+        "model": request.params["model"],
+        "version": response["model_version"],
+        "rows": len(response["predictions"]),
+    }
+    log.write("INFO", "scored", fields)
+    return respond(200, response, {"X-Request-Id": request.request_id})
 
 
-def _json(status: int, body: dict[str, Any], request_id: str) -> Response:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body),
-        headers={"X-Request-Id": request_id},
-    )
+ROUTE = Route("POST", "/models/<model>/predict", predict)
 
 
-@app.post("/models/<model>/predict")
-def predict(model: str) -> Response:
-    request_id = _request_id()
-    body = parse_body(app.current_event.body)
-    response = _prediction_service().predict(model, body, request_id)
-    logger.info(
-        "scored", extra={"model": model, "version": response["model_version"], "rows": len(response["predictions"])}
-    )
-    return _json(200, response, request_id)
-
-
-@app.exception_handler(RequestError)
-def request_error(error: RequestError) -> Response:
-    logger.info("request refused", extra={"code": error.code, "status": error.status})
-    body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
-    return _json(error.status, body, _request_id())
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = ProxyRequest.from_event(event)
+    request.request_id = request_id_from(request.headers)
+    log.invocation(context, request.request_id)
+    params = ROUTE.match(request)
+    try:
+        if params is None:
+            body = {"error": {"code": "not_found", "message": "no such route", "details": []}}
+            return respond(404, body, {"X-Request-Id": request.request_id})
+        request.params = params
+        return ROUTE.handler(request)
+    except RequestError as error:
+        log.write("INFO", "request refused", {"code": error.code, "status": error.status})
+        body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+        return respond(error.status, body, {"X-Request-Id": request.request_id})

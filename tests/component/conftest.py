@@ -31,7 +31,8 @@ def predict_environment(monkeypatch: pytest.MonkeyPatch, model_dir: Any, **extra
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("CAPTURE_STREAM", raising=False)
+    monkeypatch.delenv("CAPTURE_DELIVERY", raising=False)
+    monkeypatch.delenv("CONVEYOR_LEAN_AWS", raising=False)
 
 
 def create_registry_table(dynamodb: Any, name: str = "registry") -> None:

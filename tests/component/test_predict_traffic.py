@@ -211,6 +211,7 @@ def test_metrics_are_emitted_as_emf_per_model_and_version(api, capsys):
     api.registry.set_shadow(MODEL, 2)
     capsys.readouterr()
     assert api.predict([ROW, ROW, ROW], "measured")[0] == 200
+    api.module._service.flush()  # metrics are written after the response (conveyor.afterwork)
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     by_version = {}
     per_model = {}

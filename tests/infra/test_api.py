@@ -31,7 +31,10 @@ def test_three_routes_with_iam_auth_proxied_to_predict(synth: Synth) -> None:
         ("GET", "/models/{model}"),
         ("GET", "/openapi.json"),
     }
-    predict = synth.logical_id(synth.stack.node.find_child("Serving").node.find_child("PredictFunction"))
+    # predict's "live" alias (SnapStart and provisioned concurrency apply to published versions)
+    predict = synth.logical_id(
+        synth.stack.node.find_child("Serving").node.find_child("PredictFunction").node.find_child("Aliaslive")
+    )
     validators = synth.resources("AWS::ApiGateway::RequestValidator")
     assert len(validators) == 1
     for route, method in found.items():

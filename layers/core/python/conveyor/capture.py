@@ -1,9 +1,11 @@
 """Capture: the records the prediction API writes of each request (format: ``docs/capture.md``).
 
-Records are JSON lines. In the cloud the predict function hands them to Kinesis Data Firehose,
-which partitions them by model into ``{model}/capture/YYYY/MM/DD/HH/`` of the capture bucket;
-locally (and wherever no stream is configured) ``BatchingS3Capture`` writes the same lines to the
-same layout itself, in batches. Standard library only: this is on the predict path.
+Records are JSON lines. In the cloud the predict function writes each one as a line of its log
+(``LogLineCapture``, after the response: ``conveyor.afterwork``); a CloudWatch Logs subscription
+filter sends those lines to Kinesis Data Firehose, which partitions them by model into
+``{model}/capture/YYYY/MM/DD/HH/`` of the capture bucket. Locally (and wherever no log delivery is
+configured) ``BatchingS3Capture`` writes the same lines to the same layout itself, in batches.
+Standard library only: this is on the predict path.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import atexit
 import hashlib
 import json
 import logging
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from conveyor.jsonsafe import json_safe  # noqa: F401  (re-exported: serving imports it from here)
 from conveyor.layout import capture_key
@@ -25,6 +28,11 @@ from conveyor.ports import ObjectStore
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1_000_000  # Firehose refuses records over 1,000 KiB: a bigger one is cut to its metadata
+# A CloudWatch Logs event is at most 256 KiB (with 26 bytes of overhead): a longer log line is split
+# into several events, which the subscription filter would not recognise. Cut to its metadata too.
+MAX_LOG_LINE_BYTES = 256 * 1024 - 26
+# The fields that identify a capture line in the function's log (the subscription filter's pattern).
+CAPTURE_LINE_FIELDS = ("request_id", "routing_key", "role", "served")
 
 
 def captured(request_id: str, sample_rate: float) -> bool:
@@ -39,11 +47,11 @@ def captured(request_id: str, sample_rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < sample_rate
 
 
-def record_line(record: dict[str, Any]) -> bytes:
-    """One record as a JSON line (newline-terminated). A record too big for Firehose keeps its
-    metadata and drops its inputs and outputs, saying so in ``truncated``."""
+def record_line(record: dict[str, Any], limit: int = MAX_RECORD_BYTES) -> bytes:
+    """One record as a JSON line (newline-terminated). A record over ``limit`` bytes (Firehose's
+    record limit) keeps its metadata and drops its inputs and outputs, saying so in ``truncated``."""
     line = json.dumps(record, separators=(",", ":"), allow_nan=False, default=str).encode() + b"\n"
-    if len(line) <= MAX_RECORD_BYTES:
+    if len(line) <= limit:
         return line
     slim = {**record, "inputs": [], "predictions": [], "probabilities": None, "truncated": True}
     return json.dumps(slim, separators=(",", ":"), allow_nan=False, default=str).encode() + b"\n"
@@ -148,6 +156,26 @@ class BatchingS3Capture:
     def _run(self) -> None:
         while not self._stop.wait(self._max_seconds / 4):
             self.flush_if_due()
+
+
+class LogLineCapture:
+    """Each record as one line of the function's log (stdout), for the subscription filter to send to
+    Firehose (infra/constructs/serving.py). The line is the record itself, as it lands in the bucket;
+    one ``write`` per record, so lines from two threads never interleave."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self.written = 0
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        stream = self._stream or sys.stdout  # looked up per call: a test (or the local cloud) may swap it
+        for record in records:
+            stream.write(record_line(record, MAX_LOG_LINE_BYTES).decode())
+            self.written += 1
+        stream.flush()
+
+    def flush(self) -> None:
+        return
 
 
 class NullCapture:

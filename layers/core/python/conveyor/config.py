@@ -30,8 +30,9 @@ class Settings:
     routing_cache_seconds: float = 5.0
     max_batch_rows: int = 1000
     metrics_namespace: str = "Conveyor"
-    # Capture: to this Firehose stream when set (the cloud); else batched straight to capture_bucket.
-    capture_stream: str = ""
+    # Capture: "log" (the cloud: log lines, delivered by a subscription filter and Firehose); else
+    # batched straight to capture_bucket (the local cloud).
+    capture_delivery: str = ""
     capture_flush_seconds: float = 1.0
     capture_flush_records: int = 100
     # The CloudFormation stack: per-model alarms are named {stack}-{model}-{signal}.
@@ -51,7 +52,7 @@ class Settings:
             routing_cache_seconds=float(os.environ.get("ROUTING_CACHE_SECONDS", "5")),
             max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
             metrics_namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Conveyor"),
-            capture_stream=os.environ.get("CAPTURE_STREAM", ""),
+            capture_delivery=os.environ.get("CAPTURE_DELIVERY", ""),
             capture_flush_seconds=float(os.environ.get("CAPTURE_FLUSH_SECONDS", "1")),
             capture_flush_records=int(os.environ.get("CAPTURE_FLUSH_RECORDS", "100")),
             stack_name=os.environ.get("STACK_NAME", "Conveyor"),

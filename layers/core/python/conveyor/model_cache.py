@@ -20,7 +20,7 @@ from typing import Any
 from conveyor.breaker import BreakerSettings
 from conveyor.contract import ServingContract
 from conveyor.errors import ArtifactError
-from conveyor.ports import ObjectStore
+from conveyor.ports import ObjectReader
 from conveyor.registry import load_verified, sha256_hex
 from conveyor.scoring import OnnxModel
 
@@ -46,7 +46,7 @@ class ModelCache:
 
     def __init__(
         self,
-        store: ObjectStore,
+        store: ObjectReader,
         bucket: str,
         directory: str | None = None,
         *,

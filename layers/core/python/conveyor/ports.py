@@ -46,6 +46,18 @@ class ObjectMissing(ConveyorError):
         self.bucket, self.key, self.version_id = bucket, key, version_id
 
 
+class ObjectReader(Protocol):
+    """Reads objects only (the predict function's artifacts and contracts)."""
+
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
+
+
+class ItemReader(Protocol):
+    """Reads items only (the predict function's routing record)."""
+
+    def get(self, pk: str, sk: str) -> dict[str, Any] | None: ...
+
+
 class ObjectStore(Protocol):
     """Objects in versioned buckets (S3's model): a put adds a version, a delete adds a delete marker."""
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conveyor.errors import ArtifactError, ConveyorError
-from conveyor.ports import ConditionFailed, ObjectStore, Table
+from conveyor.ports import ConditionFailed, ItemReader, ObjectReader, Table
 
 STATUSES = ("candidate", "approved", "rejected", "production", "archived")
 PROMOTABLE = ("approved", "production", "archived")
@@ -69,7 +69,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_verified(store: ObjectStore, bucket: str, key: str, expected_sha256: str) -> bytes:
+def load_verified(store: ObjectReader, bucket: str, key: str, expected_sha256: str) -> bytes:
     """Read an artifact and refuse it unless its sha256 is the one the registry recorded."""
     data = store.get(bucket, key)
     actual = sha256_hex(data)
@@ -223,6 +223,24 @@ class Routing:
         )
 
 
+class RoutingReader:
+    """The routing records alone (the predict function's one registry read), from any ``get(pk, sk)``."""
+
+    def __init__(self, table: ItemReader) -> None:
+        self._table = table
+
+    def routing(self, model: str) -> Routing | None:
+        item = self._table.get(routing_pk(model), ROUTING_SK)
+        if item:
+            return Routing.from_item(item)
+        legacy = self._table.get(model_pk(model), ROUTING_SK)  # written before routing had its own partition
+        if not legacy:
+            return None
+        routing = Routing.from_item(legacy)
+        routing.legacy = True
+        return routing
+
+
 class Registry:
     def __init__(self, table: Table) -> None:
         self._table = table
@@ -268,15 +286,7 @@ class Registry:
 
     # routing ----------------------------------------------------------------------------
     def routing(self, model: str) -> Routing | None:
-        item = self._table.get(routing_pk(model), ROUTING_SK)
-        if item:
-            return Routing.from_item(item)
-        legacy = self._table.get(model_pk(model), ROUTING_SK)  # written before routing had its own partition
-        if not legacy:
-            return None
-        routing = Routing.from_item(legacy)
-        routing.legacy = True
-        return routing
+        return RoutingReader(self._table).routing(model)
 
     def _write_routing(self, routing: Routing, read: Routing | None) -> None:
         """Replace the routing record ``read`` (None: there was none) by ``routing``, if no one changed it since."""

@@ -3,96 +3,61 @@
 scoring captured (sampled) and measured. Loading: ``conveyor.model_cache``; breakers:
 ``conveyor.breaker``; capture records and metrics: ``conveyor.outcome``.
 
+What the client does not wait for runs after the response (``conveyor.afterwork``): the shadow's
+scoring, capture records, metrics, and the routing record's refresh ahead of its expiry, which loads
+the versions a new revision names before the cached routing switches to it (pre-warm).
+
 Imports numpy and onnxruntime (through ``conveyor.scoring``) and the standard library, nothing
 heavier: this is the predict Lambda's cold start. A test checks the import graph.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
+from conveyor.afterwork import AfterResponse
 from conveyor.breaker import Breaker
 from conveyor.capture import captured
 from conveyor.contract import ContractViolation, Scoring, ServingContract, TooMany
-from conveyor.errors import ArtifactError, ConveyorError
+from conveyor.errors import ArtifactError
 from conveyor.model_cache import LoadedVersion, ModelCache
 from conveyor.outcome import BREAKER_OPEN, Datapoint, Outcome, capture_record, datapoints
 from conveyor.ports import CaptureSink, MetricsSink
-from conveyor.registry import Registry, Routing
+from conveyor.registry import Routing
+from conveyor.request import (
+    InvalidInput,
+    ModelNotFound,
+    ModelUnavailable,
+    RequestError,
+    TooManyRows,
+    entity_key_from,
+    parse_body,
+    request_id_from,
+)
 from conveyor.scoring import MalformedOutput, Prediction
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_VALUE = 200
-__all__ = ["LoadedVersion", "ModelCache", "Outcome", "PredictionService"]  # ModelCache: re-exported, it lived here
-
-
-class RequestError(ConveyorError):
-    status = 400
-    code = "invalid_request"
-
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details if details is not None else []
-
-
-class InvalidInput(RequestError):
-    status = 400
-    code = "invalid_input"
-
-
-class ModelNotFound(RequestError):
-    status = 404
-    code = "model_not_found"
-
-
-class TooManyRows(RequestError):
-    status = 413
-    code = "too_many_rows"
-
-
-class ModelUnavailable(RequestError):
-    status = 503
-    code = "model_unavailable"
-
-
-def _header(headers: dict[str, str] | None, wanted: str) -> str | None:
-    for name, value in (headers or {}).items():
-        if name.lower() == wanted and value and len(value) <= MAX_HEADER_VALUE:
-            return value
-    return None
-
-
-def request_id_from(headers: dict[str, str] | None) -> str:
-    """Honour a client's X-Request-Id (any header case); otherwise make one."""
-    return _header(headers, "x-request-id") or str(uuid.uuid4())
-
-
-def entity_key_from(headers: dict[str, str] | None) -> str | None:
-    """The client's X-Entity-Key (any header case): requests with the same key land on the same side
-    of a traffic split. None when absent (the request id is used instead)."""
-    return _header(headers, "x-entity-key")
-
-
-def parse_body(raw: str | None) -> Any:
-    """The request body as JSON, or InvalidInput naming why not."""
-    try:
-        return json.loads(raw or "")
-    except json.JSONDecodeError as error:
-        raise InvalidInput("the body is not valid JSON", [{"field": "body", "message": error.msg}]) from None
-    except (ValueError, TypeError, RecursionError):  # e.g. a 5,000-digit integer, or nesting 100,000 deep
-        raise InvalidInput(
-            "the body is JSON this API cannot read",
-            [{"field": "body", "message": "integer too long or nesting too deep"}],
-        ) from None
+__all__ = [  # ModelCache and the request helpers: re-exported, they lived here
+    "InvalidInput",
+    "LoadedVersion",
+    "ModelCache",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "Outcome",
+    "PredictionService",
+    "RequestError",
+    "TooManyRows",
+    "entity_key_from",
+    "parse_body",
+    "request_id_from",
+]
 
 
 def _model_arrays(scoring: Scoring, inputs: dict[str, str]) -> dict[str, np.ndarray]:
@@ -199,6 +164,25 @@ def _response(model: str, request_id: str, answer: Outcome, mode: str) -> dict[s
     return response
 
 
+class RoutingSource(Protocol):
+    """Where routing records come from: ``conveyor.registry.Registry`` or ``RoutingReader``."""
+
+    def routing(self, model: str) -> Routing | None: ...
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a request leaves for after its response: how the versions handled it, and its identity."""
+
+    model: str
+    served: list[Outcome]
+    body: Any
+    request_id: str
+    routing_key: str
+    timestamp: float
+    capture_all: bool  # the model is on trial (a challenger or a shadow): every request is captured
+
+
 class PredictionService:
     """Answers predict requests for every model, per its routing record (cached ``routing_cache_seconds``).
 
@@ -212,7 +196,7 @@ class PredictionService:
 
     def __init__(
         self,
-        registry: Registry,
+        registry: RoutingSource,
         models: ModelCache,
         *,
         routing_cache_seconds: float = 5.0,
@@ -222,6 +206,7 @@ class PredictionService:
         metrics: MetricsSink | None = None,
         metrics_namespace: str = "Conveyor",
         wall_clock: Callable[[], float] = time.time,
+        after: AfterResponse | None = None,
     ) -> None:
         self._registry = registry
         self._models = models
@@ -232,12 +217,16 @@ class PredictionService:
         self._capture = capture
         self._metrics = metrics
         self._namespace = metrics_namespace
+        self._after = after
         self._routing: dict[str, tuple[float, Routing | None]] = {}
+        self._refreshing: set[str] = set()
         self._breakers: dict[tuple[str, int], Breaker] = {}
         self.capture_failures = 0
         self.metrics_failures = 0
 
     def routing(self, model: str) -> Routing | None:
+        """The model's routing record, cached ``routing_cache_seconds`` (read here when the cache has
+        expired; under steady traffic, the after-response refresh renews it first)."""
         cached = self._routing.get(model)
         now = self._clock()
         if cached is not None and now - cached[0] < self._ttl:
@@ -245,6 +234,44 @@ class PredictionService:
         routing = self._registry.routing(model)
         self._routing[model] = (now, routing)
         return routing
+
+    def _refresh_ahead(self, model: str) -> None:
+        """After a response: past half its cache time, read the routing record again and load every
+        version a new revision names (champion, challenger, shadow, the kill switch's previous version)
+        before switching the cached routing to it, so no request pays a download or the read."""
+        cached = self._routing.get(model)
+        if self._ttl <= 0 or cached is None or self._clock() - cached[0] < self._ttl / 2 or model in self._refreshing:
+            return
+        self._refreshing.add(model)
+        try:
+            now = self._clock()
+            routing = self._registry.routing(model)
+            if routing is not None and (cached[1] is None or routing.revision != cached[1].revision):
+                self.warm(model, routing)
+            self._routing[model] = (now, routing)
+        finally:
+            self._refreshing.discard(model)
+
+    def warm(self, model: str, routing: Routing) -> None:
+        """Load the versions ``routing`` may send requests to. A version that fails to load is
+        remembered as failed by the model cache (its breaker and the champion handle its requests)."""
+        fallback = (routing.fallback or {}).get("version") if routing.killed else None
+        for ref in (routing.champion, routing.challenger, routing.shadow, fallback):
+            if isinstance(ref, dict):
+                try:
+                    self._models.load(model, ref)
+                except Exception:
+                    log.warning("pre-warm failed", exc_info=True, extra={"model": model, "version": ref.get("version")})
+
+    def _later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` after the response (at once without an after-response runner); never raises."""
+        if self._after is not None:
+            self._after.defer(job)
+            return
+        try:
+            job()
+        except Exception:
+            log.warning("after-response work failed", exc_info=True)
 
     def _deployed(self, model: str) -> tuple[Routing, dict[str, Any]]:
         """The model's routing record and its champion, or ModelNotFound."""
@@ -287,6 +314,7 @@ class PredictionService:
                 served = self._answer(model, routing, ref, role, body, started)
         answer = served[-1]
         if mode == "static" and answer.error is None:  # no model answers: nothing to capture or measure
+            self._later(lambda: self._refresh_ahead(model))
             fallback = routing.fallback or {}
             return {
                 "model": model,
@@ -296,17 +324,24 @@ class PredictionService:
                 "warnings": answer.warnings,
                 "fallback": "static",
             }
-        outcomes = list(served)
-        if routing.shadow is not None and not routing.killed and body is not None:
-            shadow_started = time.perf_counter()
-            shadow = self._score(model, routing.shadow, "shadow", body, served=False)
-            shadow.latency_ms = _elapsed_ms(shadow_started)
-            outcomes.append(shadow)
+        shadow = routing.shadow if routing.shadow is not None and not routing.killed and body is not None else None
         on_trial = not routing.killed and (routing.challenger is not None or routing.shadow is not None)
-        self._observe(model, outcomes, body, request_id, routing_key, timestamp, capture_all=on_trial)
+        observed = Observed(model, served, body, request_id, routing_key, timestamp, on_trial)
+        self._later(lambda: self._after_response(observed, shadow))
         if answer.error is not None:
             raise answer.error
         return _response(model, request_id, answer, mode)
+
+    def _after_response(self, observed: Observed, shadow: dict[str, Any] | None) -> None:
+        """The shadow scores the request, every outcome is captured and measured, the routing refreshed."""
+        outcomes = list(observed.served)
+        if shadow is not None:
+            shadow_started = time.perf_counter()
+            outcome = self._score(observed.model, shadow, "shadow", observed.body, served=False)
+            outcome.latency_ms = _elapsed_ms(shadow_started)
+            outcomes.append(outcome)
+        self._observe(observed, outcomes)
+        self._refresh_ahead(observed.model)
 
     def _answer(
         self, model: str, routing: Routing, ref: dict[str, Any], role: str, body: Any, started: float
@@ -387,27 +422,21 @@ class PredictionService:
         return outcome
 
     # capture and metrics ---------------------------------------------------------------------
-    def _observe(
-        self,
-        model: str,
-        outcomes: list[Outcome],
-        body: Any,
-        request_id: str,
-        routing_key: str,
-        timestamp: float,
-        *,
-        capture_all: bool,
-    ) -> None:
+    def _observe(self, observed: Observed, outcomes: list[Outcome]) -> None:
         """Capture (sampled) and measure every outcome. Neither can fail the request: failures are
         logged and counted."""
+        model, request_id, body = observed.model, observed.request_id, observed.body
         if self._capture is not None:
             contract = next((o.contract for o in outcomes if o.served and o.contract is not None), None)
             rate = contract.sample_rate if contract is not None else 1.0
-            if capture_all or captured(request_id, rate):
+            if observed.capture_all or captured(request_id, rate):
                 instances = body.get("instances") if isinstance(body, dict) else None
                 rows = instances[: self._max_rows] if isinstance(instances, list) else []
                 try:
-                    records = [capture_record(model, o, rows, request_id, routing_key, timestamp) for o in outcomes]
+                    records = [
+                        capture_record(model, o, rows, request_id, observed.routing_key, observed.timestamp)
+                        for o in outcomes
+                    ]
                     self._capture.put(records)
                 except Exception:
                     self.capture_failures += 1
@@ -466,8 +495,10 @@ class PredictionService:
             "breakers": self.breakers(model),
         }
 
-    def flush(self) -> None:
-        """Deliver buffered captures (end of an invocation, or shutdown); never raises."""
+    def flush(self, timeout: float = 10.0) -> None:
+        """Finish the after-response work, then deliver buffered captures (shutdown, tests); never raises."""
+        if self._after is not None and not self._after.drain(timeout):
+            log.warning("after-response work still running after %s s", timeout)
         if self._capture is None:
             return
         try:

@@ -27,9 +27,10 @@ from conveyor.localcloud.schedules import Target as ScheduleTarget
 # Environment variables naming resources the local cloud does not create, with the reason. The
 # functions run without them and fall back to what works locally.
 CLOUD_ONLY_ENVIRONMENT = {
-    # moto's Firehose has no dynamic partitioning (it would write every model's records under one
-    # prefix): without a stream, predict writes the same capture lines in batches to the bucket itself.
-    "CAPTURE_STREAM": "AWS::KinesisFirehose::DeliveryStream",
+    # Capture lines reach the bucket through a log subscription filter and Firehose in the cloud;
+    # moto has no log subscriptions to Firehose and its Firehose no dynamic partitioning: without
+    # this, predict writes the same capture lines in batches to the bucket itself.
+    "CAPTURE_DELIVERY": "AWS::Logs::SubscriptionFilter",
 }
 
 Items = list[tuple[str, dict[str, Any]]]  # (logical id, properties) of one resource type
@@ -314,11 +315,33 @@ def api_function(resources: dict[str, Any], names: Names) -> str:
             continue
         integration = resource.get("Properties", {}).get("Integration", {})
         if integration.get("Type") == "AWS_PROXY":
-            referenced = [t for t in find_getatt_targets(integration.get("Uri")) if t in resources]
-            handlers = [t for t in referenced if resources[t]["Type"] == "AWS::Lambda::Function"]
+            uri = integration.get("Uri")
+            referenced = [t for t in [*find_getatt_targets(uri), *_refs(uri)] if t in resources]
+            handlers = [_aliased(resources, t) for t in referenced]
+            handlers = [t for t in handlers if resources.get(t, {}).get("Type") == "AWS::Lambda::Function"]
             if handlers:
                 found = names.ref(handlers[0])
     return found
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return [str(value["Ref"])]
+        return [t for v in value.values() for t in _refs(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _refs(v)]
+    return []
+
+
+def _aliased(resources: dict[str, Any], logical_id: str) -> str:
+    """A Lambda alias's function (the API calls predict's ``live`` alias); any other id as given. The
+    local cloud runs the function's code: versions and aliases are a deployment's concern."""
+    resource = resources[logical_id]
+    if resource["Type"] == "AWS::Lambda::Alias":
+        targets = _refs(resource.get("Properties", {}).get("FunctionName"))
+        return targets[0] if targets else logical_id
+    return logical_id
 
 
 def create_all(c: Creation) -> str:
