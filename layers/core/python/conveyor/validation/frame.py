@@ -100,13 +100,33 @@ class DuplicateTally:
         ]
 
 
+class FloatCategories(Exception):
+    """A category feature read as floats holds a fraction in a later chunk: a file read whole
+    writes every value of it as a float ("1.0"), so the chunks before must be read again that way."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
+
+
 class FrameTally:
-    """Every check of a file's rows (schema, values, duplicates, target, leakage), chunk by chunk."""
+    """Every check of a file's rows (schema, values, duplicates, target, leakage), chunk by chunk.
+
+    ``float_categories``: category features whose float values are written as floats ("1.0", not
+    "1") because some value of the file is not integral (``FloatCategories``).
+    """
 
     def __init__(
-        self, spec: ModelSpec, context: ValidationContext | None, columns: list[str], *, keep_faults: bool
+        self,
+        spec: ModelSpec,
+        context: ValidationContext | None,
+        columns: list[str],
+        *,
+        keep_faults: bool,
+        float_categories: frozenset[str] = frozenset(),
     ) -> None:
         self.spec, self.context, self.columns = spec, context, columns
+        self.float_categories = set(float_categories)
         self.rows = 0
         self.features = {
             name: FeatureTally(name, feature, context, keep_faults=keep_faults)
@@ -124,7 +144,7 @@ class FrameTally:
             return
         parsed: dict[str, Parsed] = {}
         for name, tally in self.features.items():
-            column = frame[name]
+            column = self._as_read(name, frame[name])
             parsed[name] = parse_feature(column, tally.feature)
             tally.add(column, parsed[name], rows, self.rows)
         self.duplicates.add(frame)
@@ -134,6 +154,19 @@ class FrameTally:
             if y is not None and self._usable_target:
                 self.leakage.add(parsed, y)
         self.rows += len(frame)
+
+    def _as_read(self, name: str, column: pd.Series) -> pd.Series:
+        if self.spec.features[name].type != "category" or not pd.api.types.is_float_dtype(column):
+            return column
+        if name in self.float_categories:
+            return column.astype("string")
+        finite = column.dropna()
+        if bool(((finite == np.floor(finite)) & (finite.abs() < 2**53)).all()):
+            return column
+        if self.rows:
+            raise FloatCategories(name)
+        self.float_categories.add(name)
+        return column.astype("string")
 
     def checks(self, rows: Rows) -> list[Check]:
         """The checks in report order; ``rows`` numbers the file's rows (for the duplicates cited)."""
