@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -96,6 +97,17 @@ class S3ObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         # On the versioned data bucket this only adds a delete marker: the bytes are kept.
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
+        extra = {"VersionId": version_id} if version_id else None
+        self._s3.download_file(bucket, key, str(path), ExtraArgs=extra)
+
+    def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
+        with path.open("rb") as body:  # streamed from the file (single PUT: parts up to 5 GB)
+            response = self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+        return ObjectRef(
+            bucket, key, response.get("VersionId"), response.get("ETag", "").strip('"'), path.stat().st_size
+        )
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         found: list[str] = []

@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from conveyor.ports import AlarmDefinition, AlarmStatus, CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
@@ -58,6 +59,12 @@ class MemoryObjectStore:
             for (b, k), versions in self.objects.items()
             if b == bucket and k.startswith(prefix) and versions[-1][1] is not None
         )
+
+    def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
+        path.write_bytes(self.get(bucket, key, version_id))
+
+    def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
+        return self.put(bucket, key, path.read_bytes())
 
 
 class MemoryTable:

@@ -9,6 +9,7 @@ that the rows left pass on their own.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from conveyor.validation.report import Check, Rows, ValidationReport, build_repo
 from conveyor.validation.stream import (
     CSV_BLOCK,
     PARQUET_BATCH_ROWS,
+    SCAN_BLOCK,
     CsvSource,
     Escalate,
     FileScan,
@@ -54,6 +56,15 @@ class FileSplit:
     quarantined: Path
     accepted_rows: int
     quarantined_rows: int
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 (hex) of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(SCAN_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def validate_file(
