@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_gate_stage import peak_rss_mb  # noqa: E402
+from data_gate_stage import peak_rss_mb
 
 
 def main() -> None:

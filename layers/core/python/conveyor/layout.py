@@ -65,6 +65,7 @@ PROFILE = "profile.json"
 CONTRACT = "contract.json"
 CANDIDATE = "candidate.onnx"
 HOLDOUT = "holdout.parquet"
+DATA_MANIFEST = "data.json"  # staged by Train: the data objects it read (the lineage), never in the state
 GATES = "gates.json"
 
 VALIDATION_REPORT_SUFFIX = ".report.json"
