@@ -100,7 +100,12 @@ class S3ObjectStore:
 
     def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
         extra = {"VersionId": version_id} if version_id else None
-        self._s3.download_file(bucket, key, str(path), ExtraArgs=extra)
+        try:  # a managed transfer: ranged GETs straight to the file
+            self._s3.download_file(bucket, key, str(path), ExtraArgs=extra)
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(bucket, key, version_id) from error
+            raise
 
     def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
         with path.open("rb") as body:  # streamed from the file (single PUT: parts up to 5 GB)

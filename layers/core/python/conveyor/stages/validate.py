@@ -67,7 +67,7 @@ def _spec_of(ctx: PipelineContext, model: str) -> tuple[ModelSpec | None, str]:
     """The model's spec, or None and why not."""
     try:
         return load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model))), ""
-    except KeyError:
+    except ObjectMissing:
         return (
             None,
             f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{layout.spec_key(model)} first",
