@@ -76,6 +76,14 @@ class ObjectStore(Protocol):
         """Store the file at ``path`` as the object, streamed."""
         ...
 
+    def get_range(self, bucket: str, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        """Bytes ``start`` (inclusive) to ``end`` (exclusive) of the object (fewer at its end)."""
+        ...
+
+    def tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        """The object's tags ({} when it has none)."""
+        ...
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key under ``prefix``, in lexicographic order (S3's listing order)."""
         ...
