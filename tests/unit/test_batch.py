@@ -4,6 +4,7 @@ version that scores a batch, and scoring with bad rows (an error column, never a
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from typing import Any
 
@@ -48,7 +49,7 @@ def test_csv_chunks_are_line_ranges_that_cover_every_row_once() -> None:
     items = plan_chunks(store, job, chunk_bytes=4096)
     assert len(items) > 5
     assert items[0]["start"] == data.index(b"\n") + 1 and items[-1]["end"] == len(data)
-    assert all(a["end"] == b["start"] for a, b in zip(items, items[1:], strict=False))
+    assert all(a["end"] == b["start"] for a, b in itertools.pairwise(items))
     assert [i["first_row"] for i in items] == list(np.cumsum([1] + [i["rows"] for i in items[:-1]]))
     parts = [read_item(store, item) for item in items]
     assert [len(p) for p in parts] == [i["rows"] for i in items]
