@@ -57,6 +57,8 @@ MODELS = "models"
 CONTRACTS = "contracts"
 VERSIONS = "versions"
 STAGING = "staging"
+# The batch Map's ResultWriter prefix (artifact bucket): one folder per map run below it.
+BATCH_RESULTS_PREFIX = f"{STAGING}/batch-{BATCH_RESULTS}"
 SPEC_FILE = "spec.yaml"
 # The capture bucket.
 CAPTURE = "capture"

@@ -524,7 +524,7 @@ class BatchPlan(TypedDict):
     source_key: str
     items_bucket: str
     items_key: str  # a JSON array of conveyor.batch.ChunkItem, read by the Map's ItemReader
-    results_prefix: str  # the Map's ResultWriter prefix (artifact bucket)
+    results_prefix: str  # the Map's ResultWriter prefix (artifact bucket): a folder per map run below it
     chunks: int
     rows: int
 

@@ -42,7 +42,7 @@ def plan_batch(event: StageEvent[BatchPlanInput], ctx: PipelineContext) -> Batch
         "source_key": key,
         "items_bucket": ctx.settings.artifact_bucket,
         "items_key": write_plan(ctx.store, job, items),
-        "results_prefix": layout.batch_staging_key(job.model, job.batch_id, layout.BATCH_RESULTS),
+        "results_prefix": layout.BATCH_RESULTS_PREFIX,
         "chunks": len(items),
         "rows": sum(item["rows"] for item in items),
     }
