@@ -194,6 +194,7 @@ def function_invoker(fn: lambda_.Function, invoked: lambda_.IFunction) -> None:
         "grant_invoke allows the function's versions and aliases (<function>:*) beside the function; "
         "one function only.",
         [f"Resource::<{logical_id(invoked)}.Arn>:*"],
+    )
 
 
 def distributed_map_role(state_machine: sfn.StateMachine, items_bucket: s3.IBucket) -> None:
