@@ -131,3 +131,34 @@ def test_score_item_writes_the_part_in_the_input_format_and_the_capture(trained_
     (capture_key,) = store.keys(CAPTURE, f"{MODEL}/capture/")
     lines = store.get(CAPTURE, capture_key).decode().splitlines()
     assert len(lines) == 100 and json.loads(lines[0])["request_id"] == part["request_id"][0]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_conveyor_score_writes_the_scored_file_offline(trained_model: TrainedModel, tmp_path: Any, suffix: str) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from conveyor.cli.app import app
+
+    (tmp_path / "model.onnx").write_bytes(trained_model.onnx)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(json.loads(trained_model.spec.model_dump_json())))
+    frame = _rows(300)
+    frame["age"] = frame["age"].astype(object)
+    frame.loc[250, "age"] = "forty"
+    data = tmp_path / f"night{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(data, index=False)
+    else:
+        frame.astype({"age": str}).to_parquet(data, index=False, row_group_size=100)
+    arguments = ["score", str(data), "--model", str(tmp_path), "--version", "7", "--chunk-mb", "0.002", "--json"]
+    result = CliRunner().invoke(app, arguments)
+    assert (result.exit_code == 1 and result.exception is None) or isinstance(result.exception, SystemExit), (
+        result.output,
+        result.exception,
+    )  # one row could not be scored
+    document = json.loads(result.stdout)
+    assert document["rows"] == 300 and document["errors"] == 1 and document["chunks"] > 1
+    scored = pd.read_csv(document["out"]) if suffix == ".csv" else pd.read_parquet(document["out"])
+    assert len(scored) == 300 and scored["row"].tolist() == list(range(1, 301))
+    assert scored["error"].notna().sum() == 1 and scored["error"][250].startswith("age: not number")
+    assert (scored["model_version"] == 7).all() and scored["prediction"].notna().sum() == 299

@@ -120,8 +120,9 @@ def write_plan(store: ObjectStore, job: BatchJob, items: list[ChunkItem]) -> str
 
 
 def _csv_chunks(store: ObjectStore, job: BatchJob, chunk_bytes: int) -> list[ChunkItem]:
-    """Byte ranges of about ``chunk_bytes``, cut after a newline, with their row counts (one
-    sequential read of the object, in ranges of 8 MB)."""
+    """Byte ranges of about ``chunk_bytes`` (at least one line each), cut after a newline, with
+    their row counts (one sequential read of the object, in ranges of 8 MB)."""
+    chunk_bytes = max(1, chunk_bytes)
     items: list[ChunkItem] = []
     header = ""
     position = 0

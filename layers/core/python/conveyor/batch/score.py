@@ -132,11 +132,11 @@ def score_frame(
     errors = np.array(["; ".join(p) if p else None for p in problems], dtype=object)
     table = pd.DataFrame(
         {
-            "request_id": request_ids,
+            "request_id": pd.Series(request_ids, dtype="string"),
             "model_version": np.full(n, scorer.version, dtype=np.int64),
-            "prediction": prediction,
-            "probabilities": shown,
-            "error": errors,
+            "prediction": _typed_predictions(prediction, scorer.model),
+            "probabilities": pd.Series(shown, dtype="string"),
+            "error": pd.Series(errors, dtype="string"),
             ROW_COLUMN: rows,
         }
     )
@@ -146,6 +146,17 @@ def score_frame(
     seconds = time.perf_counter() - started
     records = _capture_records(frame, table, scorer, batch_id, seconds, now if now is not None else time.time())
     return ScoredChunk(table, records, n, int(sum(1 for p in problems if p)), seconds)
+
+
+def _typed_predictions(prediction: np.ndarray, model: OnnxModel) -> pd.Series:
+    """One dtype whatever the chunk holds (every part of a job has the same schema): the classes'
+    (integers or text), or float for regression; a missing prediction is null."""
+    if model.task == "regression":
+        return pd.Series(prediction, dtype="Float64")
+    classes = model.classes or []
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return pd.Series(prediction, dtype="Int64")
+    return pd.Series([None if p is None else str(p) for p in prediction], dtype="string")
 
 
 def _capture_records(
@@ -163,6 +174,8 @@ def _capture_records(
     for i, row in zip(sampled, inputs, strict=True):
         error = errors.iat[i] if isinstance(errors.iat[i], str) else None
         shown = probabilities.iat[i] if isinstance(probabilities.iat[i], str) else None
+        label = predictions.iat[i]
+        label = None if pd.isna(label) else (label.item() if hasattr(label, "item") else label)
         records.append(
             {
                 "model": scorer.spec.name,
@@ -176,7 +189,7 @@ def _capture_records(
                 "status": 400 if error else 200,
                 "error_code": "invalid_input" if error else None,
                 "inputs": [scorer.contract.mask(row)],
-                "predictions": [] if error else [predictions.iat[i]],
+                "predictions": [] if error else [label],
                 "probabilities": [json.loads(shown)] if shown is not None else None,
                 "warnings": [],
             }
