@@ -16,7 +16,7 @@ from conveyor import layout
 from conveyor.adapters.memory import MemoryObjectStore
 from conveyor.batch import Scorer, plan_chunks, score_frame, score_item, start_batch
 from conveyor.batch.plan import BatchError
-from conveyor.batch.score import read_item
+from conveyor.batch.score import capture_lines, read_item
 from conveyor.tabular import feature_frame, onnx_inputs
 from tests.conftest import DATASET, TrainedModel
 
@@ -109,10 +109,30 @@ def test_a_bad_row_gets_an_error_and_the_others_are_scored(trained_model: Traine
     direct = scorer.model.predict(onnx_inputs(feature_frame(good, trained_model.spec), trained_model.spec))
     assert table.loc[~bad, "prediction"].tolist() == direct.labels.tolist()
     # every row is captured, like online traffic: role batch, its request_id, 400 for a bad row
-    records = scored.records
+    records = [json.loads(line) for line in capture_lines(scored.records).decode().splitlines()]
     assert [r["request_id"] for r in records] == table["request_id"].tolist()
     assert {r["role"] for r in records} == {"batch"} and records[3]["status"] == 400 and records[0]["status"] == 200
     assert records[0]["predictions"] == [table["prediction"][0]] and records[3]["predictions"] == []
+    assert (
+        records[0]["probabilities"] == [json.loads(table["probabilities"][0])] and records[3]["probabilities"] is None
+    )
+    assert records[0]["inputs"][0]["age"] == frame["age"][0] and records[0]["inputs"][0]["id"] == "***"
+    assert set(records[0]) == {
+        "model",
+        "model_version",
+        "role",
+        "served",
+        "request_id",
+        "batch_id",
+        "timestamp",
+        "latency_ms",
+        "status",
+        "error_code",
+        "inputs",
+        "predictions",
+        "probabilities",
+        "warnings",
+    }
     assert records[0]["timestamp"] == 1_800_000_000.0 and records[0]["batch_id"] == "b1"
 
 

@@ -23,8 +23,8 @@ import pandas as pd
 
 from conveyor import layout
 from conveyor.batch.plan import BatchJob, ChunkItem, read_chunk_bytes
-from conveyor.capture import captured, record_line
-from conveyor.contract import ServingContract, contract_from_spec
+from conveyor.capture import captured
+from conveyor.contract import MASK, ServingContract, contract_from_spec
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectStore
 from conveyor.scoring import OnnxModel
@@ -56,7 +56,7 @@ class ScoredChunk:
     """The scored rows (the output table), their capture records, and counts."""
 
     table: pd.DataFrame
-    records: list[dict[str, Any]]
+    records: pd.DataFrame  # the capture records, one per sampled row (capture_lines writes them)
     rows: int
     errors: int
     seconds: float
@@ -122,8 +122,14 @@ def score_frame(
     prediction[good] = labels.tolist()
     shown = np.full(n, None, dtype=object)
     classes = [str(c) for c in (scorer.model.classes or [])]
+    by_class: list[dict[str, float] | None] = [None] * n
     if probabilities is not None and classes:
-        shown[good] = [json.dumps(dict(zip(classes, row, strict=True))) for row in np.round(probabilities, 6).tolist()]
+        names = (json.dumps(c).replace("{", "{{").replace("}", "}}") for c in classes)
+        template = "{{" + ", ".join(f"{name}: {{!r}}" for name in names) + "}}"  # JSON, as json.dumps writes it
+        rounded = np.round(probabilities, 6).tolist()
+        shown[good] = [template.format(*row) for row in rounded]
+        for position, row in zip(good.tolist(), rounded, strict=True):
+            by_class[position] = dict(zip(classes, row, strict=True))
     rows = np.arange(first_row, first_row + n)
     if REQUEST_ID in frame.columns:
         request_ids = frame[REQUEST_ID].astype("string").fillna("").to_numpy(dtype=object)
@@ -144,7 +150,9 @@ def score_frame(
         if name in frame.columns and name not in table.columns:
             table[name] = frame[name].to_numpy()
     seconds = time.perf_counter() - started
-    records = _capture_records(frame, table, scorer, batch_id, seconds, now if now is not None else time.time())
+    records = _capture_records(
+        frame, table, scorer, batch_id, seconds, now if now is not None else time.time(), by_class
+    )
     return ScoredChunk(table, records, n, int(sum(1 for p in problems if p)), seconds)
 
 
@@ -160,41 +168,77 @@ def _typed_predictions(prediction: np.ndarray, model: OnnxModel) -> pd.Series:
 
 
 def _capture_records(
-    frame: pd.DataFrame, table: pd.DataFrame, scorer: Scorer, batch_id: str, seconds: float, now: float
-) -> list[dict[str, Any]]:
-    """One capture record per sampled row (``capture.sample_rate``, by request_id as online)."""
-    request_ids = table["request_id"].tolist()
-    sampled = [i for i, rid in enumerate(request_ids) if captured(str(rid), scorer.contract.sample_rate)]
-    if not sampled:
-        return []
-    inputs = frame.iloc[sampled].to_dict("records")
-    latency = round(seconds * 1000 / max(len(frame), 1), 4)
-    predictions, probabilities, errors = table["prediction"], table["probabilities"], table["error"]
-    records = []
-    for i, row in zip(sampled, inputs, strict=True):
-        error = errors.iat[i] if isinstance(errors.iat[i], str) else None
-        shown = probabilities.iat[i] if isinstance(probabilities.iat[i], str) else None
-        label = predictions.iat[i]
-        label = None if pd.isna(label) else (label.item() if hasattr(label, "item") else label)
-        records.append(
-            {
-                "model": scorer.spec.name,
-                "model_version": scorer.version,
-                "role": "batch",
-                "served": True,
-                "request_id": str(request_ids[i]),
-                "batch_id": batch_id,
-                "timestamp": now,
-                "latency_ms": latency,
-                "status": 400 if error else 200,
-                "error_code": "invalid_input" if error else None,
-                "inputs": [scorer.contract.mask(row)],
-                "predictions": [] if error else [label],
-                "probabilities": [json.loads(shown)] if shown is not None else None,
-                "warnings": [],
-            }
-        )
-    return records
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    scorer: Scorer,
+    batch_id: str,
+    seconds: float,
+    now: float,
+    probabilities: list[dict[str, float] | None],
+) -> pd.DataFrame:
+    """One capture record per sampled row (``capture.sample_rate``, by request_id as online), a row
+    of a frame each (``capture_lines`` writes them as JSON lines): the format of ``docs/capture.md``."""
+    request_ids = table["request_id"].astype(object).tolist()
+    rate = scorer.contract.sample_rate
+    sampled = (
+        list(range(len(request_ids)))
+        if rate >= 1.0
+        else [i for i, rid in enumerate(request_ids) if captured(str(rid), rate)]
+    )
+    inputs = _masked_rows(frame.iloc[sampled], scorer.contract)
+    errors = table["error"].iloc[sampled].astype(object).where(lambda e: e.notna(), None).tolist()
+    labels = table["prediction"].iloc[sampled].astype(object).where(lambda p: p.notna(), None).tolist()
+    failed = [e is not None for e in errors]
+    return pd.DataFrame(
+        {
+            "model": scorer.spec.name,
+            "model_version": scorer.version,
+            "role": "batch",
+            "served": True,
+            "request_id": [str(request_ids[i]) for i in sampled],
+            "batch_id": batch_id,
+            "timestamp": now,
+            "latency_ms": round(seconds * 1000 / max(len(frame), 1), 4),
+            "status": [400 if bad else 200 for bad in failed],
+            "error_code": ["invalid_input" if bad else None for bad in failed],
+            "inputs": [[row] for row in inputs],
+            "predictions": [[] if bad else [label] for bad, label in zip(failed, labels, strict=True)],
+            "probabilities": [None if probabilities[i] is None else [probabilities[i]] for i in sampled],
+            "warnings": [[] for _ in sampled],
+        },
+        index=pd.RangeIndex(len(sampled)),
+    )
+
+
+def capture_lines(records: pd.DataFrame) -> bytes:
+    """The capture records as JSON lines (pandas' C writer: a chunk's rows in one call)."""
+    if records.empty:
+        return b""
+    return records.to_json(orient="records", lines=True, double_precision=15).encode()
+
+
+def _masked_rows(rows: pd.DataFrame, contract: ServingContract) -> list[dict[str, Any]]:
+    """The rows as capture records them (``ServingContract.mask``): ``"***"`` for masked and unknown
+    columns, null for a missing or non-finite number, JSON scalars otherwise."""
+    columns: dict[str, list[Any]] = {}
+    for name in rows.columns:
+        key = str(name)
+        column = rows[name]
+        if contract.masks(key):
+            columns[key] = [MASK] * len(rows)
+        elif pd.api.types.is_float_dtype(column):
+            values = column.to_numpy(dtype=np.float64)
+            finite = np.isfinite(values)
+            columns[key] = [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+        elif pd.api.types.is_bool_dtype(column) or pd.api.types.is_integer_dtype(column):
+            columns[key] = column.astype(object).where(column.notna(), None).tolist()
+        else:
+            columns[key] = [
+                v if v is None or isinstance(v, str | bool | int) else (None if pd.isna(v) else MASK)
+                for v in column.astype(object).where(column.notna(), None).tolist()
+            ]
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def read_item(store: ObjectStore, item: ChunkItem) -> pd.DataFrame:
@@ -236,9 +280,9 @@ def score_item(store: ObjectStore, item: ChunkItem, scorer: Scorer, *, now: floa
     scored = score_frame(frame, scorer, first_row=item["first_row"], batch_id=job.batch_id, now=now)
     key = layout.scored_part_key(job.key, item["part"])
     store.put(job.bucket, key, table_bytes(scored.table, item["format"]))
-    if scored.records and job.capture_bucket:
-        timestamp = float(scored.records[0]["timestamp"])
-        body = b"".join(record_line(r) for r in scored.records)
+    if len(scored.records) and job.capture_bucket:
+        timestamp = float(scored.records["timestamp"].iloc[0])
+        body = capture_lines(scored.records)
         store.put(job.capture_bucket, layout.capture_key(job.model, timestamp), body, "application/x-ndjson")
     return {
         "part": item["part"],

@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 
-
 def write_results(s3: Any, bucket: str, prefix: str, map_run_arn: str, results: list[Any]) -> str:
     """Write the result files and the manifest as AWS's ResultWriter does; the manifest's key."""
     if prefix and not prefix.endswith("/"):
