@@ -62,13 +62,13 @@ class ScoredChunk:
     seconds: float
 
 
-def _row_problems(frame: pd.DataFrame, spec: ModelSpec) -> list[list[str]]:
-    """Why each row cannot be scored ([] for a row that can)."""
-    problems: list[list[str]] = [[] for _ in range(len(frame))]
+def _row_problems(frame: pd.DataFrame, spec: ModelSpec) -> dict[int, list[str]]:
+    """Why each row that cannot be scored cannot (rows absent from the dict can be)."""
+    problems: dict[int, list[str]] = {}
 
     def flag(mask: np.ndarray, message: str) -> None:
-        for i in np.flatnonzero(mask):
-            problems[i].append(message)
+        for i in np.flatnonzero(mask).tolist():
+            problems.setdefault(i, []).append(message)
 
     for name, feature in spec.features.items():
         if name not in frame.columns:
@@ -90,7 +90,7 @@ def _predict(scorer: Scorer, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     return prediction.labels, prediction.probabilities
 
 
-def _predict_rows(scorer: Scorer, frame: pd.DataFrame, problems: list[list[str]], good: np.ndarray) -> Any:
+def _predict_rows(scorer: Scorer, frame: pd.DataFrame, problems: dict[int, list[str]], good: np.ndarray) -> Any:
     """Predictions of the good rows; a row the model's input conversion refuses becomes an error."""
     try:
         return good, *_predict(scorer, frame.iloc[good])
@@ -101,7 +101,7 @@ def _predict_rows(scorer: Scorer, frame: pd.DataFrame, problems: list[list[str]]
                 feature_frame(frame.iloc[[position]], scorer.spec)
                 kept.append(position)
             except ConveyorError as error:
-                problems[position].append(str(error)[:200])
+                problems.setdefault(int(position), []).append(str(error)[:200])
         good = np.asarray(kept, dtype=np.int64)
         return good, *_predict(scorer, frame.iloc[good])
 
@@ -113,7 +113,9 @@ def score_frame(
     started = time.perf_counter()
     n = len(frame)
     problems = _row_problems(frame, scorer.spec)
-    good = np.asarray([i for i, p in enumerate(problems) if not p], dtype=np.int64)
+    bad = np.zeros(n, dtype=bool)
+    bad[list(problems)] = True
+    good = np.flatnonzero(~bad)
     labels: np.ndarray = np.zeros(0)
     probabilities: np.ndarray | None = None
     if good.size:
@@ -122,20 +124,21 @@ def score_frame(
     prediction[good] = labels.tolist()
     shown = np.full(n, None, dtype=object)
     classes = [str(c) for c in (scorer.model.classes or [])]
-    by_class: list[dict[str, float] | None] = [None] * n
+    by_class: dict[int, list[float]] = {}  # row -> its rounded probabilities, for the capture records
     if probabilities is not None and classes:
         names = (json.dumps(c).replace("{", "{{").replace("}", "}}") for c in classes)
         template = "{{" + ", ".join(f"{name}: {{!r}}" for name in names) + "}}"  # JSON, as json.dumps writes it
         rounded = np.round(probabilities, 6).tolist()
         shown[good] = [template.format(*row) for row in rounded]
-        for position, row in zip(good.tolist(), rounded, strict=True):
-            by_class[position] = dict(zip(classes, row, strict=True))
+        by_class = dict(zip(good.tolist(), rounded, strict=True))
     rows = np.arange(first_row, first_row + n)
     if REQUEST_ID in frame.columns:
         request_ids = frame[REQUEST_ID].astype("string").fillna("").to_numpy(dtype=object)
     else:
         request_ids = np.array([f"{batch_id}-{r}" for r in rows.tolist()], dtype=object)
-    errors = np.array(["; ".join(p) if p else None for p in problems], dtype=object)
+    errors = np.full(n, None, dtype=object)
+    for position, reasons in problems.items():
+        errors[position] = "; ".join(reasons)
     table = pd.DataFrame(
         {
             "request_id": pd.Series(request_ids, dtype="string"),
@@ -153,7 +156,7 @@ def score_frame(
     records = _capture_records(
         frame, table, scorer, batch_id, seconds, now if now is not None else time.time(), by_class
     )
-    return ScoredChunk(table, records, n, int(sum(1 for p in problems if p)), seconds)
+    return ScoredChunk(table, records, n, len(problems), seconds)
 
 
 def _typed_predictions(prediction: np.ndarray, model: OnnxModel) -> pd.Series:
@@ -174,7 +177,7 @@ def _capture_records(
     batch_id: str,
     seconds: float,
     now: float,
-    probabilities: list[dict[str, float] | None],
+    probabilities: dict[int, list[float]],
 ) -> pd.DataFrame:
     """One capture record per sampled row (``capture.sample_rate``, by request_id as online), a row
     of a frame each (``capture_lines`` writes them as JSON lines): the format of ``docs/capture.md``."""
@@ -185,6 +188,9 @@ def _capture_records(
         if rate >= 1.0
         else [i for i, rid in enumerate(request_ids) if captured(str(rid), rate)]
     )
+    if not sampled:
+        return pd.DataFrame()
+    classes = [str(c) for c in (scorer.model.classes or [])]
     inputs = _masked_rows(frame.iloc[sampled], scorer.contract)
     errors = table["error"].iloc[sampled].astype(object).where(lambda e: e.notna(), None).tolist()
     labels = table["prediction"].iloc[sampled].astype(object).where(lambda p: p.notna(), None).tolist()
@@ -203,7 +209,9 @@ def _capture_records(
             "error_code": ["invalid_input" if bad else None for bad in failed],
             "inputs": [[row] for row in inputs],
             "predictions": [[] if bad else [label] for bad, label in zip(failed, labels, strict=True)],
-            "probabilities": [None if probabilities[i] is None else [probabilities[i]] for i in sampled],
+            "probabilities": [
+                [dict(zip(classes, probabilities[i], strict=True))] if i in probabilities else None for i in sampled
+            ],
             "warnings": [[] for _ in sampled],
         },
         index=pd.RangeIndex(len(sampled)),

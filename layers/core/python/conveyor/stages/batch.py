@@ -3,12 +3,13 @@ Distributed Map). The domain work is ``conveyor.batch``; ``conveyor score`` runs
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 from conveyor import layout
 from conveyor.batch import Scorer, plan_chunks, score_item, start_batch
-from conveyor.batch.plan import ChunkItem, write_plan
+from conveyor.batch.plan import CHUNK_BYTES, ChunkItem, write_plan
 from conveyor.registry import load_verified
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
@@ -34,7 +35,7 @@ def plan_batch(event: StageEvent[BatchPlanInput], ctx: PipelineContext) -> Batch
         artifact_bucket=ctx.settings.artifact_bucket,
         capture_bucket=ctx.settings.capture_bucket,
     )
-    items = plan_chunks(ctx.store, job)
+    items = plan_chunks(ctx.store, job, chunk_bytes=chunk_bytes())
     return {
         "model": job.model,
         "batch_id": job.batch_id,
@@ -46,6 +47,11 @@ def plan_batch(event: StageEvent[BatchPlanInput], ctx: PipelineContext) -> Batch
         "chunks": len(items),
         "rows": sum(item["rows"] for item in items),
     }
+
+
+def chunk_bytes() -> int:
+    """The chunk size: ``BATCH_CHUNK_MB`` (the benchmark sets it to fan a small file out), else 64 MB."""
+    return int(float(os.environ.get("BATCH_CHUNK_MB", CHUNK_BYTES / 2**20)) * 2**20)
 
 
 def scorer_for(ctx: PipelineContext, model: str, version: int) -> Scorer:
