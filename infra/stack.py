@@ -97,6 +97,7 @@ class ConveyorStack(cdk.Stack):
             state_machine=pipeline.state_machine,
             functions={
                 **pipeline.functions,
+                **batch.functions,
                 c.Fn.PREDICT: serving.function,
                 c.Fn.DISPATCH: ingest.dispatch_function,
                 c.Fn.MONITOR: live.monitor,
