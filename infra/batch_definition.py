@@ -17,7 +17,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from conveyor.workflow import BatchState, path
+from conveyor.batch_workflow import BatchState
+from conveyor.workflow import path
 from infra import constants as c
 from infra.constants import Fn
 from infra.states import stage_payload

@@ -10,10 +10,10 @@ from typing import Any
 from conveyor import layout
 from conveyor.batch import Scorer, plan_chunks, score_item, start_batch
 from conveyor.batch.plan import CHUNK_BYTES, ChunkItem, write_plan
+from conveyor.batch_workflow import BatchPlan, BatchPlanInput, BatchScoreInput, ChunkResult
 from conveyor.registry import load_verified
 from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
-from conveyor.workflow import BatchPlan, BatchPlanInput, BatchScoreInput, ChunkResult
 
 _scorers: dict[tuple[str, int], Scorer] = {}
 _lock = threading.Lock()
