@@ -21,7 +21,7 @@ from conveyor.batch_workflow import BatchState
 from conveyor.workflow import path
 from infra import constants as c
 from infra.constants import Fn
-from infra.states import stage_payload
+from infra.states import retry_throttled, stage_payload
 
 PLAN = "plan"  # $.plan: conveyor.workflow.BatchPlan
 SCORED = "scored"  # $.scored: where the Map's ResultWriter put the chunks' results
@@ -40,6 +40,7 @@ def build_batch_definition(
         result_path=path(PLAN),
         retry_on_service_exceptions=True,
     )
+    retry_throttled(plan)
     score = tasks.LambdaInvoke(
         scope,
         SCORE_CHUNK,
@@ -50,6 +51,7 @@ def build_batch_definition(
         payload_response_only=True,
         retry_on_service_exceptions=True,
     )
+    retry_throttled(score)  # a Map of 100 chunks at once can meet the account's concurrency limit
     chunks = sfn.DistributedMap(
         scope,
         BatchState.SCORE,

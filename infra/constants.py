@@ -40,7 +40,7 @@ LABELS_JOINED_KEY_WILDCARDS = (f"*/{layout.LABELS_JOINED}/*", f"*/{layout.LABELS
 # An object under {model}/batch/ is scored (the same rule and queue; the dispatcher routes by key).
 BATCH_KEY_WILDCARD = f"*/{layout.BATCH}/*"
 SCORED_KEY_WILDCARD = f"*/{layout.SCORED}/*"
-STAGING_KEY_WILDCARD = f"*/{layout.STAGING}/*"
+STAGING_KEY_WILDCARD = f"{layout.STAGING_PREFIX}*"  # staged files: one top-level prefix, expired by a lifecycle rule
 CAPTURE_KEY_WILDCARD = f"*/{layout.CAPTURE}/*"
 
 # Lambda runtime shared by every function (zip and image alike).
