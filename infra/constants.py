@@ -37,6 +37,11 @@ LABELS_QUARANTINE_KEY_WILDCARD = f"*/{layout.QUARANTINE}/{layout.LABELS}/*"
 # Capture bucket: what the monitor and the label ingest write beside the captured requests (never those).
 MONITOR_REPORTS_KEY_WILDCARD = f"*/{layout.MONITOR}/*"
 LABELS_JOINED_KEY_WILDCARDS = (f"*/{layout.LABELS_JOINED}/*", f"*/{layout.LABELS_REPORTS}/*")
+# An object under {model}/batch/ is scored (the same rule and queue; the dispatcher routes by key).
+BATCH_KEY_WILDCARD = f"*/{layout.BATCH}/*"
+SCORED_KEY_WILDCARD = f"*/{layout.SCORED}/*"
+STAGING_KEY_WILDCARD = f"{layout.STAGING_PREFIX}*"  # staged files: one top-level prefix, expired by a lifecycle rule
+CAPTURE_KEY_WILDCARD = f"*/{layout.CAPTURE}/*"
 
 # Lambda runtime shared by every function (zip and image alike).
 PYTHON_VERSION = "3.12"
@@ -119,6 +124,8 @@ class Fn:
     MONITOR = "monitor"  # the live monitor: the schedule's tick, or one model now
     LABELS = "labels"  # joins a label file with the capture
     BOARD_WIDGET = "board_widget"  # the dashboard's custom widget: registry view, approve/reject
+    BATCH_PLAN = "batch_plan"  # batch scoring: which version, and the chunks (an items manifest)
+    BATCH_SCORE = "batch_score"  # scores one chunk (an item of the Distributed Map)
 
 
 ZIP_FUNCTIONS = (
@@ -135,7 +142,17 @@ ZIP_FUNCTIONS = (
 )
 # plan parses the spec (pydantic, yaml): the zip functions' layers ship neither. The monitor runs
 # the drift code (pandas, scikit-learn), labels read Parquet.
-IMAGE_FUNCTIONS = (Fn.VALIDATE, Fn.DRIFT, Fn.TRAIN, Fn.EVALUATE, Fn.PLAN, Fn.MONITOR, Fn.LABELS)
+IMAGE_FUNCTIONS = (
+    Fn.VALIDATE,
+    Fn.DRIFT,
+    Fn.TRAIN,
+    Fn.EVALUATE,
+    Fn.PLAN,
+    Fn.MONITOR,
+    Fn.LABELS,
+    Fn.BATCH_PLAN,
+    Fn.BATCH_SCORE,
+)
 
 # (memory MB, timeout) per function.
 FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
@@ -158,8 +175,18 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.MONITOR: (2048, Duration.minutes(15)),
     Fn.LABELS: (2048, Duration.minutes(5)),
     Fn.BOARD_WIDGET: (512, Duration.seconds(30)),
+    Fn.BATCH_PLAN: (1024, Duration.minutes(5)),
+    Fn.BATCH_SCORE: (3008, Duration.minutes(15)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
+# Validate streams a drop to /tmp and reads it in chunks: its disk bounds the drop (max_file_mb).
+VALIDATE_EPHEMERAL_STORAGE_MB = 10240
+# Batch scoring: chunks scored at once by the Distributed Map, and the whole job's time limit.
+BATCH_MAX_CONCURRENCY = 100
+BATCH_TIMEOUT = Duration.hours(24)
+# Where the Map's ResultWriter writes each job's results (artifact bucket; the job's plan is beside
+# it under {model}/staging/batch-{id}/).
+BATCH_RESULTS_PREFIX = layout.BATCH_RESULTS_PREFIX
 
 # Ingest: the dispatcher consumes the queue in batches and reports per-message failures.
 DISPATCH_BATCH_SIZE = 10
@@ -210,6 +237,7 @@ class Output:
     REGISTRY_TABLE = "RegistryTableName"
     ALERTS_TOPIC = "AlertsTopicArn"
     STATE_MACHINE = "StateMachineArn"
+    BATCH_STATE_MACHINE = "BatchStateMachineArn"
     INGEST_QUEUE = "IngestQueueUrl"
     API_URL = "ApiUrl"
     STACK_NAME = "StackName"

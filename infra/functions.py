@@ -96,7 +96,7 @@ class FunctionFactory(Construct):
                 tag_or_digest=self.training_image.image_tag,
                 cmd=[f"functions.{name}.{c.HANDLER}"],
             ),
-            ephemeral_storage_size=(cdk.Size.mebibytes(c.TRAIN_EPHEMERAL_STORAGE_MB) if name == c.Fn.TRAIN else None),
+            ephemeral_storage_size=_ephemeral_storage(name),
             **self._common_props(scope, name, memory, timeout, extra_environment),
         )
         cdk.Tags.of(fn).add(c.FUNCTION_TAG, name)
@@ -138,6 +138,11 @@ class FunctionFactory(Construct):
             "environment": {**self._environment, **extra},
             "description": f"Conveyor {name}",
         }
+
+
+def _ephemeral_storage(name: str) -> cdk.Size | None:
+    sizes = {c.Fn.TRAIN: c.TRAIN_EPHEMERAL_STORAGE_MB, c.Fn.VALIDATE: c.VALIDATE_EPHEMERAL_STORAGE_MB}
+    return cdk.Size.mebibytes(sizes[name]) if name in sizes else None
 
 
 def _construct_id(name: str) -> str:

@@ -12,6 +12,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
@@ -193,6 +194,28 @@ def function_invoker(fn: lambda_.Function, invoked: lambda_.IFunction) -> None:
         "grant_invoke allows the function's versions and aliases (<function>:*) beside the function; "
         "one function only.",
         [f"Resource::<{logical_id(invoked)}.Arn>:*"],
+    )
+
+
+def distributed_map_role(state_machine: sfn.StateMachine, items_bucket: s3.IBucket) -> None:
+    """The batch state machine's Distributed Map (aws-cdk's grants): the ItemReader (GetObject) and
+    ResultWriter (PutObject, multipart) on objects of the artifact bucket, and the map's child
+    executions, which are this state machine's own executions."""
+    _suppress(
+        state_machine.role,
+        "AwsSolutions-IAM5",
+        "Distributed Map (aws-cdk): the ItemReader reads the chunk manifest and the ResultWriter writes the "
+        "chunks' results, object actions in the artifact bucket only.",
+        [f"Resource::arn:<AWS::Partition>:s3:::<{logical_id(items_bucket)}>/*"],
+    )
+    own = f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{logical_id(state_machine)}"}}]}}]}}'
+    executions = f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{own}"
+    _suppress(
+        state_machine,
+        "AwsSolutions-IAM5",
+        "Distributed Map (aws-cdk): describe, stop and redrive the child executions of this state machine's "
+        "own map runs, no other state machine's.",
+        [f"{executions}:*", f"{executions}/*:*"],
     )
 
 

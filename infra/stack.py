@@ -11,6 +11,7 @@ from infra import constants as c
 from infra import nag
 from infra.constructs.access import OperatorAccess
 from infra.constructs.alerts import Alerts
+from infra.constructs.batch import Batch
 from infra.constructs.buckets import access_logs_bucket
 from infra.constructs.dashboard import Dashboard
 from infra.constructs.ingest import Ingest
@@ -57,7 +58,16 @@ class ConveyorStack(cdk.Stack):
             table=registry.table,
             alerts=alerts.topic,
         )
-        dispatcher = ingest.add_dispatcher(factory, pipeline.state_machine)
+        batch = Batch(
+            self,
+            "Batch",
+            factory=factory,
+            data_bucket=ingest.data_bucket,
+            artifact_bucket=registry.artifact_bucket,
+            capture_bucket=capture.bucket,
+            table=registry.table,
+        )
+        dispatcher = ingest.add_dispatcher(factory, pipeline.state_machine, batch.state_machine)
         live = LiveMonitor(
             self,
             "LiveMonitor",
@@ -87,6 +97,7 @@ class ConveyorStack(cdk.Stack):
             state_machine=pipeline.state_machine,
             functions={
                 **pipeline.functions,
+                **batch.functions,
                 c.Fn.PREDICT: serving.function,
                 c.Fn.DISPATCH: ingest.dispatch_function,
                 c.Fn.MONITOR: live.monitor,
@@ -125,6 +136,7 @@ class ConveyorStack(cdk.Stack):
         self.table = registry.table
         self.alerts_topic = alerts.topic
         self.state_machine = pipeline.state_machine
+        self.batch_state_machine = batch.state_machine
         self.ingest_queue = ingest.queue
         self.api = serving.api
         self.monitoring = monitoring
@@ -140,6 +152,7 @@ class ConveyorStack(cdk.Stack):
             c.Output.REGISTRY_TABLE: registry.table.table_name,
             c.Output.ALERTS_TOPIC: alerts.topic.topic_arn,
             c.Output.STATE_MACHINE: pipeline.state_machine.state_machine_arn,
+            c.Output.BATCH_STATE_MACHINE: batch.state_machine.state_machine_arn,
             c.Output.INGEST_QUEUE: ingest.queue.queue_url,
             c.Output.API_URL: serving.api.url,
             c.Output.STACK_NAME: cdk.Aws.STACK_NAME,

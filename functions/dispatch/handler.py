@@ -13,10 +13,10 @@ from conveyor.dispatch import dispatch
 
 logger = Logger(service="conveyor")
 processor = BatchProcessor(event_type=EventType.SQS)
-_ports: tuple[Any, Any, Any] | None = None
+_ports: tuple[Any, Any, Any, Any] | None = None
 
 
-def _adapters() -> tuple[Any, Any, Any]:
+def _adapters() -> tuple[Any, Any, Any, Any]:
     global _ports  # noqa: PLW0603 - built once per container, on first use, not at import
     if _ports is None:
         from conveyor.adapters.aws import LambdaInvoker, S3ObjectStore, StepFunctionsStarter
@@ -24,13 +24,14 @@ def _adapters() -> tuple[Any, Any, Any]:
 
         settings = Settings.from_env()
         labels = LambdaInvoker(settings.labels_function) if settings.labels_function else None
-        _ports = (StepFunctionsStarter(settings.state_machine_arn), S3ObjectStore(), labels)
+        batch = StepFunctionsStarter(settings.batch_state_machine_arn) if settings.batch_state_machine_arn else None
+        _ports = (StepFunctionsStarter(settings.state_machine_arn), S3ObjectStore(), labels, batch)
     return _ports
 
 
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
-    starter, store, labels = _adapters()
-    outcomes = dispatch(record.body, starter=starter, store=store, labels=labels)
+    starter, store, labels, batch_starter = _adapters()
+    outcomes = dispatch(record.body, starter=starter, store=store, labels=labels, batch_starter=batch_starter)
     for outcome in outcomes:
         logger.info("drop dispatched", extra=outcome)
     return outcomes

@@ -56,31 +56,49 @@ class Ingest(Construct):
         self.rule = events.Rule(
             self,
             "DropRule",
-            description="A data drop under {model}/incoming/ starts the pipeline; a label file under {model}/labels/ is joined",
+            description="A data drop under {model}/incoming/ starts the pipeline; a label file under {model}/labels/ is "
+            "joined; an object under {model}/batch/ is scored",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [self.data_bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": c.INCOMING_KEY_WILDCARD}, {"wildcard": c.LABELS_KEY_WILDCARD}]},
+                    "object": {
+                        "key": [
+                            {"wildcard": c.INCOMING_KEY_WILDCARD},
+                            {"wildcard": c.LABELS_KEY_WILDCARD},
+                            {"wildcard": c.BATCH_KEY_WILDCARD},
+                        ]
+                    },
                 },
             ),
             targets=[targets.SqsQueue(self.queue)],
         )
         self.dispatch_function: lambda_.Function | None = None
 
-    def add_dispatcher(self, factory: FunctionFactory, state_machine: sfn.IStateMachine) -> lambda_.Function:
+    def add_dispatcher(
+        self, factory: FunctionFactory, state_machine: sfn.IStateMachine, batch_state_machine: sfn.IStateMachine
+    ) -> lambda_.Function:
         fn = factory.zip_function(
-            self, c.Fn.DISPATCH, extra_environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn}
+            self,
+            c.Fn.DISPATCH,
+            extra_environment={
+                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+                "BATCH_STATE_MACHINE_ARN": batch_state_machine.state_machine_arn,
+            },
         )
         fn.add_event_source(
             event_sources.SqsEventSource(self.queue, batch_size=c.DISPATCH_BATCH_SIZE, report_batch_item_failures=True)
         )
         state_machine.grant_start_execution(fn)
+        batch_state_machine.grant_start_execution(fn)
         # HeadObject of the dropped object (its version and etag name the execution).
         self.data_bucket.grant_read(fn, c.INCOMING_KEY_WILDCARD)
+        self.data_bucket.grant_read(fn, c.BATCH_KEY_WILDCARD)
         nag.bucket_grants(
-            fn, [(self.data_bucket, c.INCOMING_KEY_WILDCARD)], "dispatch reads dropped objects' metadata."
+            fn,
+            [(self.data_bucket, c.INCOMING_KEY_WILDCARD), (self.data_bucket, c.BATCH_KEY_WILDCARD)],
+            "dispatch reads dropped objects' metadata.",
         )
         self.dispatch_function = fn
         return fn

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -203,6 +204,20 @@ def test_a_missing_object_or_version_is_object_missing(ports: Ports) -> None:
     with pytest.raises(ObjectMissing):
         ports.store.copy(ObjectRef(ports.bucket, "nothing/here"), ports.bucket, "dest")
     assert ports.store.keys(ports.bucket, "dest") == []
+
+
+def test_download_and_upload_stream_files(ports: Ports, tmp_path: Path) -> None:
+    first = ports.store.put(ports.bucket, "m/big.csv", b"a\n1\n")
+    ports.store.put(ports.bucket, "m/big.csv", b"a\n2\n")
+    ports.store.download(ports.bucket, "m/big.csv", tmp_path / "now.csv")
+    ports.store.download(ports.bucket, "m/big.csv", tmp_path / "then.csv", first.version_id)
+    assert (tmp_path / "now.csv").read_bytes() == b"a\n2\n" and (tmp_path / "then.csv").read_bytes() == b"a\n1\n"
+    with pytest.raises(ObjectMissing):
+        ports.store.download(ports.bucket, "nothing/here", tmp_path / "none.csv")
+    (tmp_path / "part.csv").write_bytes(b"a\n3\n")
+    ref = ports.store.upload(ports.bucket, "m/part.csv", tmp_path / "part.csv")
+    assert ref.version_id and ref.size == 4 and ref.etag == hashlib.md5(b"a\n3\n").hexdigest()
+    assert ports.store.get(ports.bucket, "m/part.csv", ref.version_id) == b"a\n3\n"
 
 
 def test_delete_adds_a_marker_and_keeps_the_versions(ports: Ports) -> None:

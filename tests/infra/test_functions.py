@@ -11,6 +11,7 @@ from tests.infra.conftest import Synth
 
 DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
 MONITORING = ("alarm_action",)
+BATCH = ("batch_plan", "batch_score")
 LIVE = ("monitor", "labels")
 FUNCTIONS = (
     "dispatch",
@@ -25,6 +26,7 @@ FUNCTIONS = (
     *MONITORING,
     *LIVE,
     "board_widget",
+    *BATCH,
 )
 ZIP = (
     "dispatch",
@@ -38,7 +40,7 @@ ZIP = (
     *MONITORING,
     "board_widget",
 )
-IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE)
+IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, *BATCH)
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -99,19 +101,32 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
         for name, props in functions_by_tag(synth).items()
     }
     assert extras == {
-        "dispatch": {"STATE_MACHINE_ARN", "LABELS_FUNCTION_NAME"},
+        "dispatch": {"STATE_MACHINE_ARN", "LABELS_FUNCTION_NAME", "BATCH_STATE_MACHINE_ARN"},
         "alarm_action": {"STATE_MACHINE_ARN"},  # a retrain on alarm starts a run
         "monitor": {"STATE_MACHINE_ARN"},
         "labels": set(),
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_DELIVERY", "CONVEYOR_LEAN_AWS"},
         **{
             name: set()
-            for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT, "board_widget")
+            for name in (
+                "validate",
+                "drift",
+                "train",
+                "evaluate",
+                "register",
+                "deploy",
+                *DEPLOYMENT,
+                "board_widget",
+                *BATCH,
+            )
         },
     }
     functions = functions_by_tag(synth)
     assert functions["dispatch"]["Environment"]["Variables"]["STATE_MACHINE_ARN"] == {
         "Ref": synth.logical_id(synth.stack.state_machine)
+    }
+    assert functions["dispatch"]["Environment"]["Variables"]["BATCH_STATE_MACHINE_ARN"] == {
+        "Ref": synth.logical_id(synth.stack.batch_state_machine)
     }
     assert functions["predict"]["Environment"]["Variables"]["ROUTING_CACHE_SECONDS"] == "5"
     assert functions["predict"]["Environment"]["Variables"]["MAX_BATCH_ROWS"] == "1000"
@@ -234,19 +249,30 @@ def test_deployment_functions_reach_only_what_they_need(synth: Synth) -> None:
 
 def test_who_reads_the_captured_requests_and_that_nobody_writes_them(synth: Synth) -> None:
     """evaluate and bake read them; the monitor and the label ingest read them and write only their
-    reports and joined labels beside them (under monitor/, labels-joined/, labels-reports/)."""
+    reports and joined labels beside them (under monitor/, labels-joined/, labels-reports/); the batch
+    scorer writes its rows' capture records (put only, under {model}/capture/) and reads none."""
     capture = synth.logical_id(synth.stack.capture_bucket)
-    readers = set()
+    readers, writers = set(), set()
     for name in FUNCTIONS:
         for statement in _statements_of(synth, name):
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            if capture in json.dumps(statement["Resource"]) and any(a.startswith("s3:") for a in actions):
-                readers.add(name)
-                if any(a.startswith(("s3:Put", "s3:Delete")) for a in actions):
-                    written = json.dumps(statement["Resource"])
-                    assert name in {"monitor", "labels"} and "/capture/" not in written, (name, actions)
-                    assert all(p in {"monitor", "labels-joined", "labels-reports"} for p in _prefixes(written)), written
-    assert readers == {"evaluate", "bake", "monitor", "labels"}
+            if capture not in json.dumps(statement["Resource"]) or not any(a.startswith("s3:") for a in actions):
+                continue
+            if name == "batch_score":
+                writers.add(name)
+                assert all(a.startswith(("s3:Put", "s3:Abort")) for a in actions), actions
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                mine = [json.dumps(r) for r in resources if capture in json.dumps(r)]
+                assert mine and all(r.endswith('"/*/capture/*"]]}') for r in mine), mine
+                continue
+            readers.add(name)
+            if any(a.startswith(("s3:Put", "s3:Delete")) for a in actions):
+                written = json.dumps(statement["Resource"])
+                assert name in {"monitor", "labels"} and "/capture/" not in written, (name, actions)
+                assert all(p in {"monitor", "labels-joined", "labels-reports"} for p in _prefixes(written)), written
+    assert readers == {"evaluate", "bake", "monitor", "labels"} and writers == {"batch_score"}
 
 
 def _prefixes(resource: str) -> set[str]:

@@ -178,11 +178,26 @@ def _resolve(reference: dict[str, Any]) -> str:
     return "resolved"
 
 
+def _states(states: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every state, those of a Map's item processor included."""
+    found = []
+    for state in states.values():
+        found.append(state)
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.extend(_states(processor["States"]))
+    return found
+
+
 def test_every_lambda_task_retries_throttling_with_backoff(synth: Synth) -> None:
-    (machine,) = find_state_machines(synth.json)
-    asl = render_definition(synth.json, machine, _resolve)
-    tasks = [s for s in asl["States"].values() if s["Type"] == "Task" and ":lambda:invoke" in s["Resource"]]
-    assert tasks
+    tasks = [
+        s
+        for machine in find_state_machines(synth.json)
+        for s in _states(render_definition(synth.json, machine, _resolve)["States"])
+        # a LambdaInvoke with payload_response_only names the function itself (resolved here)
+        if s["Type"] == "Task" and (":lambda:invoke" in s["Resource"] or s["Resource"] == "resolved")
+    ]
+    assert len(tasks) > 10  # the pipeline's stages and the batch state machine's two
     for state in tasks:
         (retry,) = [r for r in state["Retry"] if r["ErrorEquals"] == ["Lambda.TooManyRequestsException"]]
         assert retry["BackoffRate"] == 2 and retry["IntervalSeconds"] == 2 and retry["MaxAttempts"] == 5

@@ -3,6 +3,8 @@ label file under {model}/labels/ takes the same rule and queue to the label inge
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synth
@@ -21,7 +23,7 @@ def test_rule_matches_incoming_objects_and_labels_of_the_data_bucket(synth: Synt
         "detail-type": ["Object Created"],
         "detail": {
             "bucket": {"name": [{"Ref": synth.logical_id(synth.stack.data_bucket)}]},
-            "object": {"key": [{"wildcard": "*/incoming/*"}, {"wildcard": "*/labels/*"}]},
+            "object": {"key": [{"wildcard": "*/incoming/*"}, {"wildcard": "*/labels/*"}, {"wildcard": "*/batch/*"}]},
         },
     }
 
@@ -63,15 +65,26 @@ def test_dispatch_consumes_the_queue_with_partial_batch_failures(synth: Synth) -
 
 def test_only_dispatch_alarm_actions_the_monitor_and_the_operator_may_start_the_pipeline(synth: Synth) -> None:
     """Drops start executions through the dispatcher; alarm actions start retrains; the monitor starts
-    scheduled retrains; of people, the operator role (`impact --retrain`)."""
-    machine = synth.logical_id(synth.stack.state_machine)
-    starters = []
+    scheduled retrains; of people, the operator role (`impact --retrain`). The dispatcher also starts
+    the batch state machine, which starts only its own Distributed Map's child executions."""
+    pipeline = synth.logical_id(synth.stack.state_machine)
+    batch = synth.logical_id(synth.stack.batch_state_machine)
+    starters: dict[str, list[Any]] = {}
     for logical_id, policy in synth.resources("AWS::IAM::Policy").items():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             if "states:StartExecution" in actions:
-                assert statement["Resource"] == {"Ref": machine}
-                starters.append(logical_id)
-    names = sorted(s.split("Function")[0] for s in starters)
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                starters.setdefault(logical_id, []).extend(resources)
+    names = sorted(s.split("Function")[0].split("StateMachine")[0] for s in starters)
     assert names[0].startswith("AccessOperatorRole"), starters
-    assert names[1:] == ["IngestDispatch", "LiveMonitorMonitor", "MonitoringAlarmaction"], starters
+    assert names[1:] == ["Batch", "IngestDispatch", "LiveMonitorMonitor", "MonitoringAlarmaction"], starters
+    for logical_id, resources in starters.items():
+        if logical_id.startswith("IngestDispatch"):
+            assert sorted(map(str, resources)) == sorted([str({"Ref": pipeline}), str({"Ref": batch})])
+        elif logical_id.startswith("Batch"):
+            assert resources == [{"Ref": batch}]
+        else:
+            assert resources == [{"Ref": pipeline}]

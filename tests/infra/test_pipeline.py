@@ -40,12 +40,13 @@ def resolve(reference: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def asl(synth: Synth) -> dict[str, Any]:
-    (logical_id,) = find_state_machines(synth.json)
+    logical_id = synth.logical_id(synth.stack.state_machine)
+    assert logical_id in find_state_machines(synth.json)
     return render_definition(synth.json, logical_id, resolve)
 
 
 def test_one_standard_state_machine_with_logs_tracing_timeout(synth: Synth, asl: dict[str, Any]) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    machine = synth.resources("AWS::StepFunctions::StateMachine")[synth.logical_id(synth.stack.state_machine)]
     props = machine["Properties"]
     assert props.get("StateMachineType", "STANDARD") == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}

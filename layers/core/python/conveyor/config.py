@@ -27,6 +27,7 @@ class Settings:
     registry_table: str
     alerts_topic_arn: str
     state_machine_arn: str = ""
+    batch_state_machine_arn: str = ""  # the state machine "batch" (batch scoring); the dispatcher starts it
     routing_cache_seconds: float = 5.0
     max_batch_rows: int = 1000
     metrics_namespace: str = "Conveyor"
@@ -49,6 +50,7 @@ class Settings:
             registry_table=_required("REGISTRY_TABLE"),
             alerts_topic_arn=os.environ.get("ALERTS_TOPIC_ARN", ""),
             state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
+            batch_state_machine_arn=os.environ.get("BATCH_STATE_MACHINE_ARN", ""),
             routing_cache_seconds=float(os.environ.get("ROUTING_CACHE_SECONDS", "5")),
             max_batch_rows=int(os.environ.get("MAX_BATCH_ROWS", "1000")),
             metrics_namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Conveyor"),

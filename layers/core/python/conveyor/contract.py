@@ -235,8 +235,12 @@ class ServingContract:
             return MASK
         return {str(key): self._captured_value(str(key), value) for key, value in row.items()}
 
+    def masks(self, key: str) -> bool:
+        """Whether capture writes ``"***"`` for every value of column ``key`` (see ``mask``)."""
+        return not self.complete or key in self.masked or (key not in self.features and key not in self.ignored)
+
     def _captured_value(self, key: str, value: Any) -> Any:
-        if not self.complete or key in self.masked or (key not in self.features and key not in self.ignored):
+        if self.masks(key):
             return MASK
         if value is None or isinstance(value, str | bool | int):
             return value

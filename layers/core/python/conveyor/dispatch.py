@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from conveyor.layout import model_of_incoming, model_of_label_key
+from conveyor.layout import model_of_batch, model_of_incoming, model_of_label_key
 from conveyor.ports import ExecutionStarter, FunctionInvoker, ObjectRef, ObjectStore
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -25,16 +25,17 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 @dataclass(frozen=True)
 class Drop:
-    """A data object that landed under ``{model}/incoming/``."""
+    """A data object that landed under ``{model}/incoming/`` (or, ``batch``, under ``{model}/batch/``)."""
 
     model: str
     object: ObjectRef
     sequencer: str | None = None
+    batch: bool = False
 
     def execution_name(self) -> str:
         identity = f"{self.object.bucket}\n{self.object.key}\n{self.object.version_id or self.object.etag or ''}"
         digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
-        return f"{_NAME_UNSAFE.sub('-', self.model)[:50]}-{digest}"
+        return f"{'batch-' if self.batch else ''}{_NAME_UNSAFE.sub('-', self.model)[:50]}-{digest}"
 
     def execution_input(self) -> dict[str, Any]:
         """The EventBridge "Object Created" event that the state machine receives on AWS."""
@@ -83,12 +84,15 @@ def _message(body: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def drops_from_message(body: str | dict[str, Any]) -> list[Drop]:
-    """All incoming drops named by one queue message; test events and other keys give none."""
+    """All drops named by one queue message (incoming data, and batch objects with ``batch``);
+    test events and other keys give none."""
     found: list[Drop] = []
     for ref, sequencer in _created_objects(_message(body)):
         model = model_of_incoming(ref.key)
         if model:
             found.append(Drop(model, ref, sequencer))
+        elif model := model_of_batch(ref.key):
+            found.append(Drop(model, ref, sequencer, batch=True))
     return found
 
 
@@ -112,11 +116,15 @@ def dispatch(
     starter: ExecutionStarter,
     store: ObjectStore,
     labels: FunctionInvoker | None = None,
+    batch_starter: ExecutionStarter | None = None,
 ) -> list[dict[str, Any]]:
-    """Start one execution per drop in the message and hand label files to ``labels``; returns
-    what happened to each object."""
+    """Start one execution per drop in the message (a batch object's on ``batch_starter``, the
+    state machine "batch") and hand label files to ``labels``; returns what happened to each object."""
     outcomes = _dispatch_labels(body, labels) if labels is not None else []
     for drop in drops_from_message(body):
+        if drop.batch and batch_starter is None:
+            outcomes.append({"key": drop.object.key, "outcome": "ignored (no batch state machine)"})
+            continue
         current = drop
         if drop.object.version_id is None:
             # Without a version id, the object's current version names the execution.
@@ -124,8 +132,9 @@ def dispatch(
             if head is None:
                 outcomes.append({"key": drop.object.key, "outcome": "gone"})
                 continue
-            current = Drop(drop.model, head, drop.sequencer)
-        started = starter.start(current.execution_name(), current.execution_input())
+            current = Drop(drop.model, head, drop.sequencer, drop.batch)
+        chosen = batch_starter if current.batch and batch_starter is not None else starter
+        started = chosen.start(current.execution_name(), current.execution_input())
         outcomes.append(
             {
                 "key": current.object.key,

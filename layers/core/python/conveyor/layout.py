@@ -9,7 +9,9 @@ Data bucket
     rows set aside at the quarantine key (a report beside each), and the upload as received at
     ``{model}/accepted/{sha16}/original/{file}``; ``sha16`` is the upload's.
     ``{model}/labels/...``              ground truth keyed by request_id
-    ``{model}/batch/...``               batch scoring
+    ``{model}/batch/...``               batch scoring: a drop here is scored (``batch/v{N}/...``: by
+                                         version N, else the serving champion)
+    ``{model}/scored/{path}/part-{i}.{ext}``  its results, one part per chunk, in the input's format
 Artifact bucket
     ``{model}/spec.yaml``                       the model's current spec
     ``{model}/models/sha256-{hex}.onnx``        model artifacts, content-addressed
@@ -17,9 +19,12 @@ Artifact bucket
     ``{model}/versions/{version}/{file}``       a version's companions (evidence.json, report.html,
                                                 spec.yaml, profile.json, contract.json, holdout.parquet)
     ``staging/{model}/{execution}/{file}``      a candidate before it is registered (candidate.onnx,
-                                                holdout.parquet, spec.yaml, profile.json, gates.json);
+                                                holdout.parquet, spec.yaml, profile.json, gates.json,
+                                                data.json: the data objects it trained on);
                                                 one top-level prefix, so a lifecycle rule expires
                                                 what Register did not copy out (after 30 days)
+    ``staging/{model}/batch-{id}/items.json``    a batch job's chunks, read by the Map's ItemReader
+    ``staging/batch-results/{map run}/...``      the batch Map's results (its ResultWriter)
 Capture bucket
     ``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``  request records, by the UTC hour of the first
     ``{model}/monitor/YYYY/MM/DD/HH/{run}.json``    live-monitor reports, by the hour of the window's end
@@ -44,11 +49,16 @@ QUARANTINE = "quarantine"
 ORIGINAL = "original"  # a split drop's upload, as received (under its accepted folder)
 LABELS = "labels"
 BATCH = "batch"
+SCORED = "scored"
+BATCH_ITEMS = "items.json"
+BATCH_RESULTS = "results"
 # Areas of the artifact bucket.
 MODELS = "models"
 CONTRACTS = "contracts"
 VERSIONS = "versions"
 STAGING = "staging"
+# The batch Map's ResultWriter prefix (artifact bucket): one folder per map run below it.
+BATCH_RESULTS_PREFIX = f"{STAGING}/batch-{BATCH_RESULTS}"
 SPEC_FILE = "spec.yaml"
 # The capture bucket.
 CAPTURE = "capture"
@@ -65,6 +75,7 @@ PROFILE = "profile.json"
 CONTRACT = "contract.json"
 CANDIDATE = "candidate.onnx"
 HOLDOUT = "holdout.parquet"
+DATA_MANIFEST = "data.json"  # staged by Train: the data objects it read (the lineage), never in the state
 GATES = "gates.json"
 
 VALIDATION_REPORT_SUFFIX = ".report.json"
@@ -89,6 +100,38 @@ def model_of_incoming(key: str) -> str | None:
     if len(parts) >= 3 and parts[1] == INCOMING and parts[0] and parts[-1]:
         return parts[0]
     return None
+
+
+def model_of_batch(key: str) -> str | None:
+    """``{model}/batch/...`` -> model, or None for any other key."""
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[1] == BATCH and parts[0] and parts[-1]:
+        return parts[0]
+    return None
+
+
+def batch_version(key: str) -> int | None:
+    """The version a batch key names (``{model}/batch/v3/...`` -> 3), or None (the champion)."""
+    parts = key.split("/")
+    if len(parts) >= 4 and parts[2][:1] == "v" and parts[2][1:].isdigit():
+        return int(parts[2][1:])
+    return None
+
+
+def scored_part_key(batch_key: str, part: int) -> str:
+    """Where chunk ``part`` of ``{model}/batch/{path}.{ext}`` is written:
+    ``{model}/scored/{path}/part-{part:05d}.{ext}`` (the input's format)."""
+    model, _, rest = batch_key.split("/", 2)
+    stem, dot, ext = rest.rpartition(".")
+    folder = stem if dot and "/" not in ext else rest
+    suffix = f".{ext}" if dot and "/" not in ext else ""
+    return f"{model}/{SCORED}/{folder}/part-{part:05d}{suffix}"
+
+
+def batch_staging_key(model: str, batch_id: str, name: str) -> str:
+    """A batch job's own files in the artifact bucket: ``staging/{model}/batch-{id}/{name}`` (expired
+    with the other staged files)."""
+    return f"{STAGING_PREFIX}{model}/batch-{batch_id}/{name}"
 
 
 def model_of(key: str) -> str:

@@ -8,6 +8,7 @@ them in memory for unit tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.errors import ConveyorError
@@ -77,6 +78,22 @@ class ObjectStore(Protocol):
 
     def delete(self, bucket: str, key: str) -> None:
         """Add a delete marker: the key is gone from ``get``/``head``/``keys``, its versions stay readable."""
+        ...
+
+    def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
+        """Write the object to ``path``, streamed (an object of any size, in bounded memory)."""
+        ...
+
+    def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
+        """Store the file at ``path`` as the object, streamed."""
+        ...
+
+    def get_range(self, bucket: str, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        """Bytes ``start`` (inclusive) to ``end`` (exclusive) of the object (fewer at its end)."""
+        ...
+
+    def tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        """The object's tags ({} when it has none)."""
         ...
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:

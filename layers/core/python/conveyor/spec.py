@@ -225,6 +225,28 @@ class RetrainPolicy(_Strict):
         return int(amount) * seconds
 
 
+class TrainingWindow(_Strict):
+    """What a retrain reads: only the newest accepted data, by one of ``rows`` (the last N rows),
+    ``days`` (objects accepted in the last N days) or ``objects`` (the last N objects)."""
+
+    rows: Annotated[int, Field(ge=1)] | None = None
+    days: Annotated[float, Field(gt=0)] | None = None
+    objects: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> TrainingWindow:
+        given = [name for name in ("rows", "days", "objects") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"window: give exactly one of rows, days, objects (got {', '.join(given) or 'none'})")
+        return self
+
+
+class TrainingSettings(_Strict):
+    """How Train reads its data (``window``: none means every accepted, non-excluded object)."""
+
+    window: TrainingWindow | None = None
+
+
 class ModelSpec(_Strict):
     """One model's contract: data, task, estimator, split, gates and deployment."""
 
@@ -245,6 +267,7 @@ class ModelSpec(_Strict):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainPolicy = Field(default_factory=RetrainPolicy)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)

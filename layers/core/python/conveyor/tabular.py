@@ -71,7 +71,8 @@ class ParsedCsv:
     bad_rows: list[BadRow]
 
 
-def _pandas_names(header: list[str]) -> list[str]:
+def pandas_names(header: list[str]) -> list[str]:
+    """Column names as pandas gives them: an empty name becomes ``Unnamed: {i}``, a repeat ``name.1``."""
     names: list[str] = []
     seen: dict[str, int] = {}
     for position, raw in enumerate(header):
@@ -122,7 +123,7 @@ def parse_csv(data: bytes) -> ParsedCsv:
         reason = "empty" if "Empty CSV" in text else "parse"
         raise DataError(f"cannot parse CSV: {text.strip()[:200]}", details={"reason": reason}) from None
     header = [str(n) for n in table.schema.names]
-    table = table.rename_columns(_pandas_names(header))
+    table = table.rename_columns(pandas_names(header))
     return ParsedCsv(frame=table.to_pandas(), header=header, bad_rows=bad)
 
 

@@ -290,7 +290,12 @@ class TrainingResult(TypedDict):
     estimator: str
     approval: str  # auto | manual
     params: dict[str, Any]
-    data: list[dict[str, Any]]
+    # The data objects trained on (the lineage) are a manifest in S3, never a list in the state
+    # (it grows with every drop): ``data_key`` under the execution's staging prefix.
+    data_key: str
+    data_objects: int  # how many objects the manifest lists
+    rows: int  # rows trained and held out (after training.window)
+    data: NotRequired[list[dict[str, Any]]]  # executions started before the manifest: the list itself
     libraries: dict[str, str]
     size_bytes: int
     seconds: dict[str, float]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -96,6 +97,48 @@ class S3ObjectStore:
     def delete(self, bucket: str, key: str) -> None:
         # On the versioned data bucket this only adds a delete marker: the bytes are kept.
         self._s3.delete_object(Bucket=bucket, Key=key)
+
+    def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
+        extra = {"VersionId": version_id} if version_id else None
+        try:  # a managed transfer: ranged GETs straight to the file
+            self._s3.download_file(bucket, key, str(path), ExtraArgs=extra)
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(bucket, key, version_id) from error
+            raise
+
+    def get_range(self, bucket: str, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            body: bytes = self._s3.get_object(**kwargs)["Body"].read()
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(bucket, key, version_id) from error
+            if error.response["Error"]["Code"] == "InvalidRange":  # past the end
+                return b""
+            raise
+        return body
+
+    def tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            found = self._s3.get_object_tagging(**kwargs).get("TagSet", [])
+        except ClientError as error:
+            if _is_missing(error):
+                raise ObjectMissing(bucket, key, version_id) from error
+            raise
+        return {str(t["Key"]): str(t["Value"]) for t in found}
+
+    def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
+        with path.open("rb") as body:  # streamed from the file (single PUT: parts up to 5 GB)
+            response = self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+        return ObjectRef(
+            bucket, key, response.get("VersionId"), response.get("ETag", "").strip('"'), path.stat().st_size
+        )
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         found: list[str] = []

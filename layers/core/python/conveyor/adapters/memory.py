@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from conveyor.ports import AlarmDefinition, AlarmStatus, CallbackExpired, ConditionFailed, ObjectMissing, ObjectRef
@@ -20,6 +21,7 @@ class MemoryObjectStore:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], list[tuple[str, bytes | None]]] = {}
         self._versions = itertools.count(1)
+        self.object_tags: dict[tuple[str, str], dict[str, str]] = {}  # set by tests: S3 object tags
 
     def _version(self, bucket: str, key: str, version_id: str | None) -> tuple[str, bytes]:
         versions = self.objects.get((bucket, key), [])
@@ -58,6 +60,19 @@ class MemoryObjectStore:
             for (b, k), versions in self.objects.items()
             if b == bucket and k.startswith(prefix) and versions[-1][1] is not None
         )
+
+    def download(self, bucket: str, key: str, path: Path, version_id: str | None = None) -> None:
+        path.write_bytes(self.get(bucket, key, version_id))
+
+    def upload(self, bucket: str, key: str, path: Path) -> ObjectRef:
+        return self.put(bucket, key, path.read_bytes())
+
+    def get_range(self, bucket: str, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
+        return self.get(bucket, key, version_id)[start:end]
+
+    def tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
+        self.get(bucket, key, version_id)  # ObjectMissing for a missing object, as S3
+        return dict(self.object_tags.get((bucket, key), {}))
 
 
 class MemoryTable:

@@ -23,6 +23,7 @@ from conveyor.cli import (
     registry_commands,
     retry_command,
     routing_commands,
+    score_command,
     smoke_command,
 )
 from conveyor.cli.common import EXIT_CODES_HELP
@@ -57,6 +58,7 @@ COMMANDS = (
     drift_command.drift,
     model_commands.train,
     model_commands.evaluate,
+    score_command.score,
     registry_commands.models,
     registry_commands.lineage,
     monitoring_commands.alarms,

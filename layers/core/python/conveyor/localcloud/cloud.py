@@ -23,6 +23,7 @@ from typing import Any
 from conveyor.localcloud.board_server import start_board
 from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
+from conveyor.localcloud.distributed_map import install_result_writer
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
 from conveyor.localcloud.gateway import Gateway
 from conveyor.localcloud.persist.snapshotter import Extension, Persistence, RestoreReport
@@ -118,6 +119,7 @@ class LocalCloud:
             f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         )
         install_moto_patch(self.runtime)
+        install_result_writer()  # moto's Distributed Map drops the ResultWriter's results
         serialize_dynamodb_writes()
         if self.persistence is not None:
             from conveyor.localcloud.persist.snapshotter import install_change_counter

@@ -22,17 +22,27 @@ from conveyor.tabular import read_table
 from conveyor.workflow import DRIFT, DriftInput, DriftResult, ValidationResult
 
 
-def _new_rows_since_last_training(ctx: PipelineContext, model: str) -> tuple[int, int | None]:
+def _new_rows_since_last_training(
+    ctx: PipelineContext, model: str, *, windowed: bool = False
+) -> tuple[int, int | None]:
     """Rows of accepted data that the latest trained version (served or not) did not learn from.
 
     Counting from the latest training, not from the champion, keeps a rejected candidate's data from
-    triggering the same retraining again with every small arrival.
+    triggering the same retraining again with every small arrival. With a ``training.window``
+    (``windowed``), data older than the latest training that the window left out is not new.
     """
     latest = ctx.registry.latest_version_number(model)
     seen: set[Any] = set()
+    since = 0.0
     if latest:
-        seen = {d.get("sha256") for d in ctx.registry.get(model, latest).lineage.get("data", [])}
-    new = sum(int(d.get("rows") or 0) for d in ctx.registry.datasets(model) if d.get("sha256") not in seen)
+        version = ctx.registry.get(model, latest)
+        seen = {d.get("sha256") for d in version.lineage.get("data", [])}
+        since = version.created_at if windowed else 0.0
+    new = sum(
+        int(d.get("rows") or 0)
+        for d in ctx.registry.datasets(model)
+        if d.get("sha256") not in seen and float(d.get("accepted_at") or 0.0) >= since
+    )
     return new, latest or None
 
 
@@ -46,7 +56,7 @@ def _retrain_decision(
 ) -> tuple[list[str], str, int]:
     """The retrain policy: why to retrain (drift, schedule, new rows; none: no retrain), what happens, new rows."""
     on_drift, min_new_rows = _policy(spec)
-    new_rows, latest = _new_rows_since_last_training(ctx, model)
+    new_rows, latest = _new_rows_since_last_training(ctx, model, windowed=spec.training.window is not None)
     reasons = []
     if on_drift and document["verdict"] == DRIFT:
         reasons.append(f"drift in {', '.join(document.get('drifted_features', [])) or 'the data'}")

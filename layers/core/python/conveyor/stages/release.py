@@ -69,13 +69,22 @@ def _serving_contract(ctx: PipelineContext, training: TrainingResult) -> Serving
     return contract_from_spec(spec)
 
 
-def _lineage(event: StageEvent[RegisterInput]) -> dict[str, Any]:
+def _trained_on(ctx: PipelineContext, training: TrainingResult) -> list[dict[str, Any]]:
+    """The data objects of the candidate: the manifest Train staged (``data_key``), or the list of
+    an execution started before manifests."""
+    if "data_key" in training:
+        data: list[dict[str, Any]] = json.loads(ctx.store.get(ctx.settings.artifact_bucket, training["data_key"]))
+        return data
+    return list(training.get("data", []))
+
+
+def _lineage(event: StageEvent[RegisterInput], ctx: PipelineContext) -> dict[str, Any]:
     """Where the version came from: its data, what triggered it, spec, code, libraries, parameters, parent."""
     training: TrainingResult = event.require("training")
     evaluation: EvaluationResult = event.require("evaluation")
     validation: Mapping[str, Any] = event.state.get("validation") or {}
     return {
-        "data": training.get("data", []),
+        "data": _trained_on(ctx, training),
         "trigger": {
             "key": validation.get("data_key"),
             "report_key": validation.get("report_key"),
@@ -180,7 +189,7 @@ def register(event: StageEvent[RegisterInput], ctx: PipelineContext) -> Registra
         },
         gates=evaluation.get("gates", []),
         decision=str(evaluation.get("reason", "")),
-        lineage=_lineage(event),
+        lineage=_lineage(event, ctx),
         contract_key=layout.contract_key(model, contract[1]) if contract is not None else "",
         contract_sha256=contract[1] if contract is not None else "",
     )

@@ -6,6 +6,8 @@ The work itself is :func:`conveyor.training.build_candidate`, which ``conveyor t
 from __future__ import annotations
 
 import io
+import time
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,19 +20,27 @@ from conveyor.spec import load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
 from conveyor.training import LIBRARIES, build_candidate, library_versions
+from conveyor.window import window_datasets, window_rows
 from conveyor.workflow import TrainingResult, TrainInput
 
 __all__ = ["LIBRARIES", "library_versions", "train_candidate"]
 
 # What Train stages for Evaluate and Register (conveyor.layout.staging_key).
-_STAGED = (layout.CANDIDATE, layout.HOLDOUT, layout.SPEC_FILE, layout.PROFILE)
+_STAGED = (layout.CANDIDATE, layout.HOLDOUT, layout.SPEC_FILE, layout.PROFILE, layout.DATA_MANIFEST)
 
 
-def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> TrainingResult:
+def train_candidate(
+    event: StageEvent[TrainInput], ctx: PipelineContext, *, clock: Callable[[], float] = time.time
+) -> TrainingResult:
+    """Train on the model's accepted data (``training.window`` bounds it); ``clock`` dates a window in days.
+
+    The data objects read go to a manifest in S3 (``data_key``), not into the state: that list
+    grows with every drop, the state is limited to 256 KiB.
+    """
     model = str(event.require("validation", "model"))
     spec_bytes = ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model))
     spec = load_spec(spec_bytes)
-    datasets = ctx.registry.datasets(model)
+    datasets = window_datasets(ctx.registry.datasets(model), spec.training.window, clock())
     if not datasets:
         raise TrainingError(
             f"model {model!r} has no accepted data to train on (none accepted yet, or every object excluded)",
@@ -41,6 +51,9 @@ def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> Trai
         for d in datasets
     ]
     frame = pd.concat(frames, ignore_index=True)
+    last = window_rows(spec.training.window)
+    if last is not None and len(frame) > last:
+        frame = frame.iloc[-last:].reset_index(drop=True)
     candidate = build_candidate(frame, spec)
     result = candidate.result
     keys = {name: layout.staging_key(model, event.execution_name, name) for name in _STAGED}
@@ -50,6 +63,7 @@ def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> Trai
     ctx.store.put(ctx.settings.artifact_bucket, keys[layout.HOLDOUT], buffer.getvalue())
     ctx.store.put(ctx.settings.artifact_bucket, keys[layout.SPEC_FILE], spec_bytes)
     ctx.put_json(ctx.settings.artifact_bucket, keys[layout.PROFILE], candidate.profile)
+    ctx.put_json(ctx.settings.artifact_bucket, keys[layout.DATA_MANIFEST], [_lineage(d) for d in datasets])
     return {
         "model": model,
         "candidate_key": keys[layout.CANDIDATE],
@@ -70,7 +84,9 @@ def train_candidate(event: StageEvent[TrainInput], ctx: PipelineContext) -> Trai
         "approval": spec.deployment.approval,
         # Every parameter the estimator was fitted with (defaults and seeds included), not just the spec's.
         "params": {name: _json_param(value) for name, value in sorted(result.params.items())},
-        "data": [_lineage(d) for d in datasets],
+        "data_key": keys[layout.DATA_MANIFEST],
+        "data_objects": len(datasets),
+        "rows": len(frame),
         "libraries": library_versions(),
         "size_bytes": len(candidate.onnx),
         "seconds": {name: round(value, 3) for name, value in candidate.seconds.items()},

@@ -10,18 +10,22 @@ of the same upload is still recognised.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import time
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conveyor import layout
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectMissing, ObjectRef
-from conveyor.registry import sha256_hex
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
-from conveyor.validation import RowSplit, ValidationContext, ValidationReport, part_bytes, validate_and_split
+from conveyor.validation import ValidationContext
+from conveyor.validation.chunked import FileSplit, file_sha256, validate_file
+from conveyor.validation.files import arrival_checks
+from conveyor.validation.report import Check, build_report
 from conveyor.workflow import (
     ACCEPTED,
     REJECTED,
@@ -59,7 +63,30 @@ def _context(ctx: PipelineContext, model: str) -> ValidationContext:
     )
 
 
+def _spec_of(ctx: PipelineContext, model: str) -> tuple[ModelSpec | None, str]:
+    """The model's spec, or None and why not."""
+    try:
+        return load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model))), ""
+    except ObjectMissing:
+        return (
+            None,
+            f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{layout.spec_key(model)} first",
+        )
+    except ConveyorError as error:
+        return None, f"the spec of model {model} is invalid: {error}"
+    except Exception as error:
+        return None, f"no readable spec for model {model} ({type(error).__name__})"
+
+
+def _spec_report(problem: str) -> dict[str, Any]:
+    check = {"name": "spec", "severity": "error", "passed": False, "column": None, "message": problem}
+    return {"verdict": REJECTED, "summary": problem, "checks": [{**check, "value": None, "threshold": None}]}
+
+
 def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> ValidationResult:
+    """Validate a drop in bounded memory: its size is checked before it is read; it is streamed to
+    local disk and read in chunks (``conveyor.validation.validate_file``); a split's parts are
+    uploaded from disk."""
     bucket = event.require("detail", "bucket", "name")
     obj = event.require("detail", "object")
     key = str(obj["key"])
@@ -67,50 +94,53 @@ def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> Val
     if model is None:
         return _rejected_without_data("", key, "not under {model}/incoming/")
     source = ObjectRef(bucket, key, obj.get("version-id"), obj.get("etag"), obj.get("size"))
-    data = ctx.store.get(bucket, key, source.version_id)
     filename = PurePosixPath(key).name
-    spec: ModelSpec | None = None
-    try:
-        spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
-    except ObjectMissing:
-        spec_problem = (
-            f"no spec for model {model}: upload s3://{ctx.settings.artifact_bucket}/{layout.spec_key(model)} first"
-        )
-    except ConveyorError as error:
-        spec_problem = f"the spec of model {model} is invalid: {error}"
-    except Exception as error:
-        spec_problem = f"no readable spec for model {model} ({type(error).__name__})"
-    if spec is None:
-        report_doc: dict[str, Any] = {
-            "verdict": "rejected",
-            "summary": spec_problem,
-            "checks": [
-                {
-                    "name": "spec",
-                    "severity": "error",
-                    "passed": False,
-                    "column": None,
-                    "message": spec_problem,
-                    "value": None,
-                    "threshold": None,
-                }
-            ],
-        }
-        verdict: ValidationVerdict = REJECTED
-        summary = spec_problem
-    else:
-        report: ValidationReport
-        report, split = validate_and_split(data, filename, spec, context=_context(ctx, model))
-        report_doc = report.to_dict()
-        verdict = report.verdict
-        summary = report.summary
+    spec, spec_problem = _spec_of(ctx, model)
+    with tempfile.TemporaryDirectory(prefix="conveyor-validate-") as folder:
+        if spec is not None:
+            oversized = _oversized(ctx, source, filename, spec)
+            if oversized is not None:
+                return _store_verdict(ctx, source, model, oversized)
+        path = Path(folder) / "drop" / filename
+        path.parent.mkdir()
+        ctx.store.download(bucket, key, path, source.version_id)
+        if spec is None:
+            report_doc = {**_spec_report(spec_problem), "sha256": file_sha256(path), "size": path.stat().st_size}
+            return _store_verdict(ctx, source, model, report_doc)
+        report, split = validate_file(path, filename, spec, context=_context(ctx, model), parts_dir=Path(folder))
+        report_doc = {**report.to_dict(), "size": path.stat().st_size}
         if split is not None:
-            return _accept_split(ctx, source, model, data, report_doc, split)
-    digest = sha256_hex(data)
+            return _accept_split(ctx, source, model, path, report_doc, split)
+        return _store_verdict(ctx, source, model, report_doc)
+
+
+def _oversized(ctx: PipelineContext, source: ObjectRef, filename: str, spec: ModelSpec) -> dict[str, Any] | None:
+    """The report of an object above ``validation.max_file_mb``, made from its size alone (never read)."""
+    size = source.size
+    if size is None:
+        head = ctx.store.head(source.bucket, source.key, source.version_id)
+        size = None if head is None else head.size
+    if size is None or size / (1024 * 1024) <= spec.validation.max_file_mb:
+        return None
+    checks: list[Check] = []
+    arrival_checks(filename, "", int(size), b"", False, spec, None, checks)
+    report = build_report(checks, 0, [], filename)
+    # never read, so no sha256: the quarantine folder is named by the object's ETag and version instead
+    name = hashlib.sha256(f"{source.etag}/{source.version_id}".encode()).hexdigest()
+    return {**report.to_dict(), "sha256": name, "size": int(size), "read": False}
+
+
+def _store_verdict(ctx: PipelineContext, source: ObjectRef, model: str, report_doc: dict[str, Any]) -> ValidationResult:
+    """Move the whole drop to accepted/ or quarantine/ with its report beside it; record accepted data."""
+    bucket, key, filename = source.bucket, source.key, PurePosixPath(source.key).name
+    verdict: ValidationVerdict = ACCEPTED if report_doc["verdict"] == ACCEPTED else REJECTED
+    summary = str(report_doc["summary"])
+    digest, size = str(report_doc["sha256"]), int(report_doc["size"])
     dest_key = layout.stored_data_key(model, accepted=verdict == ACCEPTED, sha256=digest, filename=filename)
     moved = ctx.store.copy(source, bucket, dest_key)
     report_key = layout.validation_report_key(dest_key)
     report_doc = {**report_doc, "source": source.to_dict(), "sha256": digest, "stored_as": dest_key}
+    report_doc.pop("size")
     ctx.put_json(bucket, report_key, report_doc)
     ctx.store.delete(bucket, key)  # versioned bucket: the incoming version stays retrievable
     result: ValidationResult = {
@@ -127,7 +157,7 @@ def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> Val
             "version_id": moved.version_id,
             "etag": moved.etag,
             "sha256": digest,
-            "size": len(data),
+            "size": size,
             "rows": report_doc.get("rows"),
             "source_key": key,
             "source_version_id": source.version_id,
@@ -138,33 +168,32 @@ def validate_drop(event: StageEvent[ValidateInput], ctx: PipelineContext) -> Val
     return result
 
 
-def _part(ref: ObjectRef, data: bytes, rows: int) -> DataPart:
+def _part(ref: ObjectRef, path: Path, rows: int) -> DataPart:
     return {
         "bucket": ref.bucket,
         "key": ref.key,
         "version_id": ref.version_id,
         "etag": ref.etag,
-        "sha256": sha256_hex(data),
-        "size": len(data),
+        "sha256": file_sha256(path),
+        "size": path.stat().st_size,
         "rows": rows,
     }
 
 
 def _accept_split(
-    ctx: PipelineContext, source: ObjectRef, model: str, data: bytes, report_doc: dict[str, Any], split: RowSplit
+    ctx: PipelineContext, source: ObjectRef, model: str, path: Path, report_doc: dict[str, Any], split: FileSplit
 ) -> ValidationResult:
     """Store the original, the accepted rows and the quarantined rows; record the accepted part as the
     dataset, with the other two beside it in its record (and so in the lineage of what trains on it)."""
-    bucket, filename, digest = source.bucket, PurePosixPath(source.key).name, sha256_hex(data)
-    accepted_bytes = part_bytes(split.accepted, filename)
-    quarantined_bytes = part_bytes(split.quarantined, filename)
+    bucket, filename, digest = source.bucket, PurePosixPath(source.key).name, str(report_doc["sha256"])
+    report_doc = {k: v for k, v in report_doc.items() if k != "size"}
     kept = ctx.store.copy(source, bucket, layout.original_data_key(model, sha256=digest, filename=filename))
-    original = _part(kept, data, int(report_doc.get("rows") or 0))
+    original = _part(kept, path, int(report_doc.get("rows") or 0))
     accepted_key = layout.stored_data_key(model, accepted=True, sha256=digest, filename=filename)
-    accepted = _part(ctx.store.put(bucket, accepted_key, accepted_bytes), accepted_bytes, len(split.accepted))
+    accepted = _part(ctx.store.upload(bucket, accepted_key, split.accepted), split.accepted, split.accepted_rows)
     quarantine_key = layout.stored_data_key(model, accepted=False, sha256=digest, filename=filename)
     quarantined = _part(
-        ctx.store.put(bucket, quarantine_key, quarantined_bytes), quarantined_bytes, len(split.quarantined)
+        ctx.store.upload(bucket, quarantine_key, split.quarantined), split.quarantined, split.quarantined_rows
     )
     parts = {"original": original, "accepted": accepted, "quarantined": quarantined}
     report_doc = {**report_doc, "source": source.to_dict(), "sha256": digest, "stored_as": accepted_key, "parts": parts}
@@ -194,7 +223,7 @@ def _accept_split(
         "report_key": report_key,
         "data_key": accepted_key,
         "quarantine_key": quarantine_key,
-        "rows_quarantined": len(split.quarantined),
+        "rows_quarantined": split.quarantined_rows,
         "dataset": dataset,
         "new_content": ctx.registry.record_dataset(model, dataset),
     }

@@ -7,6 +7,7 @@ delimiter, and CSV or Parquet parsing (truncated and ragged lines, repeated colu
 from __future__ import annotations
 
 import io
+import re
 from pathlib import PurePath
 
 import numpy as np
@@ -29,24 +30,26 @@ _MAGIC = (
 _OTHER_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
 
 
-def _compression(data: bytes) -> str | None:
+def compression(data: bytes) -> str | None:
     for magic, kind in _MAGIC:
         if data.startswith(magic):
             return kind
     return None
 
 
-def _first_line(text: str) -> str:
+def first_line(text: str) -> str:
     end = text.find("\n")
     return (text if end < 0 else text[:end]).rstrip("\r")
 
 
-def _bad_row_checks(bad_rows: list[BadRow], data: bytes, header_fields: int) -> list[Check]:
+def bad_row_checks(bad_rows: list[BadRow], ending: bytes, lines: int, header_fields: int) -> list[Check]:
+    """``truncated`` (the last line cut off) and ``ragged_rows``; ``ending`` is the file's last byte(s),
+    ``lines`` its count of newlines."""
     checks: list[Check] = []
     ragged = list(bad_rows)
     last = ragged[-1]
-    total_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    cut_off = not data.endswith((b"\n", b"\r")) and last.actual < last.expected
+    total_lines = lines + (0 if ending.endswith(b"\n") else 1)
+    cut_off = not ending.endswith((b"\n", b"\r")) and last.actual < last.expected
     if cut_off and (last.row is None or last.row == total_lines - 1):
         ragged.pop()
         checks.append(
@@ -87,46 +90,37 @@ def _row_numbers(total: int, bad_rows: list[BadRow]) -> Rows:
     return Rows(numbers[:total])
 
 
-def _read_csv(data: bytes, filename: str, checks: list[Check]) -> tuple[pd.DataFrame | None, Rows]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        checks.append(
-            Check(
-                "encoding",
+def encoding_check(filename: str, byte: int, offset: int, line: int) -> Check:
+    return Check(
+        "encoding",
+        "error",
+        False,
+        f"{filename} is not UTF-8: byte 0x{byte:02x} on line {line} (latin-1 or cp1252? re-save the file as UTF-8)",
+        details={"byte_offset": offset, "line": line},
+    )
+
+
+def delimiter_check(filename: str, header: str) -> Check | None:
+    """``delimiter``: a header with no comma but another separator."""
+    if "," in header:
+        return None
+    for delimiter, label in _OTHER_DELIMITERS.items():
+        if delimiter in header:
+            return Check(
+                "delimiter",
                 "error",
                 False,
-                f"{filename} is not UTF-8: byte 0x{data[exc.start]:02x} on line {line} "
-                "(latin-1 or cp1252? re-save the file as UTF-8)",
-                details={"byte_offset": exc.start, "line": line},
+                f"{filename} looks like {label}-separated (header {short(header, 60)!r}); "
+                "Conveyor reads comma-separated CSV",
+                details={"delimiter": delimiter, "header": header[:200]},
             )
-        )
-        return None, Rows()
-    header = _first_line(text.removeprefix("\ufeff"))
-    if "," not in header:
-        for delimiter, label in _OTHER_DELIMITERS.items():
-            if delimiter in header:
-                checks.append(
-                    Check(
-                        "delimiter",
-                        "error",
-                        False,
-                        f"{filename} looks like {label}-separated (header {short(header, 60)!r}); "
-                        "Conveyor reads comma-separated CSV",
-                        details={"delimiter": delimiter, "header": header[:200]},
-                    )
-                )
-                return None, Rows()
-    try:
-        parsed = parse_csv(data)
-    except DataError as exc:
-        name = "empty_file" if exc.details.get("reason") == "empty" else "readable"
-        checks.append(Check(name, "error", False, f"{filename}: {exc.message}", details=dict(exc.details)))
-        return None, Rows()
-    if parsed.bad_rows:
-        checks.extend(_bad_row_checks(parsed.bad_rows, data, len(parsed.header)))
-    repeated = sorted({n for n in parsed.header if parsed.header.count(n) > 1})
+    return None
+
+
+def header_checks(filename: str, header: list[str], ending: bytes, bad_rows: list[BadRow]) -> list[Check]:
+    """``duplicate_columns`` and ``final_newline``."""
+    checks: list[Check] = []
+    repeated = sorted({n for n in header if header.count(n) > 1})
     if repeated:
         checks.append(
             Check(
@@ -140,40 +134,154 @@ def _read_csv(data: bytes, filename: str, checks: list[Check]) -> tuple[pd.DataF
                 threshold=0,
             )
         )
-    if not data.endswith((b"\n", b"\r")) and not parsed.bad_rows:
+    if not ending.endswith((b"\n", b"\r")) and not bad_rows:
         checks.append(Check("final_newline", "info", False, f"{filename} does not end with a newline"))
+    return checks
+
+
+def _read_csv(data: bytes, filename: str, checks: list[Check]) -> tuple[pd.DataFrame | None, Rows]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        checks.append(encoding_check(filename, data[exc.start], exc.start, line))
+        return None, Rows()
+    delimiter = delimiter_check(filename, first_line(text.removeprefix("\ufeff")))
+    if delimiter is not None:
+        checks.append(delimiter)
+        return None, Rows()
+    try:
+        parsed = parse_csv(data)
+    except DataError as exc:
+        checks.append(unreadable_csv(filename, exc))
+        return None, Rows()
+    ending = data[-2:]
+    if parsed.bad_rows:
+        checks.extend(bad_row_checks(parsed.bad_rows, ending, data.count(b"\n"), len(parsed.header)))
+    checks.extend(header_checks(filename, parsed.header, ending, parsed.bad_rows))
     return parsed.frame, _row_numbers(len(parsed.frame), parsed.bad_rows)
+
+
+def unreadable_csv(filename: str, exc: DataError) -> Check:
+    name = "empty_file" if exc.details.get("reason") == "empty" else "readable"
+    return Check(name, "error", False, f"{filename}: {exc.message}", details=dict(exc.details))
+
+
+def parquet_magic_check(filename: str, head: bytes, tail: bytes, size: int) -> Check | None:
+    """``readable``: a Parquet file starts and ends with ``PAR1``."""
+    if size >= 12 and head.startswith(b"PAR1") and tail.endswith(b"PAR1"):
+        return None
+    where = "start" if not head.startswith(b"PAR1") else "end (truncated?)"
+    return Check(
+        "readable",
+        "error",
+        False,
+        f"{filename} is not a readable Parquet file: bad magic bytes at the {where}",
+        details={"reason": "magic"},
+    )
+
+
+def unreadable_parquet(filename: str, exc: Exception) -> Check:
+    # pyarrow names its input source (a buffer or a path): the reason is what follows
+    reason = re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(exc).strip())
+    return Check(
+        "readable",
+        "error",
+        False,
+        f"{filename} is not a readable Parquet file: {short(reason, 160)}",
+        details={"reason": "parse"},
+    )
+
+
+PARQUET_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, TypeError, IndexError, KeyError)
 
 
 def _read_parquet(data: bytes, filename: str, checks: list[Check]) -> pd.DataFrame | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if len(data) < 12 or not data.startswith(b"PAR1") or not data.endswith(b"PAR1"):
-        where = "start" if not data.startswith(b"PAR1") else "end (truncated?)"
-        checks.append(
-            Check(
-                "readable",
-                "error",
-                False,
-                f"{filename} is not a readable Parquet file: bad magic bytes at the {where}",
-                details={"reason": "magic"},
-            )
-        )
+    magic = parquet_magic_check(filename, data[:4], data[-4:], len(data))
+    if magic is not None:
+        checks.append(magic)
         return None
     try:
         return pq.read_table(io.BytesIO(data)).to_pandas()
-    except (pa.ArrowException, OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+    except (pa.ArrowException, *PARQUET_ERRORS) as exc:
+        checks.append(unreadable_parquet(filename, exc))
+        return None
+
+
+def arrival_checks(
+    filename: str,
+    digest: str,
+    size: int,
+    head: bytes,
+    blank: bool,
+    spec: ModelSpec,
+    context: ValidationContext | None,
+    checks: list[Check],
+) -> str | None:
+    """The checks made before reading a row: a repeat, the size, emptiness, compression and the file
+    type; appends them to ``checks`` and returns "csv" or "parquet", or None when the file cannot be read.
+
+    ``digest`` is the object's sha256 (hex), ``head`` its first bytes, ``blank`` whether it holds only
+    whitespace.
+    """
+    if context is not None and digest in context.accepted_hashes:
         checks.append(
             Check(
-                "readable",
+                "repeated_arrival",
                 "error",
                 False,
-                f"{filename} is not a readable Parquet file: {short(str(exc).strip(), 160)}",
-                details={"reason": "parse"},
+                f"{filename} repeats data already accepted (sha256 {digest[:12]}...)",
+                details={"sha256": digest},
+            )
+        )
+    limit = spec.validation.max_file_mb
+    size_mb = size / (1024 * 1024)
+    if size_mb > limit:
+        checks.append(
+            Check(
+                "file_size",
+                "error",
+                False,
+                f"{filename} is {size_mb:.1f} MB, above validation.max_file_mb {limit:g}; split it",
+                details={"bytes": size, "max_file_mb": limit},
+                value=size_mb,
+                threshold=limit,
             )
         )
         return None
+    if blank:
+        checks.append(Check("empty_file", "error", False, f"{filename} is empty ({size} bytes)"))
+        return None
+    compressed = compression(head)
+    if compressed is not None:
+        checks.append(
+            Check(
+                "compressed",
+                "error",
+                False,
+                f"{filename} is {compressed}-compressed; decompress it and drop the .csv or .parquet",
+                details={"compression": compressed},
+            )
+        )
+        return None
+    suffix = PurePath(filename).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    checks.append(
+        Check(
+            "file_type",
+            "error",
+            False,
+            f"{filename}: unsupported file type {suffix or '(none)'}; use .csv or .parquet",
+            details={"suffix": suffix},
+        )
+    )
+    return None
 
 
 def read_object(
@@ -186,58 +294,9 @@ def read_object(
 ) -> tuple[pd.DataFrame | None, Rows]:
     """The object as a frame and its row numbers, or None when it cannot be read; appends the
     file-level checks to ``checks``. ``digest`` is the object's sha256 (hex)."""
-    if context is not None and digest in context.accepted_hashes:
-        checks.append(
-            Check(
-                "repeated_arrival",
-                "error",
-                False,
-                f"{filename} repeats data already accepted (sha256 {digest[:12]}...)",
-                details={"sha256": digest},
-            )
-        )
-    limit = spec.validation.max_file_mb
-    size_mb = len(data) / (1024 * 1024)
-    if size_mb > limit:
-        checks.append(
-            Check(
-                "file_size",
-                "error",
-                False,
-                f"{filename} is {size_mb:.1f} MB, above validation.max_file_mb {limit:g}; split it",
-                details={"bytes": len(data), "max_file_mb": limit},
-                value=size_mb,
-                threshold=limit,
-            )
-        )
-        return None, Rows()
-    if not data.strip():
-        checks.append(Check("empty_file", "error", False, f"{filename} is empty ({len(data)} bytes)"))
-        return None, Rows()
-    compressed = _compression(data)
-    if compressed is not None:
-        checks.append(
-            Check(
-                "compressed",
-                "error",
-                False,
-                f"{filename} is {compressed}-compressed; decompress it and drop the .csv or .parquet",
-                details={"compression": compressed},
-            )
-        )
-        return None, Rows()
-    suffix = PurePath(filename).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
+    kind = arrival_checks(filename, digest, len(data), data[:8], not data.strip(), spec, context, checks)
+    if kind == "parquet":
         return _read_parquet(data, filename, checks), Rows()
-    if suffix in CSV_SUFFIXES:
+    if kind == "csv":
         return _read_csv(data, filename, checks)
-    checks.append(
-        Check(
-            "file_type",
-            "error",
-            False,
-            f"{filename}: unsupported file type {suffix or '(none)'}; use .csv or .parquet",
-            details={"suffix": suffix},
-        )
-    )
     return None, Rows()

@@ -11,12 +11,9 @@ import pandas as pd
 from conveyor.spec import ModelSpec
 from conveyor.validation.context import ValidationContext
 from conveyor.validation.files import read_object
-from conveyor.validation.leakage import leakage_checks
+from conveyor.validation.frame import FrameTally
 from conveyor.validation.quarantine import RowSplit, faulty_rows, mark_quarantined, quarantined_rows, still_failing
 from conveyor.validation.report import Check, Rows, ValidationReport, build_report
-from conveyor.validation.schema import Parsed, column_checks, parse_feature, row_checks
-from conveyor.validation.target import target_checks
-from conveyor.validation.values import duplicate_check, feature_checks
 
 logger = logging.getLogger(__name__)
 
@@ -101,21 +98,7 @@ def validate_frame(
 
 
 def _frame_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext | None, rows: Rows) -> list[Check]:
-    checks = row_checks(df, spec, context)
-    if len(df) == 0:
-        return checks
-    checks.extend(column_checks(df, spec))
-    parsed_features: dict[str, Parsed] = {}
-    for name, feature in spec.features.items():
-        if name not in df.columns:
-            continue
-        column = df[name]
-        parsed = parsed_features[name] = parse_feature(column, feature)
-        checks.extend(feature_checks(name, feature, column, parsed, rows, context))
-    checks.extend(duplicate_check(df, spec, rows))
-    if spec.target.column in df.columns:
-        found, y, binary = target_checks(df, spec)
-        checks.extend(found)
-        if y is not None:
-            checks.extend(leakage_checks(spec, parsed_features, y, binary))
-    return checks
+    """Every check of a frame read whole: one chunk of ``conveyor.validation.frame.FrameTally``."""
+    tally = FrameTally(spec, context, [str(c) for c in df.columns], keep_faults=True)
+    tally.add(df, rows)
+    return tally.checks(rows)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import io
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -125,7 +126,12 @@ def part_bytes(frame: pd.DataFrame, filename: str) -> bytes:
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         return buffer.getvalue()
-    # Integral float columns (integers with nulls, as read) are written as integers: "3", not "3.0".
+    return csv_text(frame).encode("utf-8")
+
+
+def csv_text(frame: pd.DataFrame, *, header: bool = True) -> str:
+    """Rows as CSV; integral float columns (integers with nulls, as read) are written as integers:
+    "3", not "3.0"."""
     written = frame.copy()
     for name in written.columns:
         column = written[name]
@@ -133,7 +139,47 @@ def part_bytes(frame: pd.DataFrame, filename: str) -> bytes:
             finite = column.dropna()
             if bool(((finite == np.floor(finite)) & (finite.abs() < 2**53)).all()):
                 written[name] = column.astype("Int64")
-    return written.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return written.to_csv(index=False, header=header, lineterminator="\n")
+
+
+class PartWriter:
+    """One part of a split file written chunk by chunk: CSV text, or Parquet in the file's schema
+    (``schema``: the source's Arrow schema) with ``extra`` columns after it."""
+
+    def __init__(self, path: Path, filename: str, schema: Any = None) -> None:
+        self.path, self.rows = path, 0
+        self._parquet = PurePath(filename).suffix.lower() in PARQUET_SUFFIXES
+        self._schema, self._started = schema, False
+        self._writer: Any = None
+        self._handle: Any = None
+        if not self._parquet:
+            self._handle = path.open("w", encoding="utf-8", newline="")
+
+    def write(self, frame: pd.DataFrame, batch: Any = None) -> None:
+        """Append rows: ``frame``, or for Parquet ``batch`` (Arrow) with the frame's other columns."""
+        self.rows += len(frame)
+        if self._handle is not None:
+            self._handle.write(csv_text(frame, header=not self._started))
+            self._started = True
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if batch is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        else:
+            table = pa.Table.from_batches([batch])
+            for name in frame.columns[len(table.column_names) :]:
+                table = table.append_column(name, pa.array(frame[name].tolist()))
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(str(self.path), table.schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _faulted(checks: list[Check]) -> list[Check]:

@@ -128,8 +128,15 @@ def build_report(
 class Rows:
     """Frame positions -> the 1-based data row numbers of the file (bad CSV lines are skipped)."""
 
-    def __init__(self, numbers: np.ndarray | None = None) -> None:
+    def __init__(self, numbers: np.ndarray | None = None, *, skipped: np.ndarray | None = None) -> None:
         self._numbers = numbers
+        self._skipped = None if skipped is None or not len(skipped) else np.unique(skipped)
+
+    @classmethod
+    def skipping(cls, skipped: np.ndarray) -> Rows:
+        """Row numbers of a file read in chunks: 1, 2, ... without the ``skipped`` numbers (bad CSV
+        lines, rows set aside), with no array as long as the file."""
+        return cls(skipped=np.asarray(skipped, dtype=np.int64))
 
     def subset(self, keep: np.ndarray) -> Rows:
         """The row numbers of the frame's rows where ``keep`` is True (a part of the file)."""
@@ -137,9 +144,21 @@ class Rows:
         return Rows(np.asarray(numbers)[: len(keep)][keep])
 
     def of(self, positions: np.ndarray) -> list[int]:
+        if self._skipped is not None:
+            return [self._skipping(int(p)) for p in positions]
         if self._numbers is None:
             return [int(p) + 1 for p in positions]
         return [int(self._numbers[p]) for p in positions]
+
+    def _skipping(self, position: int) -> int:
+        """The (position + 1)-th positive integer not skipped."""
+        assert self._skipped is not None
+        number = position + 1
+        for skipped in self._skipped:
+            if skipped > number:
+                break
+            number += 1
+        return number
 
 
 def row_examples(mask: pd.Series | np.ndarray, column: pd.Series, rows: Rows) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,25 +20,25 @@ from conveyor.tabular import (
     sentinel_mask,
 )
 from conveyor.validation.context import ValidationContext
-from conveyor.validation.report import Check, Rows, cite, row_examples
+from conveyor.validation.report import Check, cite
 
 ID_NAME = re.compile(r"^(id|uuid|guid|index|row_?(id|no|num|number))$|(_id|_uuid|_key)$|^Unnamed: \d+$", re.IGNORECASE)
 
 
-def row_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext | None) -> list[Check]:
-    """``not_empty``, ``min_rows`` and (with a usual row count) ``row_count``."""
+def row_checks(rows: int, spec: ModelSpec, context: ValidationContext | None) -> list[Check]:
+    """``not_empty``, ``min_rows`` and (with a usual row count) ``row_count`` of a file of ``rows`` rows."""
     settings = spec.validation
-    if len(df) == 0:
+    if rows == 0:
         return [Check("not_empty", "error", False, "no data rows (header only)", value=0, threshold=1)]
-    checks = [Check("not_empty", "error", True, f"{len(df)} rows", value=len(df), threshold=1)]
-    if len(df) < settings.min_rows:
+    checks = [Check("not_empty", "error", True, f"{rows} rows", value=rows, threshold=1)]
+    if rows < settings.min_rows:
         checks.append(
             Check(
                 "min_rows",
                 "error",
                 False,
-                f"only {len(df)} rows; validation.min_rows is {settings.min_rows}",
-                value=len(df),
+                f"only {rows} rows; validation.min_rows is {settings.min_rows}",
+                value=rows,
                 threshold=settings.min_rows,
             )
         )
@@ -47,26 +48,25 @@ def row_checks(df: pd.DataFrame, spec: ModelSpec, context: ValidationContext | N
             Check(
                 "row_count",
                 "warn",
-                len(df) >= floor,
-                f"{len(df)} rows, far below the usual {context.usual_rows} (under {settings.min_rows_ratio:.0%})"
-                if len(df) < floor
-                else f"{len(df)} rows (usual {context.usual_rows})",
-                details={"rows": len(df), "usual_rows": context.usual_rows, "min_rows_ratio": settings.min_rows_ratio},
-                value=len(df),
+                rows >= floor,
+                f"{rows} rows, far below the usual {context.usual_rows} (under {settings.min_rows_ratio:.0%})"
+                if rows < floor
+                else f"{rows} rows (usual {context.usual_rows})",
+                details={"rows": rows, "usual_rows": context.usual_rows, "min_rows_ratio": settings.min_rows_ratio},
+                value=rows,
                 threshold=floor,
             )
         )
     return checks
 
 
-def column_checks(df: pd.DataFrame, spec: ModelSpec) -> list[Check]:
+def column_checks(columns: list[str], spec: ModelSpec) -> list[Check]:
     """``required_column`` per missing feature or target, ``unexpected_columns`` and
     ``deprecated_columns`` (warn)."""
-    columns = [str(c) for c in df.columns]
     checks: list[Check] = []
     target = spec.target.column
     for name in [*spec.features, target]:
-        if name not in df.columns:
+        if name not in columns:
             role = "target" if name == target else "feature"
             checks.append(
                 Check("required_column", "error", False, f"{name} missing (required {role} column)", column=name)
@@ -85,7 +85,7 @@ def column_checks(df: pd.DataFrame, spec: ModelSpec) -> list[Check]:
                 threshold=0,
             )
         )
-    deprecated = [c for c in spec.deprecated if c in df.columns]
+    deprecated = [c for c in spec.deprecated if c in columns]
     if deprecated:
         checks.append(
             Check(
@@ -158,11 +158,10 @@ def _parse_typed(column: pd.Series, feature: Feature) -> Parsed:
     return Parsed(nulls=nulls, bad=bad, numbers=numbers)
 
 
-def type_check(name: str, kind: str, column: pd.Series, parsed: Parsed, rows: Rows) -> Check:
-    count = int(parsed.bad.sum())
+def type_check(name: str, kind: str, count: int, examples: list[dict[str, Any]], faults: np.ndarray | None) -> Check:
+    """``type``: ``count`` values that do not parse as ``kind`` (the first rows cited in ``examples``)."""
     if not count:
         return Check("type", "error", True, f"{name}: all values are {kind}", column=name, value=0, threshold=0)
-    examples = row_examples(parsed.bad, column, rows)
     return Check(
         "type",
         "error",
@@ -172,5 +171,5 @@ def type_check(name: str, kind: str, column: pd.Series, parsed: Parsed, rows: Ro
         details={"count": count, "examples": examples, "expected": kind},
         value=count,
         threshold=0,
-        fault_rows=parsed.bad,
+        fault_rows=faults,
     )
