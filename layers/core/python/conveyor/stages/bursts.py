@@ -135,7 +135,7 @@ def ending_of(state: Mapping[str, Any]) -> Ending:
     if error:
         if error.get("Error") == Error.REJECTED:
             return "rejected_by_reviewer"
-        if error.get("Error") == Error.TIMEOUT and state.get("deployment"):
+        if error.get("Error") == Error.TIMEOUT and "deployment" in state:
             return "approval_expired"
         return "failed"
     if (state.get("bake") or {}).get("verdict") == INTERRUPTED:
