@@ -12,6 +12,7 @@ from tests.infra.conftest import Synth
 DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
 MONITORING = ("alarm_action",)
 LIVE = ("monitor", "labels")
+BURSTS = ("claim", "settle", "finish")  # one retrain per burst (conveyor.bursts)
 FUNCTIONS = (
     "dispatch",
     "validate",
@@ -25,6 +26,7 @@ FUNCTIONS = (
     *MONITORING,
     *LIVE,
     "board_widget",
+    *BURSTS,
 )
 ZIP = (
     "dispatch",
@@ -37,8 +39,9 @@ ZIP = (
     "rollback",
     *MONITORING,
     "board_widget",
+    "finish",
 )
-IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE)
+IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, "claim", "settle")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -106,7 +109,17 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
         "predict": {"ROUTING_CACHE_SECONDS", "MAX_BATCH_ROWS", "CAPTURE_STREAM"},
         **{
             name: set()
-            for name in ("validate", "drift", "train", "evaluate", "register", "deploy", *DEPLOYMENT, "board_widget")
+            for name in (
+                "validate",
+                "drift",
+                "train",
+                "evaluate",
+                "register",
+                "deploy",
+                *DEPLOYMENT,
+                "board_widget",
+                *BURSTS,
+            )
         },
     }
     functions = functions_by_tag(synth)
