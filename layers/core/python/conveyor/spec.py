@@ -222,7 +222,8 @@ class RetrainPolicy(_Strict):
     # until no drop joined it for this long (conveyor.bursts), then trains on everything accepted by then.
     batch_window_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
     # A marker a multi-file export writes when it is complete ("_SUCCESS", or a manifest naming the parts,
-    # e.g. "_manifest.json"): the retrain waits until it is beside the parts (at most an hour).
+    # e.g. "_manifest.json"): the retrain waits until it is beside the parts (at most an hour). Only drops in
+    # a folder under incoming/ (an export's) wait for one; a file dropped straight into incoming/ does not.
     wait_for: Annotated[str, Field(pattern=r"^[^/]+$")] | None = None
 
     def schedule_seconds(self) -> float | None:

@@ -78,7 +78,9 @@ def _marker_missing(ctx: PipelineContext, bucket: str, marker: str) -> Callable[
     """The folders whose export is not complete: no ``marker`` yet, or a manifest naming parts still waiting."""
 
     def missing(folders: list[str]) -> list[str]:
-        return [folder for folder in folders if not _complete(ctx, bucket, folder, marker)]
+        # A file dropped straight into {model}/incoming/ is not an export: only an export's folder has a marker.
+        exports = [folder for folder in folders if len(folder.split("/")) > 2]
+        return [folder for folder in exports if not _complete(ctx, bucket, folder, marker)]
 
     return missing
 
