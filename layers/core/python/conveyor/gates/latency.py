@@ -14,6 +14,7 @@ percentiles are recorded beside them for people, never gated on.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conveyor.errors import DataError
+from conveyor.errors import ArtifactError, DataError
 from conveyor.gates.common import Gate, GateThresholds, model_frame
 from conveyor.scoring import OnnxModel
 from conveyor.tabular import inputs_from_frame
@@ -110,10 +111,12 @@ def latency(
         raise DataError("latency needs at least one row")
     models = {"candidate": _caller(model, frame, batch_rows)}
     if champion is not None:
-        try:
-            models["champion"] = _caller(champion, frame, batch_rows)
-        except DataError:
-            pass  # the champion cannot score these rows: the candidate meets the ceiling alone
+        # A champion that cannot score these rows (other inputs): the candidate meets the ceiling alone.
+        with contextlib.suppress(DataError, ArtifactError):
+            calls = _caller(champion, frame, batch_rows)
+            calls[0]()
+            calls[1]()
+            models["champion"] = calls
     timed: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {n: {"single": [], "batch": []} for n in models}
     for single, batch in models.values():
         for _ in range(WARMUP_RUNS):
