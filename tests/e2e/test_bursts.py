@@ -23,6 +23,7 @@ import yaml
 
 from conveyor.adapters.aws import DynamoTable
 from conveyor.cli import follow as following
+from conveyor.cli.common import ExitCode
 from conveyor.cli.target import Target
 from conveyor.registry import ModelVersion, Registry
 from tests.conftest import DATASET, DEMO_SPEC
@@ -154,7 +155,7 @@ def test_a_burst_of_part_files_trains_once_and_serves_one_new_version(cloud: Tar
         if execution["executionArn"] != owner["executionArn"]:
             assert output["claim"]["outcome"] == "folded" and output["claim"]["owner"] == owner["executionArn"]
             outcome = following.follow(cloud.sfn, execution["executionArn"], timeout=30)
-            assert outcome.final_state == "Folded into run" and outcome.exit_code == following.EXIT_RECORDED
+            assert outcome.final_state == "Folded into run" and outcome.exit_code == ExitCode.RECORDED
     # One training (at most two), one new serving version compared with the champion it replaced.
     versions = {v.version: v for v in registry.versions(model)}
     trained = [v for v in versions.values() if v.version > 1]
