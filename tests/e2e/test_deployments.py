@@ -450,8 +450,11 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
         while time.monotonic() < deadline:
             entry = _status(cli)
             for deployment in entry["deployments"]:
-                if deployment["state"] == "trial":
-                    kind = "shadow" if entry["shadow"] else "canary"
+                kind = "shadow" if entry["shadow"] else "canary"
+                # "Start phase" moves the traffic, then records the phase: on a busy machine a status can
+                # fall between the two, so a phase counts as seen once its record says so too.
+                said = {"shadow": ": shadow, phase", "canary": "canary at"}[kind]
+                if deployment["state"] == "trial" and said in deployment["text"]:
                     seen.setdefault(kind, {**deployment, "challenger": entry["challenger"], "shadow": entry["shadow"]})
             execution = cloud.sfn.describe_execution(executionArn=dropped["execution_arn"])
             if execution["status"] != "RUNNING":
