@@ -462,6 +462,7 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
             time.sleep(0.5)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output = json.loads(execution["output"])
+    assert "promotion" in output, {k: output.get(k) for k in ("claim", "finish", "registration", "evaluation")}
     version = output["registration"]["version"]
     assert output["promotion"]["phases"] == ["shadow", "canary at 50%"]
     assert seen["shadow"]["shadow"] == version and seen["shadow"]["challenger"] is None

@@ -5,7 +5,8 @@ A wall-clock p99 of a few hundred calls, measured while other work shares the CP
 machine, not the model: one preemption in 100 calls is the p99. So the gates time each call by the
 CPU time of the calling thread (``time.thread_time_ns``; the session runs on that thread,
 ``intra_op_num_threads = 1``), which time spent waiting for a core does not count, in several
-*trials* that alternate candidate and champion (so both meet the same cache and frequency), and take
+*trials* that interleave candidate and champion call by call (so both meet the same cache, frequency
+and busy sibling core), and take
 the **median over trials of each trial's p99**, with the garbage collector paused (as ``timeit`` does). A candidate fails if that is over the absolute
 ceiling (``max_p99_ms_*``) or over ``max_latency_ratio`` times the champion's (plus
 :data:`RATIO_SLACK_MS`, so a 0.05 ms model is not failed for a 0.03 ms difference). Wall-clock
@@ -56,15 +57,19 @@ def _caller(model: OnnxModel, frame: pd.DataFrame, batch_rows: int) -> tuple[Cal
     return single, batch
 
 
-def _trial(call: Callable[[], Any], runs: int) -> tuple[np.ndarray, np.ndarray]:
-    """CPU and wall milliseconds of ``runs`` calls."""
-    cpu, wall = np.empty(runs), np.empty(runs)
+def _trial(calls: list[Callable[[], Any]], runs: int, first: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """CPU and wall milliseconds of ``runs`` calls of each of ``calls``, interleaved call by call (the
+    model that goes first alternates, starting with ``first``), so that whatever else the machine does
+    (a busy sibling core, cache pressure) falls on both alike."""
+    cpu, wall = np.empty((len(calls), runs)), np.empty((len(calls), runs))
     for i in range(runs):
-        started_cpu, started_wall = time.thread_time_ns(), time.perf_counter_ns()
-        call()
-        cpu[i] = (time.thread_time_ns() - started_cpu) / 1e6
-        wall[i] = (time.perf_counter_ns() - started_wall) / 1e6
-    return cpu, wall
+        for k in range(len(calls)):
+            m = (first + i + k) % len(calls)
+            started_cpu, started_wall = time.thread_time_ns(), time.perf_counter_ns()
+            calls[m]()
+            cpu[m, i] = (time.thread_time_ns() - started_cpu) / 1e6
+            wall[m, i] = (time.perf_counter_ns() - started_wall) / 1e6
+    return [(cpu[m], wall[m]) for m in range(len(calls))]
 
 
 def _summary(trials: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
@@ -125,12 +130,12 @@ def latency(
     collecting = gc.isenabled()
     gc.disable()  # a garbage collection is CPU time of the thread too, but not the model's (as in timeit)
     try:
+        names = list(models)
         for t in range(trials):
-            order = list(models) if t % 2 == 0 else list(reversed(models))
-            for name in order:
-                single, batch = models[name]
-                timed[name]["single"].append(_trial(single, single_runs))
-                timed[name]["batch"].append(_trial(batch, batch_runs))
+            for key, index, runs in (("single", 0, single_runs), ("batch", 1, batch_runs)):
+                measured = _trial([models[name][index] for name in names], runs, first=t)
+                for name, times in zip(names, measured, strict=True):
+                    timed[name][key].append(times)
     finally:
         if collecting:
             gc.enable()
