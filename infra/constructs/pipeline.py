@@ -95,7 +95,7 @@ class Pipeline(Construct):
         # drift reads the champion's profile and the accepted drop, writes its report beside the drop.
         _grant_read_put(data_bucket, drift)
         artifact_bucket.grant_read(drift)
-        table.grant_read_write_data(drift)  # and the drift-alert record (one alert per burst)
+        grant_model_items_write(table, drift)  # the drift-alert record (one alert per burst)
         self._grant_bursts(data_bucket, artifact_bucket, table)
         drift.add_to_role_policy(
             iam.PolicyStatement(
@@ -119,7 +119,7 @@ class Pipeline(Construct):
         """One retrain per burst: the retrain lease in the registry table; the spec; wait_for's markers."""
         claim, settle, finish = (self.functions[name] for name in (Fn.CLAIM, Fn.SETTLE, Fn.FINISH))
         for fn in (claim, settle, finish):
-            table.grant_read_write_data(fn)
+            grant_model_items_write(table, fn)  # MODEL#{model}: the lease, the deployment lock, versions' statuses
         for fn in (claim, settle):
             artifact_bucket.grant_read(fn)  # the model's spec.yaml
         data_bucket.grant_read(settle)  # retrain.wait_for: the export's marker beside its parts
