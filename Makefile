@@ -15,7 +15,7 @@ STACK ?= Conveyor-$(STAGE)
 GITHUB_REPO ?=
 STAGE_CONTEXT := --context stage=$(STAGE) --context stack_name=$(STACK) $(if $(GITHUB_REPO),--context github_repo=$(GITHUB_REPO))
 
-.PHONY: venv browser demo up test lint typecheck unit infra e2e bench synth diff deploy actionlint clean
+.PHONY: venv browser demo up test test-busy lint typecheck unit infra e2e bench synth diff deploy actionlint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ test: $(STAMP) browser  ## lint, type-check, then every test (unit, component, i
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+
+# make test's pytest while a CPU-bound process keeps one core busy (a shared CI machine); the process is
+# killed at the end, whatever the outcome.
+test-busy: $(STAMP) browser  ## every test with a CPU-bound process beside it
+	@$(BIN)/python -c 'while True: pass' & busy=$$!; \
+	trap 'kill $$busy 2>/dev/null' EXIT; \
+	echo "CPU-bound process $$busy beside the suite"; \
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 unit: $(STAMP)

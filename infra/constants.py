@@ -119,6 +119,9 @@ class Fn:
     TRIAL = "trial"  # starts a phase: the version as shadow or challenger
     BAKE = "bake"  # judges a phase on its capture records
     ROLLBACK = "rollback"  # ends a failed trial
+    CLAIM = "claim"  # one retrain per burst: owns the model's next training, or folds into it
+    SETTLE = "settle"  # "Start retrain": trains once the burst settled (and wait_for's marker is there)
+    FINISH = "finish"  # the end of a run: releases the retrain lease or queues the follow-up round
     PREDICT = "predict"
     ALARM_ACTION = "alarm_action"  # a per-model alarm changed state: the spec's on_alarm action
     MONITOR = "monitor"  # the live monitor: the schedule's tick, or one model now
@@ -136,18 +139,21 @@ ZIP_FUNCTIONS = (
     Fn.TRIAL,
     Fn.BAKE,
     Fn.ROLLBACK,
+    Fn.FINISH,
     Fn.PREDICT,
     Fn.ALARM_ACTION,
     Fn.BOARD_WIDGET,
 )
-# plan parses the spec (pydantic, yaml): the zip functions' layers ship neither. The monitor runs
-# the drift code (pandas, scikit-learn), labels read Parquet.
+# plan, claim and settle parse the spec (pydantic, yaml): the zip functions' layers ship neither. The
+# monitor runs the drift code (pandas, scikit-learn), labels read Parquet.
 IMAGE_FUNCTIONS = (
     Fn.VALIDATE,
     Fn.DRIFT,
     Fn.TRAIN,
     Fn.EVALUATE,
     Fn.PLAN,
+    Fn.CLAIM,
+    Fn.SETTLE,
     Fn.MONITOR,
     Fn.LABELS,
     Fn.BATCH_PLAN,
@@ -168,6 +174,9 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.TRIAL: (512, Duration.seconds(30)),
     Fn.BAKE: (1024, Duration.minutes(1)),
     Fn.ROLLBACK: (512, Duration.seconds(30)),
+    Fn.CLAIM: (512, Duration.seconds(30)),
+    Fn.SETTLE: (512, Duration.seconds(30)),
+    Fn.FINISH: (512, Duration.seconds(30)),
     # Below API Gateway's 29 s integration timeout: a slow answer is the function's timeout, not a 504.
     Fn.PREDICT: (1024, Duration.seconds(20)),
     Fn.ALARM_ACTION: (512, Duration.seconds(60)),

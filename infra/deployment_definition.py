@@ -1,10 +1,16 @@
 """The deployment: the states after Register that take an approved version to production.
 
-Plan deployment -> Approval needed? -> [Await approval] -> Next phase? -> (Start phase -> Bake ->
-Check bake -> Bake verdict?)* -> Deploy -> Notify deployed -> Serving. A bake that breaches its
-checks (or never gathers enough evidence) goes to Roll back -> Alert rolled back -> Rolled back
-(a Fail state, error ``RolledBack``: a failed canary is an incident, visible as a failed
-execution and alarmed on like one; the champion keeps serving).
+Plan deployment -> Champion unchanged? -> Approval needed? -> [Await approval] -> Next phase? -> (Start
+phase -> Bake -> Check bake -> Bake verdict?)* -> Deploy -> Promoted? -> Notify deployed -> Finish run ->
+... -> Serving. A bake that breaches its checks (or never gathers enough evidence) goes to Roll back ->
+Alert rolled back -> Finish run -> ... -> Rolled back (a Fail state, error ``RolledBack``: a failed canary
+is an incident, visible as a failed execution and alarmed on like one; the champion keeps serving).
+
+Promotion is a compare-and-set: the plan and the promotion both check that the champion the candidate
+was evaluated against still serves; if not, the candidate goes back to Evaluate (against the new
+champion, on the same holdout) and Register records that evaluation on the same version. The plan also
+takes the model's deployment lock (``conveyor.deployment.Deployments.acquire``): two deployments of one
+model never interleave; "Finish run" releases it.
 
 Why inside the pipeline's state machine rather than a second one: one execution tells the whole
 story of a drop, from the S3 object to the version serving (``conveyor drop`` follows it, the
@@ -40,26 +46,47 @@ def build_deployment(
     alerts: sns.ITopic,
     *,
     failed: sfn.IChainable,
+    finish: sfn.IChainable,
+    evaluate_again: sfn.IChainable,
 ) -> sfn.IChainable:
-    """The chain from "Plan deployment" on; ``failed`` is the pipeline's failure alert."""
+    """The chain from "Plan deployment" on; ``failed`` is the pipeline's failure alert, ``finish`` the
+    "Finish run" every ending goes to, ``evaluate_again`` where a stale candidate goes (the champion
+    changed since its evaluation: the plan and the promotion are compare-and-sets)."""
     states = States(scope, functions, alerts)
     plan = states.task(State.PLAN_DEPLOYMENT, Fn.PLAN, Key.DEPLOYMENT, on_error=failed)
-    approval = _approval(states, failed)
-    roll_back = _roll_back(states, failed)
-    deploy = states.task(State.DEPLOY, Fn.DEPLOY, Key.PROMOTION, on_error=roll_back)
-    deploy.next(states.notify_at(State.NOTIFY_DEPLOYED, "Conveyor: model deployed", Key.REGISTRATION, "summary")).next(
-        sfn.Succeed(scope, State.SERVING)
+    # Another execution's deployment of the model holds its deployment lock: wait for it to end.
+    plan.add_retry(
+        errors=[Error.DEPLOYMENT_IN_PROGRESS],
+        interval=c.DEPLOYMENT_BUSY_RETRY_INTERVAL,
+        max_attempts=c.DEPLOYMENT_BUSY_RETRY_ATTEMPTS,
+        backoff_rate=1.5,
     )
-    next_phase = _phases(states, deploy, roll_back)
+    approval = _approval(states, failed, finish)
+    roll_back = _roll_back(states, failed, finish)
+    deploy = states.task(State.DEPLOY, Fn.DEPLOY, Key.PROMOTION, on_error=roll_back)
+    deploy.next(
+        sfn.Choice(scope, State.PROMOTED)
+        .when(sfn.Condition.boolean_equals(path(Key.PROMOTION, "stale"), True), evaluate_again)
+        .otherwise(
+            states.notify_at(State.NOTIFY_DEPLOYED, "Conveyor: model deployed", Key.REGISTRATION, "summary").next(
+                finish
+            )
+        )
+    )
+    next_phase = _phases(states, deploy, roll_back, finish)
     approval.next(next_phase)
     return plan.next(
-        sfn.Choice(scope, State.APPROVAL_NEEDED)
-        .when(sfn.Condition.string_equals(path(Key.DEPLOYMENT, "approval"), MANUAL_APPROVAL), approval)
-        .otherwise(next_phase)
+        sfn.Choice(scope, State.CHAMPION_UNCHANGED)
+        .when(sfn.Condition.boolean_equals(path(Key.DEPLOYMENT, "stale"), True), evaluate_again)
+        .otherwise(
+            sfn.Choice(scope, State.APPROVAL_NEEDED)
+            .when(sfn.Condition.string_equals(path(Key.DEPLOYMENT, "approval"), MANUAL_APPROVAL), approval)
+            .otherwise(next_phase)
+        )
     )
 
 
-def _approval(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
+def _approval(states: States, failed: sfn.IChainable, finish: sfn.IChainable) -> tasks.LambdaInvoke:
     """Manual approval: the task waits until `conveyor approve` / `reject` answers its token."""
     scope = states.scope
     approval = tasks.LambdaInvoke(
@@ -75,7 +102,7 @@ def _approval(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
     retry_throttled(approval)
     rejected = states.notify_at(
         State.NOTIFY_REJECTED_BY_REVIEWER, "Conveyor: candidate rejected by a reviewer", Key.ERROR, "Cause"
-    ).next(sfn.Succeed(scope, State.REJECTED_BY_REVIEWER))
+    ).next(finish)
     expired = states.notify(
         State.NOTIFY_APPROVAL_EXPIRED,
         "Conveyor: approval request expired",
@@ -86,23 +113,23 @@ def _approval(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
                 sfn.JsonPath.json_to_string(sfn.JsonPath.number_at(path(Key.DEPLOYMENT, "version"))),
             )
         ),
-    ).next(sfn.Succeed(scope, State.APPROVAL_EXPIRED))
+    ).next(finish)
     states.catch(approval, rejected, Error.REJECTED)
     states.catch(approval, expired, Error.TIMEOUT)
     states.catch(approval, failed)
     return approval
 
 
-def _roll_back(states: States, failed: sfn.IChainable) -> tasks.LambdaInvoke:
-    """End the trial (the champion gets all traffic back), say why, end as a failure."""
+def _roll_back(states: States, failed: sfn.IChainable, finish: sfn.IChainable) -> tasks.LambdaInvoke:
+    """End the trial (the champion gets all traffic back), say why; "Finish run" ends it as a failure."""
     roll_back = states.task(State.ROLL_BACK, Fn.ROLLBACK, Key.ROLLBACK, on_error=failed)
     roll_back.next(
         states.notify_at(State.ALERT_ROLLED_BACK, "Conveyor: deployment rolled back", Key.ROLLBACK, "summary")
-    ).next(states.fail(State.ROLLED_BACK, Error.ROLLED_BACK, Key.ROLLBACK, "summary"))
+    ).next(finish)
     return roll_back
 
 
-def _phases(states: States, deploy: sfn.IChainable, roll_back: sfn.IChainable) -> sfn.Choice:
+def _phases(states: States, deploy: sfn.IChainable, roll_back: sfn.IChainable, finish: sfn.IChainable) -> sfn.Choice:
     """Next phase? -> (Start phase -> Bake -> Check bake -> Bake verdict?)* -> Deploy, or Roll back."""
     scope = states.scope
     start_phase = states.task(State.START_PHASE, Fn.TRIAL, Key.DEPLOYMENT)
@@ -119,7 +146,7 @@ def _phases(states: States, deploy: sfn.IChainable, roll_back: sfn.IChainable) -
     extend = sfn.Wait(scope, State.EXTEND_BAKE, time=sfn.WaitTime.seconds_path(path(Key.BAKE, "extend_seconds")))
     interrupted = states.notify_at(
         State.ALERT_DEPLOYMENT_INTERRUPTED, "Conveyor: deployment interrupted", Key.BAKE, "summary"
-    ).next(states.fail(State.DEPLOYMENT_INTERRUPTED, Error.DEPLOYMENT_INTERRUPTED, Key.BAKE, "summary"))
+    ).next(finish)
     next_phase = (
         sfn.Choice(scope, State.NEXT_PHASE)
         .when(sfn.Condition.boolean_equals(path(Key.DEPLOYMENT, "has_next_phase"), True), start_phase)

@@ -58,6 +58,9 @@ class Pipeline(Construct):
             Fn.TRIAL: factory.zip_function(self, Fn.TRIAL),
             Fn.BAKE: factory.zip_function(self, Fn.BAKE),
             Fn.ROLLBACK: factory.zip_function(self, Fn.ROLLBACK),
+            Fn.CLAIM: factory.image_function(self, Fn.CLAIM),
+            Fn.SETTLE: factory.image_function(self, Fn.SETTLE),
+            Fn.FINISH: factory.zip_function(self, Fn.FINISH),
         }
         self._grant_data_stages(data_bucket, artifact_bucket, table)
         self._grant_deployment(artifact_bucket, capture_bucket, table, alerts)
@@ -92,7 +95,8 @@ class Pipeline(Construct):
         # drift reads the champion's profile and the accepted drop, writes its report beside the drop.
         _grant_read_put(data_bucket, drift)
         artifact_bucket.grant_read(drift)
-        table.grant_read_data(drift)
+        grant_model_items_write(table, drift)  # the drift-alert record (one alert per burst)
+        self._grant_bursts(data_bucket, artifact_bucket, table)
         drift.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
@@ -110,6 +114,19 @@ class Pipeline(Construct):
             table.grant_read_data(fn)
         _grant_read_put(artifact_bucket, self.functions[Fn.REGISTER])
         grant_model_items_write(table, self.functions[Fn.REGISTER])
+
+    def _grant_bursts(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, table: dynamodb.ITable) -> None:
+        """One retrain per burst: the retrain lease in the registry table; the spec; wait_for's markers."""
+        claim, settle, finish = (self.functions[name] for name in (Fn.CLAIM, Fn.SETTLE, Fn.FINISH))
+        for fn in (claim, settle, finish):
+            grant_model_items_write(table, fn)  # MODEL#{model}: the lease, the deployment lock, versions' statuses
+        for fn in (claim, settle):
+            artifact_bucket.grant_read(fn)  # the model's spec.yaml
+        data_bucket.grant_read(settle)  # retrain.wait_for: the export's marker beside its parts
+        nag.bucket_grants(claim, [(artifact_bucket, "*")], "claim reads the model's spec.")
+        nag.bucket_grants(
+            settle, [(data_bucket, "*"), (artifact_bucket, "*")], "settle reads the spec and the export's marker."
+        )
 
     def _grant_deployment(
         self, artifact_bucket: s3.IBucket, capture_bucket: s3.IBucket, table: dynamodb.ITable, alerts: sns.ITopic

@@ -39,7 +39,7 @@ def spec(model: str, *, strict: bool) -> bytes:
         "min_agreement": 0.0,
         "max_flip_rate": 1.0,
     }
-    document["retrain"] = {"on_drift": True, "min_new_rows": 1, "schedule": None}
+    document["retrain"] = {"on_drift": True, "min_new_rows": 1, "schedule": None, "batch_window_seconds": 1}
     document["deployment"] = {"strategy": "all_at_once", "approval": "auto"}
     if strict:
         document["monitoring"] = {

@@ -41,13 +41,14 @@ def _spec() -> bytes:
     spec = yaml.safe_load(DEMO_SPEC.read_text())
     spec["name"] = MODEL
     spec["gates"] = {"primary_metric": "roc_auc", "max_degradation": 1.0, "min_agreement": 0.0, "max_flip_rate": 1.0}
-    spec["retrain"] = {"on_drift": True, "min_new_rows": 1, "schedule": None}
+    spec["retrain"] = {"on_drift": True, "min_new_rows": 1, "schedule": None, "batch_window_seconds": 1}
     spec["deployment"] = {
         "strategy": "canary",
         "approval": "manual",
         "approval_timeout_seconds": 900,
         "canary": {"weight": WEIGHT, "bake_seconds": BAKE_SECONDS},
-        "bake": {"min_requests": 20, "max_error_rate": 0.05, "max_p99_latency_ms": 2000, "max_extensions": 3},
+        # Extensions let a bake on a busy machine (fewer requests per second) gather its minimum.
+        "bake": {"min_requests": 20, "max_error_rate": 0.05, "max_p99_latency_ms": 2000, "max_extensions": 10},
     }
     return yaml.safe_dump(spec).encode()
 
@@ -81,21 +82,27 @@ class Watchers:
     alerts: str
     events: str
 
-    def _drain(self, queue: str, seconds: float) -> list[dict[str, Any]]:
+    def _drain(self, queue: str, seconds: float, until: Any = None) -> list[dict[str, Any]]:
+        """What arrives within ``seconds``; with ``until``, stop as soon as ``until(found)`` holds."""
         found: list[dict[str, Any]] = []
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (until is not None and until(found)):
             messages = self.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             for message in messages.get("Messages", []):
                 found.append(json.loads(message["Body"]))
                 self.sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
         return found
 
-    def alerts_seen(self, seconds: float = 3) -> list[dict[str, Any]]:
-        return self._drain(self.alerts, seconds)
+    def alerts_seen(self, seconds: float = 3, until: Any = None) -> list[dict[str, Any]]:
+        return self._drain(self.alerts, seconds, until)
 
-    def events_seen(self, seconds: float = 3) -> list[dict[str, Any]]:
-        return self._drain(self.events, seconds)
+    def events_seen(self, seconds: float = 3, until: Any = None) -> list[dict[str, Any]]:
+        return self._drain(self.events, seconds, until)
+
+    def events_named(self, *names: str, seconds: float = 120) -> set[str]:
+        """Names of the events that arrive until every one of ``names`` did (or ``seconds`` passed)."""
+        seen = self.events_seen(seconds, until=lambda found: set(names) <= {e["detail-type"] for e in found})
+        return {e["detail-type"] for e in seen}
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +185,7 @@ def test_manual_approval_waits_for_a_reviewer_then_promotes(
     entry = _status(cli)
     assert entry["serving"] == 1 and entry["deployments"] == [] and entry["challenger"] is None
     assert [v["status"] for v in entry["versions"]] == ["production"]
-    names = {e["detail-type"] for e in watchers.events_seen(2)}
+    names = watchers.events_named("ModelRegistered", "ModelApproved", "ModelPromoted")
     assert {"ModelRegistered", "ModelApproved", "ModelPromoted"} <= names
     # Answering again is an error that says so, and so is an unknown version.
     again = cli.run("approve", MODEL, "1")
@@ -242,7 +249,7 @@ class Traffic:
             time.sleep(self._interval)
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 60) -> None:
+def _wait_for(condition: Any, what: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -298,8 +305,8 @@ def test_a_failing_canary_is_rolled_back_automatically(broken_canary: dict[str, 
     assert "error rate" in deployment["cause"] and "v1 keeps serving all traffic" in deployment["cause"]
     stages = deployment["stages"]
     assert stages.index("Start phase") < stages.index("Bake") < stages.index("Check bake") < stages.index("Roll back")
-    # Decided at the first check or an extension, well before the approval could have expired.
-    assert broken_canary["ended_at"] - broken_canary["approved_at"] < BAKE_SECONDS * 5 + 30
+    # Decided at a check of the canary (the first, or an extension), well before the approval could have expired.
+    assert broken_canary["ended_at"] - broken_canary["approved_at"] < 900
 
 
 def test_the_champion_answers_throughout_and_afterwards_takes_all_traffic(
@@ -360,7 +367,7 @@ def test_the_capture_holds_both_the_failure_and_the_fallback_answer(
     assert codes.count("model_unavailable") >= 1 and codes.count("breaker_open") >= 1, codes
 
 
-def _captures(cloud: Target, request_ids: set[str], timeout: float = 30) -> list[dict[str, Any]]:
+def _captures(cloud: Target, request_ids: set[str], timeout: float = 120) -> list[dict[str, Any]]:
     """Capture records of these requests, once the batch writer (about 1 s) has written them all."""
     bucket = cloud.output("CaptureBucketName")
     deadline = time.monotonic() + timeout
@@ -378,10 +385,12 @@ def _captures(cloud: Target, request_ids: set[str], timeout: float = 30) -> list
 
 
 def test_the_rollback_is_announced_on_sns_and_eventbridge(watchers: Watchers, broken_canary: dict[str, Any]) -> None:
-    alerts = watchers.alerts_seen(3)
-    rolled_back = [a for a in alerts if a.get("Subject") == "Conveyor: deployment rolled back"]
+    subject = "Conveyor: deployment rolled back"
+    alerts = watchers.alerts_seen(120, until=lambda found: any(a.get("Subject") == subject for a in found))
+    rolled_back = [a for a in alerts if a.get("Subject") == subject]
     assert rolled_back and "canary-visits v2 rolled back" in rolled_back[0]["Message"]
-    events = watchers.events_seen(3)
+    events = watchers.events_seen(120, until=lambda found: any(e["detail-type"] == "ModelRolledBack" for e in found))
+    events += watchers.events_seen(2)  # anything announced right after it (a ModelPromoted must not be)
     (event,) = [e for e in events if e["detail-type"] == "ModelRolledBack"]
     detail = event["detail"]
     assert detail["model_version"] == 2 and detail["details"]["champion"] == 1 and detail["details"]["trial_ended"]
@@ -397,7 +406,7 @@ def test_a_reviewer_can_reject_a_candidate(
     code, rejected = cli.json("reject", MODEL, version, "--reason", "not before the audit")
     assert code == 0 and rejected["status"] == "rejected" and rejected["execution_stopped"] is True
     execution = cloud.sfn.describe_execution(executionArn=dropped["execution_arn"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while execution["status"] == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.3)
         execution = cloud.sfn.describe_execution(executionArn=dropped["execution_arn"])
@@ -408,7 +417,7 @@ def test_a_reviewer_can_reject_a_candidate(
     entry = _status(cli)
     assert {v["version"]: v["status"] for v in entry["versions"]}[int(version)] == "rejected"
     assert entry["serving"] == 1
-    assert "ModelRejected" in {e["detail-type"] for e in watchers.events_seen(2)}
+    assert "ModelRejected" in watchers.events_named("ModelRejected")
     assert cli.run("approve", MODEL, version).returncode == 2
 
 
@@ -421,7 +430,14 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
         "approval": "auto",
         "shadow": {"bake_seconds": 4},
         "canary": {"weight": WEIGHT, "bake_seconds": 4},
-        "bake": {"min_requests": 20, "max_error_rate": 0.05, "max_score_shift": 0.5, "max_extensions": 4},
+        # Latency of the local gateway on a busy machine is not the model's: a loose limit (default 250 ms).
+        "bake": {
+            "min_requests": 20,
+            "max_error_rate": 0.05,
+            "max_score_shift": 0.5,
+            "max_extensions": 10,
+            "max_p99_latency_ms": 2000,
+        },
     }
     cloud.s3.put_object(
         Bucket=cloud.output("ArtifactBucketName"), Key=f"{MODEL}/spec.yaml", Body=yaml.safe_dump(spec).encode()
@@ -430,12 +446,15 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
     assert code == 0
     seen: dict[str, dict[str, Any]] = {}
     with Traffic(f"{cloud.api_url}/models/{MODEL}/predict") as traffic:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             entry = _status(cli)
             for deployment in entry["deployments"]:
-                if deployment["state"] == "trial":
-                    kind = "shadow" if entry["shadow"] else "canary"
+                kind = "shadow" if entry["shadow"] else "canary"
+                # "Start phase" moves the traffic, then records the phase: on a busy machine a status can
+                # fall between the two, so a phase counts as seen once its record says so too.
+                said = {"shadow": ": shadow, phase", "canary": "canary at"}[kind]
+                if deployment["state"] == "trial" and said in deployment["text"]:
                     seen.setdefault(kind, {**deployment, "challenger": entry["challenger"], "shadow": entry["shadow"]})
             execution = cloud.sfn.describe_execution(executionArn=dropped["execution_arn"])
             if execution["status"] != "RUNNING":
@@ -443,6 +462,7 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
             time.sleep(0.5)
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output = json.loads(execution["output"])
+    assert "promotion" in output, {k: output.get(k) for k in ("claim", "finish", "registration", "evaluation")}
     version = output["registration"]["version"]
     assert output["promotion"]["phases"] == ["shadow", "canary at 50%"]
     assert seen["shadow"]["shadow"] == version and seen["shadow"]["challenger"] is None
@@ -452,4 +472,4 @@ def test_shadow_then_canary_promotes_a_healthy_version_and_status_shows_each_pha
     answered = {a.version for a in traffic.answers if a.status == 200}
     assert answered == {1, version} and all(a.status == 200 for a in traffic.answers)
     assert _serving(cloud)["champion"]["version"] == version
-    assert "ModelPromoted" in {e["detail-type"] for e in watchers.events_seen(2)}
+    assert "ModelPromoted" in watchers.events_named("ModelPromoted")

@@ -49,7 +49,7 @@ def _registry(cloud: Target) -> Registry:
     return Registry(DynamoTable(cloud.output("RegistryTableName"), resource=resource))
 
 
-def _captures(cloud: Target, request_ids: set[str], timeout: float = 20) -> list[dict[str, Any]]:
+def _captures(cloud: Target, request_ids: set[str], timeout: float = 120) -> list[dict[str, Any]]:
     """Capture records of these requests, once the batch writer (about 1 s) has written them all."""
     bucket = cloud.output("CaptureBucketName")
     deadline = time.monotonic() + timeout

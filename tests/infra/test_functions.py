@@ -13,6 +13,7 @@ DEPLOYMENT = ("plan", "approval", "trial", "bake", "rollback")
 MONITORING = ("alarm_action",)
 BATCH = ("batch_plan", "batch_score")
 LIVE = ("monitor", "labels")
+BURSTS = ("claim", "settle", "finish")  # one retrain per burst (conveyor.bursts)
 FUNCTIONS = (
     "dispatch",
     "validate",
@@ -27,6 +28,7 @@ FUNCTIONS = (
     *LIVE,
     "board_widget",
     *BATCH,
+    *BURSTS,
 )
 ZIP = (
     "dispatch",
@@ -39,8 +41,9 @@ ZIP = (
     "rollback",
     *MONITORING,
     "board_widget",
+    "finish",
 )
-IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, *BATCH)
+IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, *BATCH, "claim", "settle")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -118,6 +121,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
                 *DEPLOYMENT,
                 "board_widget",
                 *BATCH,
+                *BURSTS,
             )
         },
     }

@@ -20,6 +20,9 @@ LAMBDA_STATES = {
     "Check bake": ("bake", "$.bake"),
     "Roll back": ("rollback", "$.rollback"),
     "Deploy": ("deploy", "$.promotion"),
+    "Claim retrain": ("claim", "$.claim"),
+    "Start retrain": ("settle", "$.claim"),
+    "Finish run": ("finish", "$.finish"),
 }
 # Where each Lambda task goes when it fails: the pipeline's failure alert, except once traffic may have
 # moved to the new version: then the trial is rolled back first.
@@ -28,6 +31,7 @@ CATCH_TARGET = {
     "Start phase": "Roll back",
     "Check bake": "Roll back",
     "Deploy": "Roll back",
+    "Finish run": "Pipeline failed",  # every run ends through it: its own failure cannot loop back to it
 }
 
 
@@ -61,7 +65,7 @@ def test_one_standard_state_machine_with_logs_tracing_timeout(synth: Synth, asl:
     ]
     assert kind["Default"] == "Validate"
     assert asl["States"]["Prepare retrain"]["Type"] == "Pass"
-    assert asl["States"]["Prepare retrain"]["Next"] == "Train"
+    assert asl["States"]["Prepare retrain"]["Next"] == "Claim retrain"  # a retrain request is coalesced too
 
 
 def test_an_interrupted_execution_resumes_at_any_resumable_state_but_never_validate(asl: dict[str, Any]) -> None:
@@ -110,6 +114,17 @@ def test_the_states(asl: dict[str, Any]) -> None:
         "Rolled back",
         "Alert deployment interrupted",
         "Deployment interrupted",
+        # one retrain per burst, and the compare-and-set of the promotion
+        "Retrain claimed?",
+        "Folded into run",
+        "Wait for the burst",
+        "Burst settled?",
+        "Retrain again?",
+        "Prepare follow-up",
+        "Run outcome?",
+        "Superseded",
+        "Champion unchanged?",
+        "Promoted?",
     }
 
 
@@ -138,9 +153,14 @@ def test_happy_path_transitions(asl: dict[str, Any]) -> None:
     assert states["Train"]["Next"] == "Evaluate"
     assert states["Evaluate"]["Next"] == "Register"
     assert states["Register"]["Next"] == "Gates passed?"
-    assert states["Plan deployment"]["Next"] == "Approval needed?"
-    assert states["Deploy"]["Next"] == "Notify deployed"
-    assert states["Notify deployed"]["Next"] == "Serving"
+    assert states["Plan deployment"]["Next"] == "Champion unchanged?"
+    assert states["Champion unchanged?"]["Default"] == "Approval needed?"
+    assert states["Deploy"]["Next"] == "Promoted?"
+    assert states["Promoted?"]["Default"] == "Notify deployed"
+    assert states["Notify deployed"]["Next"] == "Finish run"
+    assert states["Finish run"]["Next"] == "Retrain again?"
+    assert states["Retrain again?"]["Default"] == "Run outcome?"
+    assert {"StringEquals": "serving", "Next": "Serving"}.items() <= states["Run outcome?"]["Choices"][0].items()
     assert states["Serving"]["Type"] == "Succeed"
 
 
@@ -165,14 +185,23 @@ def test_drift_and_retrain_policy_branches(asl: dict[str, Any]) -> None:
     states = asl["States"]
     assert states["Check drift"]["Next"] == "Drift detected?"
     drifted = states["Drift detected?"]
-    assert drifted["Choices"] == [{"Variable": "$.drift.verdict", "StringEquals": "drift", "Next": "Alert drift"}]
+    # One alert per burst: the drift stage sets drift.alert on the first drifted drop of a burst only.
+    assert drifted["Choices"] == [
+        {
+            "And": [
+                {"Variable": "$.drift.alert", "IsPresent": True},
+                {"Variable": "$.drift.alert", "BooleanEquals": True},
+            ],
+            "Next": "Alert drift",
+        }
+    ]
     assert drifted["Default"] == "Retrain?"
     alert = states["Alert drift"]
     assert alert["Resource"] == "arn:aws:states:::sns:publish"
     assert alert["Parameters"]["Message.$"] == "$.drift.summary"
     assert alert["Next"] == "Retrain?"
     retrain = states["Retrain?"]
-    assert retrain["Choices"] == [{"Variable": "$.drift.retrain", "BooleanEquals": True, "Next": "Train"}]
+    assert retrain["Choices"] == [{"Variable": "$.drift.retrain", "BooleanEquals": True, "Next": "Claim retrain"}]
     assert retrain["Default"] == "Recorded"
     assert states["Recorded"]["Type"] == "Succeed"
 
@@ -196,7 +225,7 @@ def test_gates_branch(asl: dict[str, Any]) -> None:
     rejected = states["Notify candidate rejected"]
     assert rejected["Parameters"]["Message.$"] == "$.evaluation.reason"
     assert rejected["ResultPath"] is None
-    assert rejected["Next"] == "Candidate rejected"
+    assert rejected["Next"] == "Finish run"
     assert states["Candidate rejected"]["Type"] == "Succeed"
 
 
@@ -207,7 +236,8 @@ def test_failure_path(synth: Synth, asl: dict[str, Any]) -> None:
     assert alert["Parameters"]["TopicArn"] == f"ref:{topic}"
     assert alert["Parameters"]["Message.$"] == "States.JsonToString($.error)"
     assert alert["ResultPath"] is None
-    assert alert["Next"] == "Pipeline failed"
+    assert alert["Next"] == "Finish run"  # releases the retrain lease, then ends in "Pipeline failed"
+    assert states["Run outcome?"]["Default"] == "Pipeline failed"
     assert states["Pipeline failed"] == {"Type": "Fail", "Error": "PipelineFailed", "CausePath": "$.error.Cause"}
     for name, state in states.items():
         if state["Type"] == "Task" and name in LAMBDA_STATES:
@@ -244,10 +274,10 @@ def test_manual_approval_waits_for_a_task_token(synth: Synth, asl: dict[str, Any
     ]
     states = asl["States"]
     assert states["Notify rejected by reviewer"]["Parameters"]["Message.$"] == "$.error.Cause"
-    assert states["Notify rejected by reviewer"]["Next"] == "Rejected by reviewer"
+    assert states["Notify rejected by reviewer"]["Next"] == "Finish run"
     assert states["Rejected by reviewer"]["Type"] == "Succeed"
     assert states["Notify approval expired"]["Parameters"]["Message.$"].startswith("States.Format(")
-    assert states["Notify approval expired"]["Next"] == "Approval expired"
+    assert states["Notify approval expired"]["Next"] == "Finish run"
     assert states["Approval expired"]["Type"] == "Succeed"
 
 
@@ -288,11 +318,64 @@ def test_a_rollback_alerts_and_ends_the_execution_as_failed(synth: Synth, asl: d
     assert alert["Resource"] == "arn:aws:states:::sns:publish"
     assert alert["Parameters"]["TopicArn"] == f"ref:{synth.logical_id(synth.stack.alerts_topic)}"
     assert alert["Parameters"]["Message.$"] == "$.rollback.summary"
-    assert alert["Next"] == "Rolled back"
+    assert alert["Next"] == "Finish run"
     assert states["Rolled back"] == {"Type": "Fail", "Error": "RolledBack", "CausePath": "$.rollback.summary"}
-    assert states["Alert deployment interrupted"]["Next"] == "Deployment interrupted"
+    assert states["Alert deployment interrupted"]["Next"] == "Finish run"
+    endings = {c["StringEquals"]: c["Next"] for c in states["Run outcome?"]["Choices"]}
+    assert endings["rolled_back"] == "Rolled back" and endings["interrupted"] == "Deployment interrupted"
     assert states["Deployment interrupted"] == {
         "Type": "Fail",
         "Error": "DeploymentInterrupted",
         "CausePath": "$.bake.summary",
     }
+
+
+# --- one retrain per burst ------------------------------------------------------------------------
+
+
+def test_a_drop_claims_the_retrain_or_is_folded_into_the_run_that_holds_it(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Claim retrain"]["Next"] == "Retrain claimed?"
+    claimed = states["Retrain claimed?"]
+    assert claimed["Choices"] == [{"Variable": "$.claim.outcome", "StringEquals": "folded", "Next": "Folded into run"}]
+    assert claimed["Default"] == "Wait for the burst"
+    assert states["Folded into run"]["Type"] == "Succeed"
+    assert states["Wait for the burst"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.claim.wait_seconds",
+        "Next": "Start retrain",
+    }
+    assert states["Start retrain"]["Next"] == "Burst settled?"
+    settled = states["Burst settled?"]
+    assert settled["Choices"] == [{"Variable": "$.claim.ready", "BooleanEquals": True, "Next": "Train"}]
+    assert settled["Default"] == "Wait for the burst"
+
+
+def test_a_run_ends_through_finish_and_trains_once_more_when_drops_joined(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    again = states["Retrain again?"]
+    assert again["Choices"] == [{"Variable": "$.finish.pending", "BooleanEquals": True, "Next": "Prepare follow-up"}]
+    assert states["Prepare follow-up"] == {"Type": "Pass", "InputPath": "$.finish.next", "Next": "Wait for the burst"}
+    endings = {c["StringEquals"]: c["Next"] for c in states["Run outcome?"]["Choices"]}
+    assert endings == {
+        "serving": "Serving",
+        "candidate_rejected": "Candidate rejected",
+        "superseded": "Superseded",
+        "rejected_by_reviewer": "Rejected by reviewer",
+        "approval_expired": "Approval expired",
+        "rolled_back": "Rolled back",
+        "interrupted": "Deployment interrupted",
+    }
+    assert all(c["Variable"] == "$.finish.ending" for c in states["Run outcome?"]["Choices"])
+
+
+def test_a_stale_candidate_is_evaluated_again(asl: dict[str, Any]) -> None:
+    states = asl["States"]
+    assert states["Champion unchanged?"]["Choices"] == [
+        {"Variable": "$.deployment.stale", "BooleanEquals": True, "Next": "Evaluate"}
+    ]
+    assert states["Promoted?"]["Choices"] == [
+        {"Variable": "$.promotion.stale", "BooleanEquals": True, "Next": "Evaluate"}
+    ]
+    (busy,) = [r for r in states["Plan deployment"]["Retry"] if r["ErrorEquals"] == ["DeploymentInProgress"]]
+    assert busy["MaxAttempts"] == 10

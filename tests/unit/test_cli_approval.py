@@ -28,7 +28,7 @@ def test_approve_without_a_running_cloud_says_how_to_start_one(tmp_path):
 
 
 def test_top_level_help_lists_the_awaiting_approval_exit_code():
-    assert "6 awaiting approval" in runner.invoke(app, ["--help"]).output
+    assert "6 awaiting approval" in " ".join(runner.invoke(app, ["--help"]).output.split())
 
 
 def test_exit_codes_of_a_deployment():

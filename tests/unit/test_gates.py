@@ -409,10 +409,13 @@ def test_importance_shares_ignore_negative_and_nan() -> None:
 
 
 def test_latency_reports_percentiles_and_size(demo: dict[str, Any]) -> None:
-    timing = latency(demo["model"], demo["holdout"].head(30), model_bytes=demo["bytes"], single_runs=20, batch_runs=5)
+    timing = latency(
+        demo["model"], demo["holdout"].head(30), model_bytes=demo["bytes"], trials=2, single_runs=20, batch_runs=5
+    )
     assert 0 < timing["single"]["p50_ms"] <= timing["single"]["p99_ms"]
     assert 0 < timing["batch"]["p50_ms"] <= timing["batch"]["p99_ms"]
-    assert timing["batch_rows"] == 100 and timing["single_runs"] == 20
+    assert timing["batch_rows"] == 100 and timing["single_runs"] == 40 and timing["clock"] == "thread_cpu"
+    assert timing["champion"] is None and len(timing["single"]["trial_p99_ms"]) == 2
     assert timing["model_mb"] == pytest.approx(len(demo["bytes"]) / 1e6)
     with pytest.raises(DataError):
         latency(demo["model"], demo["holdout"].head(0))

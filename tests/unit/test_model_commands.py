@@ -302,6 +302,8 @@ def test_models_lists_versions_with_status_metric_created_and_what_serves(regist
     assert entry["serving"]["version"] == 1 and entry["serving"]["traffic"] == {"1": 1.0}
     assert entry["serving"]["killed"] is False
     first, second = entry["versions"]
+    (promoted,) = first.pop("history")  # each status change: its reason and the champion then
+    assert promoted["status"] == "production" and promoted["champion"] == 1 and "promote" in promoted["reason"]
     assert first == {
         "version": 1,
         "status": "production",

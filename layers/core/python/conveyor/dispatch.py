@@ -23,6 +23,28 @@ from conveyor.ports import ExecutionStarter, FunctionInvoker, ObjectRef, ObjectS
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+def ignored_reason(key: str, size: int | None) -> str | None:
+    """Why a drop is not data, or None: what Spark, Hadoop, Glue and similar exports write beside
+    their part files. Ignored (no execution, no quarantine, no alert): ``_SUCCESS`` and any name
+    starting with ``_`` or ``.`` (Hadoop's hidden files: ``_committed_*``, ``_started_*``, a
+    ``_manifest.json``, ``.part-0.crc``), ``*.crc`` checksums, anything under a ``_temporary/``
+    folder, and zero-byte objects (folder placeholders, markers). A ``retrain.wait_for`` marker is
+    one of these: the retrain that waits for it looks it up itself (conveyor.bursts)."""
+    parts = key.split("/")
+    name = parts[-1]
+    if "_temporary" in parts[:-1]:
+        return "under _temporary/ (an export still writing)"
+    if name.startswith(("_", ".")):
+        return f"{name}: an export's marker or hidden file"
+    if name.lower().endswith(".crc"):
+        return f"{name}: a checksum file"
+    if not name:
+        return "a folder placeholder"
+    if size == 0:
+        return f"{name}: zero bytes (a marker)"
+    return None
+
+
 @dataclass(frozen=True)
 class Drop:
     """A data object that landed under ``{model}/incoming/`` (or, ``batch``, under ``{model}/batch/``)."""
@@ -122,6 +144,10 @@ def dispatch(
     state machine "batch") and hand label files to ``labels``; returns what happened to each object."""
     outcomes = _dispatch_labels(body, labels) if labels is not None else []
     for drop in drops_from_message(body):
+        ignored = ignored_reason(drop.object.key, drop.object.size)
+        if ignored is not None:
+            outcomes.append({"key": drop.object.key, "outcome": "ignored", "reason": ignored})
+            continue
         if drop.batch and batch_starter is None:
             outcomes.append({"key": drop.object.key, "outcome": "ignored (no batch state machine)"})
             continue
@@ -133,6 +159,9 @@ def dispatch(
                 outcomes.append({"key": drop.object.key, "outcome": "gone"})
                 continue
             current = Drop(drop.model, head, drop.sequencer, drop.batch)
+            if head.size == 0:
+                outcomes.append({"key": drop.object.key, "outcome": "ignored", "reason": "zero bytes (a marker)"})
+                continue
         chosen = batch_starter if current.batch and batch_starter is not None else starter
         started = chosen.start(current.execution_name(), current.execution_input())
         outcomes.append(

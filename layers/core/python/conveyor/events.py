@@ -19,6 +19,7 @@ EventName = Literal[
     "ModelRolledBack",
     "DriftDetected",
     "AlarmActionTaken",
+    "ModelSuperseded",
 ]
 
 

@@ -30,7 +30,8 @@ from typing import Any
 from conveyor.errors import ArtifactError, ConveyorError
 from conveyor.ports import ConditionFailed, ItemReader, ObjectReader, Table
 
-STATUSES = ("candidate", "approved", "rejected", "production", "archived")
+# superseded: the champion the candidate was evaluated against was replaced before it could be promoted.
+STATUSES = ("candidate", "approved", "rejected", "production", "archived", "superseded")
 PROMOTABLE = ("approved", "production", "archived")
 _VERSION_ATTEMPTS = 50
 
@@ -46,6 +47,10 @@ class UnknownModel(RegistryError):
 MODEL_PARTITION = "MODEL#"  # versions, datasets, deployment records
 ROUTING_PARTITION = "ROUTING#"  # the routing record: what serves
 ROUTING_SK = "ROUTING"
+
+
+class ChampionChanged(RegistryError):
+    """A promotion's compare-and-set lost: the champion is no longer the version it was compared with."""
 
 
 def model_pk(model: str) -> str:
@@ -97,6 +102,8 @@ class ModelVersion:
     # registered before contracts existed (serving then derives one from the ONNX inputs).
     contract_key: str = ""
     contract_sha256: str = ""
+    # Every status change: {"status", "reason", "at", "champion"} (the version serving at that moment).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -112,6 +119,7 @@ class ModelVersion:
             "lineage": self.lineage,
             "decision": self.decision,
             "created_at": self.created_at,
+            "history": self.history[-30:],
         }
         if self.contract_key:
             item["contract"] = {"key": self.contract_key, "sha256": self.contract_sha256}
@@ -132,6 +140,7 @@ class ModelVersion:
             created_at=float(item.get("created_at", 0.0)),
             contract_key=str((item.get("contract") or {}).get("key", "")),
             contract_sha256=str((item.get("contract") or {}).get("sha256", "")),
+            history=list(item.get("history", [])),
         )
 
 
@@ -265,6 +274,10 @@ class Registry:
                 number += 1
         raise RegistryError(f"could not claim a version number for {version.model} after {_VERSION_ATTEMPTS} attempts")
 
+    def save(self, version: ModelVersion) -> None:
+        """Replace a registered version's item (its artifact, hence its sha256, unchanged)."""
+        self._table.put(version.to_item(), if_equals=("sha256", version.sha256))
+
     def get(self, model: str, version: int) -> ModelVersion:
         item = self._table.get(model_pk(model), version_sk(version))
         if item is None:
@@ -274,14 +287,21 @@ class Registry:
     def versions(self, model: str) -> list[ModelVersion]:
         return [ModelVersion.from_item(i) for i in self._table.query(model_pk(model), "VERSION#")]
 
-    def set_status(self, model: str, version: int, status: str, *, decision: str | None = None) -> None:
-        """Change a version's status (and, when given, the sentence that says why)."""
+    def set_status(
+        self, model: str, version: int, status: str, *, decision: str | None = None, reason: str | None = None
+    ) -> None:
+        """Change a version's status; ``decision`` replaces the sentence that decided its fate, and the
+        change is recorded in its history with ``reason`` (default: the decision) and the champion then."""
         if status not in STATUSES:
             raise RegistryError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         current = self.get(model, version)
         current.status = status
         if decision is not None:
             current.decision = decision
+        routing = self.routing(model)
+        champion = routing.champion["version"] if routing and routing.champion else None
+        entry = {"status": status, "reason": reason or decision or current.decision, "at": time.time()}
+        current.history = [*current.history, {**entry, "champion": champion}]
         self._table.put(current.to_item(), if_equals=("sha256", current.sha256))
 
     # routing ----------------------------------------------------------------------------
@@ -306,8 +326,15 @@ class Registry:
             return False
         return True
 
-    def promote(self, model: str, version: int, *, action: str = "promote") -> Routing:
-        """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record."""
+    def promote(
+        self, model: str, version: int, *, action: str = "promote", expected_champion: int | bool | None = True
+    ) -> Routing:
+        """Send all traffic to ``version`` (all-at-once), by a conditional write of the routing record.
+
+        ``expected_champion`` (a version, or None for a model that serves nothing yet) makes it a
+        compare-and-set: ChampionChanged unless that version is still the champion when the routing
+        record is replaced (the write is conditional on the revision that was read). True: any champion.
+        """
         target = self.get(model, version)
         if target.status not in PROMOTABLE:
             raise RegistryError(
@@ -315,6 +342,12 @@ class Registry:
             )
         current = self.routing(model)
         previous = current.champion if current else None
+        serving = int(previous["version"]) if previous else None
+        if expected_champion is not True and serving != expected_champion:
+            raise ChampionChanged(
+                f"{model} v{version} was compared with {_named(expected_champion)}, but {_named(serving)} serves now",
+                details={"expected": expected_champion, "champion": serving},
+            )
         routing = Routing(
             model=model,
             champion=served_ref(target),
@@ -327,9 +360,9 @@ class Registry:
             ],
         )  # all traffic to the target: any challenger or shadow of the previous deployment ends here
         self._write_routing(routing, current)
-        self.set_status(model, version, "production")
+        self.set_status(model, version, "production", reason=f"{action}: serves all traffic (was {_named(serving)})")
         if previous and int(previous["version"]) != version:
-            self.set_status(model, int(previous["version"]), "archived")
+            self.set_status(model, int(previous["version"]), "archived", reason=f"replaced by v{version} ({action})")
         return routing
 
     def _change_routing(self, model: str, action: str, change: dict[str, Any], version: int | None = None) -> Routing:
@@ -470,3 +503,7 @@ class Registry:
         hashes = {d["sha256"] for d in matches}
         versions = [v for v in self.versions(model) if hashes & {d.get("sha256") for d in v.lineage.get("data", [])}]
         return matches, versions
+
+
+def _named(version: int | bool | None) -> str:
+    return "no champion" if version is None or version is True else f"v{version}"

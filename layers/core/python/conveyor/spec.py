@@ -174,6 +174,8 @@ class Gates(_Strict):
     max_importance_share: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     max_p99_ms_single: Annotated[float, Field(gt=0.0)] | None = None
     max_p99_ms_batch: Annotated[float, Field(gt=0.0)] | None = None
+    # The candidate's latency against the champion's, measured side by side (conveyor.gates.latency).
+    max_latency_ratio: Annotated[float, Field(ge=1.0)] | None = None
     max_model_mb: Annotated[float, Field(gt=0.0)] | None = None
     # Business value on the holdout (needs a value: section): the candidate must earn at least this much.
     min_value_per_1000: float | None = None
@@ -216,6 +218,13 @@ class RetrainPolicy(_Strict):
     min_new_rows: Annotated[int, Field(ge=0)] = 1000
     # Retrain when the latest training is older than this, checked at each arrival: "rate(7 days)".
     schedule: Annotated[str, Field(pattern=r"^rate\(\s*\d+\s+(minute|hour|day|week)s?\s*\)$")] | None = None
+    # A burst of drops (a folder of part files) trains once: the run that claims the model's retrain waits
+    # until no drop joined it for this long (conveyor.bursts), then trains on everything accepted by then.
+    batch_window_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    # A marker a multi-file export writes when it is complete ("_SUCCESS", or a manifest naming the parts,
+    # e.g. "_manifest.json"): the retrain waits until it is beside the parts (at most an hour). Only drops in
+    # a folder under incoming/ (an export's) wait for one; a file dropped straight into incoming/ does not.
+    wait_for: Annotated[str, Field(pattern=r"^[^/]+$")] | None = None
 
     def schedule_seconds(self) -> float | None:
         if self.schedule is None:

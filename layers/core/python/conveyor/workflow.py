@@ -31,6 +31,19 @@ class State:
     ALERT_DRIFT = "Alert drift"
     RETRAIN = "Retrain?"
     RECORDED = "Recorded"
+    # One retrain per burst (conveyor.bursts): the drop claims the model's retrain, or is folded into
+    # the run that holds it; the owner waits for the burst to settle, trains, and finishes the lease.
+    CLAIM_RETRAIN = "Claim retrain"
+    RETRAIN_CLAIMED = "Retrain claimed?"
+    FOLDED = "Folded into run"
+    WAIT_FOR_BURST = "Wait for the burst"
+    START_RETRAIN = "Start retrain"
+    BURST_SETTLED = "Burst settled?"
+    FINISH_RUN = "Finish run"
+    RETRAIN_AGAIN = "Retrain again?"
+    PREPARE_FOLLOW_UP = "Prepare follow-up"
+    RUN_OUTCOME = "Run outcome?"
+    SUPERSEDED = "Superseded"
     TRAIN = "Train"
     EVALUATE = "Evaluate"
     REGISTER = "Register"
@@ -41,6 +54,7 @@ class State:
     PIPELINE_FAILED = "Pipeline failed"
     # The deployment.
     PLAN_DEPLOYMENT = "Plan deployment"
+    CHAMPION_UNCHANGED = "Champion unchanged?"  # else: evaluate again against the new champion
     APPROVAL_NEEDED = "Approval needed?"
     AWAIT_APPROVAL = "Await approval"  # waits for `conveyor approve` / `reject` (a task token)
     NOTIFY_REJECTED_BY_REVIEWER = "Notify rejected by reviewer"
@@ -59,6 +73,7 @@ class State:
     ALERT_ROLLED_BACK = "Alert rolled back"
     ROLLED_BACK = "Rolled back"
     DEPLOY = "Deploy"
+    PROMOTED = "Promoted?"  # the promotion's compare-and-set: else evaluate again
     NOTIFY_DEPLOYED = "Notify deployed"
     SERVING = "Serving"
 
@@ -97,6 +112,8 @@ class Key:
     ROLLBACK = "rollback"
     PROMOTION = "promotion"
     ERROR = "error"  # what a Catch caught: {"Error", "Cause"}
+    CLAIM = "claim"  # the retrain lease ("Claim retrain", then "Start retrain")
+    FINISH = "finish"  # how the run ended ("Finish run")
 
 
 def path(*keys: str) -> str:
@@ -113,6 +130,32 @@ REJECTED: ValidationVerdict = "rejected"
 DriftVerdict = Literal["drift", "no_drift", "no_reference", "not_checked"]
 DRIFT: DriftVerdict = "drift"
 NOT_CHECKED: DriftVerdict = "not_checked"  # a retrain request skips the drift check
+
+ClaimOutcome = Literal["owner", "folded"]
+OWNER: ClaimOutcome = "owner"
+FOLDED: ClaimOutcome = "folded"
+
+# How a run that got past "Retrain?" ended ("Finish run" decides; "Run outcome?" branches on it).
+Ending = Literal[
+    "serving",
+    "candidate_rejected",
+    "superseded",
+    "rolled_back",
+    "interrupted",
+    "rejected_by_reviewer",
+    "approval_expired",
+    "failed",
+]
+ENDINGS: tuple[Ending, ...] = (
+    "serving",
+    "candidate_rejected",
+    "superseded",
+    "rolled_back",
+    "interrupted",
+    "rejected_by_reviewer",
+    "approval_expired",
+    "failed",
+)
 
 # Registration statuses that go on to the deployment (approved: auto approval; candidate: manual).
 DEPLOYABLE_STATUSES = ("approved", "candidate")
@@ -151,6 +194,17 @@ RESUMABLE_STATES = (
     State.ROLL_BACK,
     State.ALERT_ROLLED_BACK,
     State.NOTIFY_CANDIDATE_REJECTED,
+    # one retrain per burst and the promotion's compare-and-set: a resumed run keeps the lease of the
+    # run it resumes ($.claim.owner names it)
+    State.CLAIM_RETRAIN,
+    State.WAIT_FOR_BURST,
+    State.START_RETRAIN,
+    State.BURST_SETTLED,
+    State.FINISH_RUN,
+    State.RETRAIN_AGAIN,
+    State.RUN_OUTCOME,
+    State.CHAMPION_UNCHANGED,
+    State.PROMOTED,
 )
 
 
@@ -269,6 +323,29 @@ class DriftResult(TypedDict):
     champion_version: NotRequired[int | None]
     report_key: NotRequired[str]  # beside the drop: {data_key}.drift.json
     new_rows: NotRequired[int]
+    alert: NotRequired[bool]  # "Alert drift": the first drifted drop of a burst only (conveyor.bursts)
+
+
+class ClaimResult(TypedDict):
+    """``$.claim`` ("Claim retrain", then "Start retrain"; "Prepare follow-up" sets the next round's)."""
+
+    outcome: ClaimOutcome
+    owner: str  # the execution that trains (this one when outcome is owner)
+    state: str  # the lease's state when the drop joined: queued | running
+    round: int
+    wait_seconds: int  # "Wait for the burst" waits this long before "Start retrain" checks again
+    ready: bool  # "Start retrain": the burst settled, the lease is running, Train may read
+    summary: NotRequired[str]
+    folded_count: NotRequired[int]
+
+
+class FinishResult(TypedDict):
+    """``$.finish`` ("Finish run"): the lease released (or the follow-up round queued), the ending."""
+
+    ending: Ending
+    pending: bool  # train once more: drops joined while this round ran
+    summary: str
+    next: NotRequired[dict[str, Any]]  # the follow-up round's state ("Prepare follow-up")
 
 
 class TrainingResult(TypedDict):
@@ -352,6 +429,7 @@ class DeploymentPlan(TypedDict):
     checks: dict[str, Any]
     note: str
     monitoring: NotRequired[dict[str, Any]]  # the version's spec.monitoring: its alarms once promoted
+    stale: NotRequired[bool]  # the champion changed since the evaluation: evaluate again, no deployment
 
 
 class ApprovalRequest(TypedDict):
@@ -404,7 +482,8 @@ class RollbackResult(TypedDict):
 
 
 class PromotionResult(TypedDict):
-    """``$.promotion`` (Deploy)."""
+    """``$.promotion`` (Deploy). ``stale``: the compare-and-set lost (another version became champion
+    after the evaluation): nothing was promoted and "Promoted?" evaluates the candidate again."""
 
     model: str
     version: int
@@ -412,6 +491,8 @@ class PromotionResult(TypedDict):
     strategy: str
     phases: list[str]
     alarms: dict[str, Any]  # the model's alarms synced to the version: {"synced": [names]} or an "error"
+    stale: NotRequired[bool]
+    summary: NotRequired[str]
 
 
 class PipelineState(TypedDict, total=False):
@@ -432,6 +513,8 @@ class PipelineState(TypedDict, total=False):
     rollback: RollbackResult
     promotion: PromotionResult
     error: ExecutionError
+    claim: ClaimResult
+    finish: FinishResult
 
 
 class StageInput(TypedDict):
@@ -455,6 +538,15 @@ class DriftInput(TypedDict):
 
 class TrainInput(TypedDict):
     validation: ValidationResult
+    claim: NotRequired[ClaimResult]
+
+
+class ClaimInput(TypedDict):
+    validation: ValidationResult
+    drift: DriftResult
+    detail: NotRequired[ObjectCreatedDetail]
+    retrain: NotRequired[RetrainRequest]
+    claim: NotRequired[ClaimResult]  # "Start retrain": the claim it checks
 
 
 class EvaluateInput(TypedDict):
@@ -467,10 +559,12 @@ class RegisterInput(TypedDict):
     validation: NotRequired[ValidationResult]
     drift: NotRequired[DriftResult]
     retrain: NotRequired[RetrainRequest]
+    claim: NotRequired[ClaimResult]
 
 
 class PlanInput(TypedDict):
     registration: RegistrationResult
+    evaluation: NotRequired[EvaluationResult]  # champion_version: the compare-and-set's expected champion
 
 
 class ApprovalInput(TypedDict):
@@ -495,4 +589,5 @@ class RollbackInput(TypedDict):
 
 class DeployInput(TypedDict):
     registration: RegistrationResult
+    evaluation: NotRequired[EvaluationResult]
     deployment: NotRequired[DeploymentPlan]  # absent when the plan was never made

@@ -32,7 +32,8 @@ class ExitCode(IntEnum):
     3     the candidate was rejected (by its gates or a reviewer) or rolled back during its bake,
           and the champion keeps serving (``train``: ONNX parity failed; ``evaluate``: a gate failed)
     4     timed out waiting
-    5     (``drop``) the data was accepted and recorded; the retrain policy did not fire
+    5     (``drop``) the data was accepted and recorded; the retrain policy did not fire, or the
+          retrain was folded into another run (one retrain per burst; the output names it)
     6     (``drop``) the candidate awaits approval (``conveyor approve`` / ``reject``)
     ====  ===================================================================================
 
@@ -53,7 +54,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 failed; 2 bad input or data rejected; 3 candidate rejected (by its gates, a "
-    "reviewer, or its bake: rolled back); 4 timed out; 5 data recorded without retraining; 6 awaiting approval."
+    "reviewer, or its bake: rolled back); 4 timed out; 5 data recorded without retraining (or its retrain "
+    "folded into another run); 6 awaiting approval."
 )
 
 StateOption = Annotated[

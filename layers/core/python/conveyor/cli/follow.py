@@ -38,9 +38,10 @@ class Outcome:
         if self.status == "AWAITING_APPROVAL":
             return ExitCode.AWAITING_APPROVAL
         if self.status == "SUCCEEDED":
-            return {State.SERVING: ExitCode.OK, State.RECORDED: ExitCode.RECORDED}.get(
-                self.final_state, ExitCode.REJECTED
-            )
+            # Folded into run: the drop's retrain is another run's (named at $.claim.owner). The others
+            # (candidate rejected, superseded, rejected by a reviewer, expired): the champion keeps serving.
+            ended = {State.SERVING: ExitCode.OK, State.RECORDED: ExitCode.RECORDED, State.FOLDED: ExitCode.RECORDED}
+            return ended.get(self.final_state, ExitCode.REJECTED)
         if self.error == Error.DATA_REJECTED:
             return ExitCode.DATA_REJECTED
         if self.error == ROLLED_BACK:
@@ -184,6 +185,7 @@ def drop_and_follow(
         validation=outcome.output.get("validation"),
         drift=outcome.output.get("drift"),
         registration=outcome.output.get("registration"),
+        claim=outcome.output.get("claim"),
         evaluation={
             k: outcome.output.get("evaluation", {}).get(k) for k in ("passed", "reason", "candidate", "champion")
         },
@@ -223,7 +225,10 @@ def print_outcome(result: dict[str, Any]) -> None:
             f"[bold yellow]candidate rejected[/] {registration.get('summary', '')} The champion keeps serving."
         )
     elif code == ExitCode.RECORDED:
-        console.print(f"[bold]recorded[/] {drift.get('summary', '')}")
+        claim = result.get("claim") or {}
+        folded = claim.get("outcome") == "folded"
+        said = f"into run {claim.get('owner')}: {claim.get('summary', '')}" if folded else drift.get("summary", "")
+        console.print(f"[bold]{'folded' if folded else 'recorded'}[/] {said}")
     elif code == ExitCode.AWAITING_APPROVAL:
         console.print(
             f"[bold yellow]awaiting approval[/] {registration.get('summary', '')}\n"

@@ -52,7 +52,8 @@ def drop(
 
     Exit codes with --wait: 0 new version serving; 2 data rejected (quarantined, report beside it);
     3 candidate rejected by its gates, or rolled back during its canary (the champion keeps serving);
-    5 accepted and recorded, the retrain policy did not fire; 6 the candidate awaits approval
+    5 accepted and recorded: the retrain policy did not fire, or the retrain was folded into another run
+    (one retrain per burst; the run is named); 6 the candidate awaits approval
     (`conveyor approve MODEL VERSION`); 1 pipeline failed; 4 timed out.
     """
     from conveyor.spec import load_spec

@@ -107,6 +107,8 @@ def models_document(access: RegistryAccess, model: str | None = None) -> dict[st
                     "created": _when(version.created_at),
                     "serving": version.version == serving_version,
                     "parent_champion": version.lineage.get("parent_champion"),
+                    # every status change, with its reason and the champion serving when it was made
+                    "history": version.history,
                     "decision": version.decision,
                 }
             )
@@ -184,7 +186,8 @@ def models(
             metric = f"{v['metric']} {fmt(v['value'])}" if v["metric"] else "-"
             status = f"[bold green]{v['status']}[/]" if v["serving"] else v["status"]
             created = (v["created"] or "-")[:16].replace("T", " ")
-            grid.add_row(str(v["version"]), status, metric, fmt(v["champion_value"]), created)
+            against = f"v{v['parent_champion']} " if v["parent_champion"] else ""
+            grid.add_row(str(v["version"]), status, metric, against + fmt(v["champion_value"]), created)
         out.print(grid)
         for v in entry["versions"]:
             if v["value_per_1000"] is not None:

@@ -90,7 +90,7 @@ def run_gates(
         slices = slice_metrics(candidate, holdout, y_true, columns, min_slice_rows=thresholds.min_slice_rows)
         flip_rate = noise_flip_rate(candidate, holdout, spec, thresholds)
         importance = importance_evidence(candidate, holdout, y_true, spec, thresholds.seed)
-        timing = latency(candidate, holdout, model_bytes=candidate_bytes)
+        timing = latency(candidate, holdout, model_bytes=candidate_bytes, champion=champion)
     except ValueError as exc:  # sklearn metric errors, e.g. labels the model does not know
         raise DataError(f"candidate cannot score the holdout: {str(exc)[:300]}") from None
     except ArtifactError as exc:

@@ -44,7 +44,10 @@ class GateThresholds:
     max_importance_share
         Largest share of total permutation importance a sensitive or identifier feature may carry.
     max_p99_ms_single, max_p99_ms_batch
-        p99 latency limits (ms) of a 1-row and a ``BATCH_ROWS``-row ONNX call.
+        p99 latency ceilings (ms) of a 1-row and a ``BATCH_ROWS``-row ONNX call (thread CPU time,
+        median of trials: conveyor.gates.latency).
+    max_latency_ratio
+        Largest allowed ratio of the candidate's p99 to the champion's, measured side by side.
     max_model_mb
         Largest ONNX model size in MB (10**6 bytes).
     seed
@@ -60,6 +63,7 @@ class GateThresholds:
     max_importance_share: float = 0.5
     max_p99_ms_single: float = 10.0
     max_p99_ms_batch: float = 50.0
+    max_latency_ratio: float = 1.5
     max_model_mb: float = 50.0
     seed: int = 0
 

@@ -28,7 +28,7 @@ from conveyor.deployment import (
     read_capture,
 )
 from conveyor.events import RegistryEvent
-from conveyor.registry import Routing
+from conveyor.registry import ChampionChanged, Routing
 from conveyor.stages.context import PipelineContext, StageEvent, StageInputError
 from conveyor.workflow import (
     ApprovalInput,
@@ -53,7 +53,7 @@ def _target(event: StageEvent[PlanInput] | StageEvent[DeployInput]) -> tuple[str
     return str(registration["model"]), int(registration["version"])
 
 
-def plan(event: StageEvent[PlanInput], ctx: PipelineContext) -> DeploymentPlan:
+def plan(event: StageEvent[PlanInput], ctx: PipelineContext, clock: Callable[[], float] = time.time) -> DeploymentPlan:
     """The plan for the registered version, from the spec it was trained with (its copy beside the version)."""
     from conveyor.deployment import plan_deployment
     from conveyor.spec import load_spec  # pydantic and yaml: this stage runs in the training image
@@ -61,11 +61,22 @@ def plan(event: StageEvent[PlanInput], ctx: PipelineContext) -> DeploymentPlan:
     model, version = _target(event)
     spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, version, layout.SPEC_FILE)))
     champion = ctx.registry.champion(model)
-    document = plan_deployment(
-        spec.deployment, model=model, version=version, champion=champion.version if champion else None
-    )
+    serving = champion.version if champion else None
+    document = plan_deployment(spec.deployment, model=model, version=version, champion=serving)
     # The version's alarm thresholds and actions, for the promotion (a zip function: it cannot parse the spec).
     document["monitoring"] = spec.monitoring.model_dump(mode="json")
+    evaluation: Mapping[str, Any] = event.state.get("evaluation") or {}
+    if "champion_version" in evaluation and evaluation["champion_version"] != serving:
+        # Compare-and-set: the candidate was compared with another champion. No deployment starts;
+        # "Champion unchanged?" sends it back to Evaluate, against the version serving now.
+        compared = evaluation["champion_version"]
+        document["stale"] = True
+        document["note"] = f"evaluated against v{compared}, but {f'v{serving}' if serving else 'nothing'} serves now"
+        return cast(DeploymentPlan, document)
+    document["stale"] = False
+    from conveyor.stages.bursts import lease_seconds, run_id
+
+    Deployments(ctx.table).acquire(model, version, run_id(event), until=clock() + lease_seconds(spec))
     Deployments(ctx.table).start(document, execution=event.execution_id)
     return cast(DeploymentPlan, document)
 
@@ -254,7 +265,23 @@ def promote(event: StageEvent[DeployInput], ctx: PipelineContext) -> PromotionRe
     model, version = _target(event)
     deployment: Mapping[str, Any] = event.state.get("deployment") or {}
     strategy = str(deployment.get("strategy", "all_at_once"))
-    routing = ctx.registry.promote(model, version)
+    evaluation: Mapping[str, Any] = event.state.get("evaluation") or {}
+    expected = evaluation.get("champion_version", True)
+    try:  # compare-and-set: only over the champion the candidate was evaluated against
+        routing = ctx.registry.promote(model, version, expected_champion=expected)
+    except ChampionChanged as changed:
+        if deployment:
+            Deployments(ctx.table).update(model, version, "interrupted", reason=str(changed))
+        return {
+            "model": model,
+            "version": version,
+            "revision": 0,
+            "strategy": strategy,
+            "phases": [],
+            "alarms": {},
+            "stale": True,
+            "summary": f"{changed}: evaluating it again",
+        }
     passed = [describe_phase(p) for p in deployment.get("phases", [])]
     ctx.emit(
         RegistryEvent(

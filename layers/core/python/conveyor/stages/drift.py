@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from conveyor import layout
+from conveyor.bursts import DriftAlerts
 from conveyor.drift import drift_report
 from conveyor.events import RegistryEvent
 from conveyor.profile import Profile
@@ -103,6 +104,7 @@ def check_drift(
             "summary": f"{model}: no model is serving yet; training the first one",
             "drifted_features": [],
             "champion_version": None,
+            "alert": False,
         }
     frame = read_table(
         ctx.store.get(dataset["bucket"], dataset["key"], dataset.get("version_id")), PurePosixPath(dataset["key"]).name
@@ -128,6 +130,10 @@ def check_drift(
             )
         )
     reasons, action, new_rows = _retrain_decision(ctx, model, spec, document, clock)
+    drifted = document["verdict"] == DRIFT
+    alert = drifted and DriftAlerts(ctx.table, clock).should_alert(
+        model, event.execution_id, window=spec.retrain.batch_window_seconds
+    )
     return {
         "model": model,
         "verdict": document["verdict"],
@@ -138,4 +144,6 @@ def check_drift(
         "report_key": report_key,
         "new_rows": new_rows,
         "champion_version": champion.version,
+        # One "Alert drift" per burst: later drifted drops of the same burst are recorded, not alerted.
+        "alert": alert,
     }

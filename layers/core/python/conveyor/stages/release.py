@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.events import RegistryEvent
 from conveyor.registry import ModelVersion, load_verified, sha256_hex
 from conveyor.report import build_evidence, render_report
+from conveyor.stages.bursts import run_id
 from conveyor.stages.context import PipelineContext, StageEvent, code_version
 from conveyor.workflow import EvaluationResult, RegisterInput, RegistrationResult, TrainingResult
 
@@ -97,8 +99,28 @@ def _lineage(event: StageEvent[RegisterInput], ctx: PipelineContext) -> dict[str
         "parameters": training.get("params", {}),
         "parent_champion": evaluation.get("champion_version"),
         "execution": event.execution_id,
+        "run": run_id(event),  # the run that claimed the retrain (the same across a resumed execution)
+        # The run's training round (conveyor.bursts) and every evaluation of this candidate, each with
+        # the champion it was compared with (more than one when the champion changed before promotion).
+        "round": _round(event),
+        "evaluations": [_evaluation_entry(evaluation)],
         "n_train": training.get("n_train"),
         "n_holdout": training.get("n_holdout"),
+    }
+
+
+def _round(event: StageEvent[RegisterInput]) -> int | None:
+    """The run's training round (``$.claim.round``; None for runs from before one retrain per burst)."""
+    claim: Mapping[str, Any] = event.state.get("claim") or {}
+    return claim.get("round")
+
+
+def _evaluation_entry(evaluation: EvaluationResult) -> dict[str, Any]:
+    return {
+        "champion": evaluation.get("champion_version"),
+        "passed": bool(evaluation.get("passed")),
+        "reason": str(evaluation.get("reason", "")),
+        "at": time.time(),
     }
 
 
@@ -166,9 +188,77 @@ def _emit_registered(ctx: PipelineContext, stored: ModelVersion, passed: bool, e
         )
 
 
+# A candidate whose champion keeps changing before it can be promoted is evaluated at most this many
+# times; then it ends as "superseded".
+MAX_EVALUATIONS = 3
+
+
+def _registered_by_this_run(ctx: PipelineContext, event: StageEvent[RegisterInput]) -> ModelVersion | None:
+    """The version this run's round already registered for the same candidate (an evaluation again)."""
+    training: TrainingResult = event.require("training")
+    round_ = _round(event)
+    for version in reversed(ctx.registry.versions(str(training["model"]))):
+        lineage = version.lineage
+        if lineage.get("run", lineage.get("execution")) == run_id(event) and lineage.get("round") == round_:
+            return version if version.sha256 == training["sha256"] else None
+    return None
+
+
+def _register_again(
+    ctx: PipelineContext, event: StageEvent[RegisterInput], earlier: ModelVersion
+) -> RegistrationResult:
+    """The champion changed after this candidate's evaluation: record the new evaluation on the same version."""
+    training: TrainingResult = event.require("training")
+    evaluation: EvaluationResult = event.require("evaluation")
+    passed = bool(evaluation.get("passed"))
+    evaluations = [*earlier.lineage.get("evaluations", []), _evaluation_entry(evaluation)]
+    champion = evaluation.get("champion_version")
+    against = f"v{champion}" if champion else "no champion"
+    status = _status(training, passed)
+    reason = f"evaluated again against {against} (the champion changed): {evaluation.get('reason', '')}"
+    if len(evaluations) > MAX_EVALUATIONS:
+        status, reason = "superseded", f"the champion changed {len(evaluations) - 1} times before promotion"
+    earlier.metrics = {
+        "candidate": evaluation.get("candidate") or {},
+        "champion": evaluation.get("champion"),
+        "primary": evaluation.get("metric"),
+    }
+    earlier.gates = evaluation.get("gates", [])
+    earlier.lineage = {**earlier.lineage, "parent_champion": champion, "evaluations": evaluations}
+    ctx.registry.save(earlier)
+    ctx.registry.set_status(
+        earlier.model, earlier.version, status, decision=str(evaluation.get("reason", "")), reason=reason
+    )
+    stored = ctx.registry.get(earlier.model, earlier.version)
+    _store_companions(ctx, event, stored, None)
+    if status == "superseded":
+        ctx.emit(
+            RegistryEvent(
+                name="ModelSuperseded",
+                model=stored.model,
+                model_version=stored.version,
+                correlation_id=event.execution_id,
+                details={"reason": reason, "champion": champion, "evaluations": evaluations},
+            )
+        )
+    else:
+        _emit_registered(ctx, stored, passed, event.execution_id)
+    return {
+        "model": stored.model,
+        "version": stored.version,
+        "status": stored.status,
+        "artifact_key": stored.artifact_key,
+        "sha256": stored.sha256,
+        "summary": f"{stored.model} v{stored.version} {reason}",
+    }
+
+
 def register(event: StageEvent[RegisterInput], ctx: PipelineContext) -> RegistrationResult:
     training: TrainingResult = event.require("training")
     evaluation: EvaluationResult = event.require("evaluation")
+    earlier = _registered_by_this_run(ctx, event)
+    if earlier is not None:
+        return _register_again(ctx, event, earlier)
     model = str(training["model"])
     bucket = ctx.settings.artifact_bucket
     data = load_verified(ctx.store, bucket, training["candidate_key"], training["sha256"])
@@ -193,6 +283,8 @@ def register(event: StageEvent[RegisterInput], ctx: PipelineContext) -> Registra
         contract_key=layout.contract_key(model, contract[1]) if contract is not None else "",
         contract_sha256=contract[1] if contract is not None else "",
     )
+    champion = evaluation.get("champion_version")
+    version.history = [{"status": version.status, "reason": version.decision, "at": time.time(), "champion": champion}]
     stored = ctx.registry.register(version)
     _store_companions(ctx, event, stored, contract[0] if contract is not None else None)
     _emit_registered(ctx, stored, passed, event.execution_id)
