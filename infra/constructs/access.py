@@ -71,19 +71,7 @@ class OperatorAccess(Construct):
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         for role in (self.approver, self.operator):
-            # `--stack NAME` finds the stack's resources by its outputs.
-            role.add_to_policy(
-                iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id])
-            )
-            # Follow executions (approve --wait, smoke, impact --retrain); status lists the latest.
-            role.add_to_policy(
-                iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn])
-            )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions]
-                )
-            )
+            _may_follow_the_stack(role, stack, state_machine, executions)
 
         grant_model_items_write(table, self.approver)
         state_machine.grant_task_response(self.approver)
@@ -119,3 +107,16 @@ class OperatorAccess(Construct):
         nag.operator_roles(
             self.approver, self.operator, state_machine, api, [data_bucket, artifact_bucket, capture_bucket]
         )
+
+
+def _may_follow_the_stack(role: iam.Role, stack: cdk.Stack, state_machine: sfn.StateMachine, executions: str) -> None:
+    """What every person's role needs to use the CLI with ``--stack``: the outputs and the executions."""
+    # `--stack NAME` finds the stack's resources by its outputs.
+    role.add_to_policy(iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]))
+    # Follow executions (approve --wait, smoke, impact --retrain); status lists the latest.
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory"], resources=[executions])
+    )

@@ -43,6 +43,68 @@ def _status_of(error: ConveyorError) -> tuple[int, str]:
     return 500, "failed"
 
 
+class _BoardHandler(BaseHTTPRequestHandler):
+    """The board's HTTP face; ``board`` is set on the subclass each server makes."""
+
+    board: Any = None
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _answer(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, document: Any) -> None:
+        self._answer(status, "application/json", json.dumps(json_safe(document)).encode())
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        if parts.path not in ("/", "/board.json", "/static.html"):
+            self._json(404, {"error": {"code": "not_found", "message": f"no page {parts.path}"}})
+            return
+        document = self.board.document()
+        if parts.path == "/board.json":
+            self._json(200, document)
+            return
+        interactive = parts.path == "/"
+        html = (
+            board_body(document, interactive=True)
+            if "fragment" in query
+            else board_page(document, interactive=interactive)
+        )
+        self._answer(200, "text/html; charset=utf-8", html.encode())
+
+    def do_POST(self) -> None:
+        action = urlsplit(self.path).path.removeprefix("/api/")
+        length = int(self.headers.get("Content-Length") or 0)
+        if not self.headers.get("X-Conveyor-Board") or "json" not in (self.headers.get("Content-Type") or ""):
+            self._json(403, {"error": {"code": "forbidden", "message": "board requests only"}})
+            return
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._json(413, {"error": {"code": "payload_too_large", "message": "body too large"}})
+            return
+        try:
+            params = json.loads(self.rfile.read(length) or b"{}")
+            result = review(self.board.reviewing, action, params, by=f"local board ({self.client_address[0]})")
+        except json.JSONDecodeError:
+            self._json(400, {"error": {"code": "bad_request", "message": "the body is not JSON"}})
+        except ConveyorError as error:
+            status, code = _status_of(error)
+            self._json(status, {"error": {"code": code, "message": str(error)}})
+        else:
+            log.info("board action", extra={"action": action, "model": result["model"], "version": result["version"]})
+            self._json(200, result)
+
+
 class BoardServer:
     def __init__(
         self,
@@ -60,69 +122,8 @@ class BoardServer:
         self._stopped = threading.Event()
         self.reviewing = reviewing
         self.clock = clock
-        board = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _answer(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _json(self, status: int, document: Any) -> None:
-                self._answer(status, "application/json", json.dumps(json_safe(document)).encode())
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                if parts.path not in ("/", "/board.json", "/static.html"):
-                    self._json(404, {"error": {"code": "not_found", "message": f"no page {parts.path}"}})
-                    return
-                document = board.document()
-                if parts.path == "/board.json":
-                    self._json(200, document)
-                    return
-                interactive = parts.path == "/"
-                html = (
-                    board_body(document, interactive=True)
-                    if "fragment" in query
-                    else board_page(document, interactive=interactive)
-                )
-                self._answer(200, "text/html; charset=utf-8", html.encode())
-
-            def do_POST(self) -> None:
-                action = urlsplit(self.path).path.removeprefix("/api/")
-                length = int(self.headers.get("Content-Length") or 0)
-                if not self.headers.get("X-Conveyor-Board") or "json" not in (self.headers.get("Content-Type") or ""):
-                    self._json(403, {"error": {"code": "forbidden", "message": "board requests only"}})
-                    return
-                if length > MAX_BODY:
-                    self.close_connection = True
-                    self._json(413, {"error": {"code": "payload_too_large", "message": "body too large"}})
-                    return
-                try:
-                    params = json.loads(self.rfile.read(length) or b"{}")
-                    result = review(board.reviewing, action, params, by=f"local board ({self.client_address[0]})")
-                except json.JSONDecodeError:
-                    self._json(400, {"error": {"code": "bad_request", "message": "the body is not JSON"}})
-                except ConveyorError as error:
-                    status, code = _status_of(error)
-                    self._json(status, {"error": {"code": code, "message": str(error)}})
-                else:
-                    log.info(
-                        "board action", extra={"action": action, "model": result["model"], "version": result["version"]}
-                    )
-                    self._json(200, result)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        handler = type("Handler", (_BoardHandler,), {"board": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-board", daemon=True)
 
