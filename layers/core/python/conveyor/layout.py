@@ -163,6 +163,16 @@ def labels_prefix(model: str) -> str:
     return f"{model}/{LABELS}/"
 
 
+def label_key(model: str, filename: str, sha256: str) -> str:
+    """``{model}/labels/{sha12}-{filename}``: an uploaded label file, named by its content."""
+    return f"{labels_prefix(model)}{sha256[:12]}-{filename}"
+
+
+def capture_model_prefix(model: str) -> str:
+    """``{model}/capture/``: every hour of a model's capture."""
+    return f"{model}/{CAPTURE}/"
+
+
 def batch_prefix(model: str) -> str:
     return f"{model}/{BATCH}/"
 

@@ -93,7 +93,7 @@ def _erase_capture(target: Target, model: str, entities: set[str]) -> dict[str, 
     counts = {"files_rewritten": 0, "records_removed": 0}
     if not entities:
         return counts
-    prefix = f"{model}/{layout.CAPTURE}/"
+    prefix = layout.capture_model_prefix(model)
     for page in target.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for entry in page.get("Contents", []):
             body = target.s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()

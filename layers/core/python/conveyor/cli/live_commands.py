@@ -58,14 +58,14 @@ def labels(
     Labels join the served answer of their request (never a shadow's); the live monitor then reports
     live metrics over them. Exit codes: 0 joined; 2 quarantined (malformed) or bad input; 1 timed out.
     """
-    from conveyor.layout import label_object_id
+    from conveyor.layout import label_key, label_object_id
 
     if not file.is_file() or file.suffix.lower() not in {".csv", ".parquet", ".pq"}:
         raise fail(f"{file}: expected a CSV or Parquet file", ExitCode.BAD_INPUT)
     target = load_target(state, stack)
     bucket = target.output("DataBucketName")
     data = file.read_bytes()
-    key = f"{model}/labels/{hashlib.sha256(data).hexdigest()[:12]}-{file.name}"
+    key = label_key(model, file.name, hashlib.sha256(data).hexdigest())
     put = target.s3.put_object(Bucket=bucket, Key=key, Body=data)
     label_object = label_object_id(bucket, key, put.get("VersionId") or put.get("ETag", "").strip('"'))
     if not as_json:
