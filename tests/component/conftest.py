@@ -1,16 +1,19 @@
-"""Helpers of the component tests: the predict function's environment and the registry table.
+"""Helpers of the component tests: the predict function's environment, the registry table and moto servers.
 (The second demo model, ``other_model``, and ``demo_spec_data`` are in tests/conftest.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import DEMO_ROW, demo_spec_data
 
 ROW: dict[str, Any] = DEMO_ROW
-__all__ = ["ROW", "create_registry_table", "demo_spec_data", "predict_environment"]
+__all__ = ["ROW", "create_registry_table", "demo_spec_data", "moto_server", "predict_environment"]
 
 
 def predict_environment(monkeypatch: pytest.MonkeyPatch, model_dir: Any, **extra: str) -> None:
@@ -46,3 +49,25 @@ def create_registry_table(dynamodb: Any, name: str = "registry") -> None:
         ],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+@contextmanager
+def moto_server() -> Iterator[tuple[str, int]]:
+    """A moto server on a free port, yielding its endpoint and port, with empty backends.
+
+    Every moto server started in this process shares the process's moto backends, so a test would
+    otherwise meet the tables, functions and alarms an earlier test left on another server in the
+    same pytest-xdist worker (``CreateTable``: "Table already exists: registry"). The backends are
+    reset when the server starts and again when it stops."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    try:
+        yield endpoint, port
+    finally:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        server.stop()

@@ -6,27 +6,20 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from conveyor.adapters.aws import CloudWatchAlarms
 from conveyor.adapters.memory import MemoryAlarms
 from conveyor.monitoring.alarms import SIGNALS, alarm_definitions, sync_model_alarms
 from conveyor.ports import Alarms
+from tests.component.conftest import moto_server
 
 
 @pytest.fixture(scope="module")
 def cloudwatch() -> Iterator[object]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield boto3.client(
-        "cloudwatch",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="k",
-        aws_secret_access_key="s",
-    )
-    server.stop()
+    with moto_server() as (url, _port):
+        yield boto3.client(
+            "cloudwatch", endpoint_url=url, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+        )
 
 
 @pytest.fixture(params=["memory", "aws"])

@@ -19,7 +19,7 @@ from conveyor.adapters.aws import DynamoTable
 from conveyor.cli.app import app
 from conveyor.layout import artifact_key
 from conveyor.registry import ModelVersion, Registry
-from tests.component.conftest import create_registry_table
+from tests.component.conftest import create_registry_table, moto_server
 
 STACK = "Conveyor-smoketest"
 REGION = "eu-west-1"
@@ -64,13 +64,8 @@ def api() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as (url, _port):
+        yield url
 
 
 @pytest.fixture

@@ -5,31 +5,26 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from conveyor.adapters.aws import DynamoTable
 from conveyor.adapters.lean_aws import LeanDynamoReader, LeanS3
 from conveyor.ports import ObjectMissing
 from conveyor.registry import ModelVersion, Registry, RoutingReader
-from tests.component.conftest import create_registry_table
+from tests.component.conftest import create_registry_table, moto_server
 
 
 @pytest.fixture
 def endpoint(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    for name, value in {
-        "AWS_ENDPOINT_URL": url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "k",
-        "AWS_SECRET_ACCESS_KEY": "s",
-        "AWS_SESSION_TOKEN": "t",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield url
-    server.stop()
+    with moto_server() as (url, _port):
+        for name, value in {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s",
+            "AWS_SESSION_TOKEN": "t",
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield url
 
 
 def test_lean_reads_equal_boto3s(endpoint):

@@ -11,13 +11,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from conveyor.localcloud.cloudwatch import LocalCloudWatch
 from conveyor.localcloud.emf import Sample
 from conveyor.localcloud.persist.snapshotter import Extension, Persistence
 from conveyor.localcloud.persist.store import DataDir
 from conveyor.localcloud.schedules import LocalSchedules, Target
+from tests.component.conftest import moto_server
 
 REGION = "us-east-1"
 RULE_ARN = "arn:aws:events:us-east-1:123456789012:rule/tick"
@@ -27,11 +27,8 @@ WALL = 1_800_000_030.0
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as (url, _port):
+        yield url
 
 
 @pytest.fixture

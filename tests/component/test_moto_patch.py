@@ -9,9 +9,9 @@ from importlib import metadata
 import boto3
 import pytest
 from moto.awslambda.models import LambdaFunction
-from moto.server import ThreadedMotoServer
 
 from conveyor.localcloud.runtime import PATCHED_METHOD, LambdaRuntime, LocalFunction, install_moto_patch
+from tests.component.conftest import moto_server as fresh_moto_server
 
 
 def test_moto_is_the_pinned_version():
@@ -28,14 +28,11 @@ def test_the_patched_method_still_has_the_expected_shape():
 
 @pytest.fixture
 def moto_server(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("MOTO_PORT", str(port))
-    original = inspect.getattr_static(LambdaFunction, PATCHED_METHOD)
-    yield f"http://{host}:{port}"
-    setattr(LambdaFunction, PATCHED_METHOD, original)
-    server.stop()
+    with fresh_moto_server() as (endpoint, port):
+        monkeypatch.setenv("MOTO_PORT", str(port))
+        original = inspect.getattr_static(LambdaFunction, PATCHED_METHOD)
+        yield endpoint
+        setattr(LambdaFunction, PATCHED_METHOD, original)
 
 
 def test_invoke_through_the_api_runs_the_handler_in_process_and_errors_keep_their_type(moto_server):

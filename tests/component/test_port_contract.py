@@ -19,7 +19,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from conveyor.adapters.aws import DynamoTable, S3ObjectStore, StepFunctionsCallbacks, StepFunctionsStarter
 from conveyor.adapters.memory import MemoryCallbacks, MemoryObjectStore, MemoryStarter, MemoryTable
@@ -34,7 +33,7 @@ from conveyor.ports import (
     Table,
     TaskCallbacks,
 )
-from tests.component.conftest import create_registry_table
+from tests.component.conftest import create_registry_table, moto_server
 
 BUCKET = "contract-bucket"
 _names = itertools.count(1)
@@ -55,17 +54,12 @@ class Ports:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    config = f"{endpoint}/moto-api/config"
-    with pytest.MonkeyPatch.context() as patch:
+    with moto_server() as (endpoint, port), pytest.MonkeyPatch.context() as patch:
+        config = f"{endpoint}/moto-api/config"
         patch.setenv("MOTO_PORT", str(port))  # Step Functions' service integrations call this server
         requests.post(config, json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
         yield endpoint
         requests.post(config, json={"stepfunctions": {"execute_state_machine": False}}, timeout=10)
-    server.stop()
 
 
 def _memory_ports() -> Ports:

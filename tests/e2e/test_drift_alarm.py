@@ -68,19 +68,30 @@ def alarmed(cloud: Target, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
     document = wait_for(monitored, "the monitor seeing every request", timeout=120, every=1)
 
+    drift = f"{cloud.output('StackName')}-{MODEL}-drift"
+
     def announced() -> bool:
+        # Wait for each thing the tests read, not for "some alert": the alerts topic is the stack's (other
+        # models' alerts arrive too), and one drain reads the alerts queue before the registry events, so
+        # the action's event can be read in the same drain that missed the alert published just before it.
         watchers.drain()
         taken = [e for e in watchers.seen["registry"] if e["detail-type"] == "AlarmActionTaken"]
         alarms = [e for e in watchers.seen["alarms"] if e["detail"]["state"]["value"] == "ALARM"]
-        return bool(taken and alarms and watchers.seen["alerts"])
+        return bool(taken and alarms and _alarm_messages(watchers, drift) and _retrain_alerts(watchers))
 
-    wait_for(announced, "the drift alarm's SNS message, state change and action", timeout=90)
-    return {
-        "cli": cli,
-        "watchers": watchers,
-        "document": document,
-        "drift": f"{cloud.output('StackName')}-{MODEL}-drift",
-    }
+    wait_for(announced, "the drift alarm's SNS message, state change, action and retrain alert", timeout=90)
+    return {"cli": cli, "watchers": watchers, "document": document, "drift": drift}
+
+
+def _alarm_messages(watchers: Watchers, alarm: str) -> list[dict[str, Any]]:
+    """CloudWatch's SNS notifications of ``alarm`` going into ALARM."""
+    messages = [json.loads(m["Message"]) for m in watchers.seen["alerts"] if m["Message"].startswith("{")]
+    return [m for m in messages if m.get("AlarmName") == alarm and m.get("NewStateValue") == "ALARM"]
+
+
+def _retrain_alerts(watchers: Watchers) -> list[dict[str, Any]]:
+    """The alarm action's alert that it started a retrain run (conveyor.monitoring.actions)."""
+    return [m for m in watchers.seen["alerts"] if f"{MODEL} retraining on its drift alarm" in (m["Subject"] or "")]
 
 
 def test_the_drift_alarm_is_in_alarm_on_the_metric_the_monitor_publishes(alarmed: dict[str, Any]) -> None:
@@ -88,8 +99,7 @@ def test_the_drift_alarm_is_in_alarm_on_the_metric_the_monitor_publishes(alarmed
     assert document["drift"]["verdict"] == "drift" and "hhninc" in document["drift"]["drifted_features"]
     drifted = len(document["drift"]["drifted_features"])
     watchers: Watchers = alarmed["watchers"]
-    messages = [json.loads(m["Message"]) for m in watchers.seen["alerts"] if m["Message"].startswith("{")]
-    (message,) = [m for m in messages if m["AlarmName"] == alarmed["drift"] and m["NewStateValue"] == "ALARM"]
+    (message,) = _alarm_messages(watchers, alarmed["drift"])
     trigger = message["Trigger"]
     assert (trigger["Namespace"], trigger["MetricName"], trigger["Statistic"]) == (
         "Conveyor",
@@ -115,7 +125,8 @@ def test_on_alarm_retrain_starts_a_retrain_run(alarmed: dict[str, Any], cloud: T
         "retrain",
         True,
     )
-    assert any("retraining on its drift alarm" in (m["Subject"] or "") for m in watchers.seen["alerts"])
+    (alert,) = _retrain_alerts(watchers)
+    assert f"Retrain run: {details['execution']}." in alert["Message"]
     machine = cloud.output("StateMachineArn")
     execution = f"{machine.replace(':stateMachine:', ':execution:')}:{details['execution']}"
     described = cloud.sfn.describe_execution(executionArn=execution)
