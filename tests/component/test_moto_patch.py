@@ -114,3 +114,29 @@ def test_concurrent_pipelines_get_consecutive_versions_on_the_local_cloud(moto_s
     registry = Registry(DynamoTable("registry", resource=boto3.resource("dynamodb", **kw)))
     assert [v.version for v in registry.versions("m")] == list(range(1, 9))
     assert len({v.sha256 for v in registry.versions("m")}) == 8
+
+
+def test_a_plain_handler_added_first_does_not_become_powertools_handler():
+    """The predict handler's JsonLog on the shared "conveyor" logger before any Powertools function was
+    imported (a prediction is the first request after a restart): later Powertools loggers still format."""
+    import logging
+
+    from aws_lambda_powertools import Logger
+
+    from conveyor.adapters.apigw import JsonLog
+    from conveyor.localcloud.runtime import powertools_handlers_first
+
+    name = "conveyor-handler-order-test"
+    shared = logging.getLogger(name)
+    plain = JsonLog(service=name, stream=io.StringIO())
+    shared.addHandler(plain)
+    try:
+        first = Logger(service=name, stream=io.StringIO())  # one function's module
+        powertools_handlers_first()  # what the runtime does after importing a function's module
+        second = Logger(service=name, stream=io.StringIO())  # the next function's module
+        second.append_keys(cold_start=True)  # raised AttributeError: the formatter was JsonLog's (None)
+        assert second.registered_handler is first.registered_handler
+        assert shared.handlers[0] is shared.powertools_handler and plain in shared.handlers  # type: ignore[attr-defined]
+    finally:
+        for handler in list(shared.handlers):
+            shared.removeHandler(handler)

@@ -81,6 +81,7 @@ class LambdaRuntime:
                 if function.handler is None:
                     module = importlib.import_module(f"functions.{function.code}.handler")
                     function.handler = module.lambda_handler
+                    powertools_handlers_first()
         assert function.handler is not None
         return function.handler
 
@@ -112,6 +113,23 @@ class LambdaRuntime:
             errored = True
         # Handlers log to stdout (Powertools' JSON lines), as on AWS; the runtime returns no log tail.
         return Invocation(payload, errored, "", (time.perf_counter() - started) * 1000)
+
+
+def powertools_handlers_first() -> None:
+    """Keep each Powertools logger's own handler first among its logger's handlers.
+
+    On AWS every function has its own process; here they share one, and with it the logger named
+    after the Powertools service ("conveyor"). Powertools takes a later ``Logger(service=...)``'s handler
+    (and its formatter) from ``handlers[0]`` of that logger once one instance configured it, so a plain
+    handler added first by another function (the predict handler's ``JsonLog``, when a prediction is the
+    first request after a restart) would become every later Powertools logger's handler, with no formatter:
+    ``'NoneType' object has no attribute 'append_keys'`` at the first invocation.
+    """
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        own = getattr(logger, "powertools_handler", None)
+        handlers = getattr(logger, "handlers", None)
+        if own is not None and handlers and handlers[0] is not own and own in handlers:
+            logger.handlers = [own, *(h for h in handlers if h is not own)]  # type: ignore[union-attr]  # a new list: no emit sees it change
 
 
 _runtime: LambdaRuntime | None = None
