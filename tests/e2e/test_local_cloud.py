@@ -228,7 +228,9 @@ def test_the_state_machine_that_runs_locally_is_the_one_cdk_synthesizes(cloud: T
 
     assembly = build_app({"aws:cdk:bundling-stacks": []}).synth()
     template = assembly.get_stack_by_name(stack_name()).template
-    (logical_id,) = find_state_machines(template)
+    # The pipeline's state machine (the stack also has the batch one): the one the StateMachineArn output names.
+    logical_id = template["Outputs"]["StateMachineArn"]["Value"]["Ref"]
+    assert logical_id in find_state_machines(template)
 
     def by_logical_id(reference: dict[str, Any]) -> str:
         pseudo = {"AWS::Partition": "aws", "AWS::Region": cloud.region, "AWS::AccountId": "123456789012"}
