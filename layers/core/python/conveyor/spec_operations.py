@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from conveyor.monitoring.metrics import SIGNALS  # noqa: F401  (re-exported)
 from conveyor.spec_base import RATE_PATTERN as _RATE
 from conveyor.spec_base import Strict as _Strict
 from conveyor.spec_base import rate_seconds
@@ -25,16 +26,6 @@ class CaptureSettings(_Strict):
 Signal = Literal[
     "latency", "errors", "drift", "domain_classifier", "score_shift", "live_metric", "capture_errors", "breaker"
 ]
-SIGNALS: tuple[str, ...] = (
-    "latency",
-    "errors",
-    "drift",
-    "domain_classifier",
-    "score_shift",
-    "live_metric",
-    "capture_errors",
-    "breaker",
-)
 AlarmAction = Literal["notify", "rollback", "retrain"]
 
 

@@ -1,4 +1,4 @@
-"""Per-model alarms: one CloudWatch metric alarm per signal in ``conveyor.spec.SIGNALS``, named
+"""Per-model alarms: one CloudWatch metric alarm per signal in ``conveyor.monitoring.metrics.SIGNALS``, named
 ``{stack}-{model}-{signal}``, created or updated by the pipeline when a version starts serving all
 traffic, and deleted when the model no longer serves.
 
@@ -16,19 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.monitoring import metrics as m
+from conveyor.monitoring.metrics import SIGNALS
 from conveyor.ports import AlarmDefinition, Alarms
 
-# The order of conveyor.spec.SIGNALS (kept here too: the spec module needs pydantic).
-SIGNALS: tuple[str, ...] = (
-    "latency",
-    "errors",
-    "drift",
-    "domain_classifier",
-    "score_shift",
-    "live_metric",
-    "capture_errors",
-    "breaker",
-)
 # conveyor.spec.MonitoringSettings' defaults (a unit test keeps the two equal).
 DEFAULTS: dict[str, Any] = {
     "schedule": "rate(1 hour)",

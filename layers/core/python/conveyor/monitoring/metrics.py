@@ -32,3 +32,16 @@ LIVE_LABELLED_REQUESTS = "LiveLabelledRequests"
 LIVE_ACCURACY = "LiveAccuracy"
 LIVE_MAE = "LiveMAE"
 LIVE_VALUE_PER_1000 = "LiveValuePer1000"  # conveyor.value.value_per_1000 over the labelled requests
+
+# The signals a model is watched on: one per-model alarm each (conveyor.monitoring.alarms), thresholds and
+# actions in the spec's ``monitoring:`` section (conveyor.spec_operations).
+SIGNALS: tuple[str, ...] = (
+    "latency",
+    "errors",
+    "drift",
+    "domain_classifier",
+    "score_shift",
+    "live_metric",
+    "capture_errors",
+    "breaker",
+)
