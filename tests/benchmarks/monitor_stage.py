@@ -57,7 +57,7 @@ class DirectoryStore:
         return None
 
     def copy(self, source: Any, bucket: str, key: str) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError("the monitor benchmark only reads, lists and writes objects; it never copies one")
 
     def delete(self, bucket: str, key: str) -> None:
         (self.root / bucket / key).unlink(missing_ok=True)
