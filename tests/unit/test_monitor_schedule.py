@@ -94,3 +94,26 @@ def test_local_schedules_fire_on_an_advanced_clock_with_the_target_input():
     assert calls == [("monitor", {"action": "tick", "time": "2027-01-15T08:05:00Z"})]
     schedules.advance(900)  # three more periods passed: fired three times, each at its own time
     assert [c[1]["time"] for c in calls[1:]] == ["2027-01-15T08:10:00Z", "2027-01-15T08:15:00Z", "2027-01-15T08:20:00Z"]
+
+
+def test_an_advance_answers_with_every_firing_it_caused_while_the_background_tick_runs():
+    """The background tick used to take an advance's firings (it saw the moved clock first): the
+    e2e `monitor --advance` then answered ``fired: []`` on a busy machine."""
+    import threading
+
+    schedules = LocalSchedules(lambda name, event: None, clock=lambda: NOW)
+    schedules.add("tick", "arn:aws:events:us-east-1:123456789012:rule/tick", "rate(5 minutes)", [Target("monitor")])
+    stop = threading.Event()
+
+    def background() -> None:
+        while not stop.is_set():
+            schedules.fire_due()
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    try:
+        answers = [len(schedules.advance(300)) for _ in range(300)]
+    finally:
+        stop.set()
+        thread.join()
+    assert answers == [1] * 300

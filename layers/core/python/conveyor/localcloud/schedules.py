@@ -108,26 +108,34 @@ class LocalSchedules:
         self._rules.append(Rule(name, arn, every, targets, next_due=self.now() + every))
 
     def advance(self, seconds: float) -> list[dict[str, Any]]:
-        """Move the clock forward and fire what became due (each rule once per period passed)."""
-        self._offset += seconds
-        self.changes += 1
-        fired = self.fire_due()
+        """Move the clock forward and fire what became due (each rule once per period passed).
+
+        The move and the firing happen under one lock, so the background tick cannot fire (and so
+        take from this answer) what the advance made due.
+        """
+        with self._lock:
+            self._offset += seconds
+            self.changes += 1
+            fired = self._fire_due_locked()
         for callback in self.after_advance:
             callback()
         return fired
 
     def fire_due(self) -> list[dict[str, Any]]:
-        fired = []
         with self._lock:
-            for rule in self._rules:
-                while rule.next_due <= self.now():
-                    event = _event(rule, rule.next_due, self._region)
-                    rule.next_due += rule.every
-                    self.changes += 1
-                    for target in rule.targets:
-                        result = self._invoke(target.function, target.payload(event))
-                        fired.append({"rule": rule.name, "time": event["time"], "function": target.function})
-                        log.info("schedule fired", extra={"rule": rule.name, "result": str(result)[:200]})
+            return self._fire_due_locked()
+
+    def _fire_due_locked(self) -> list[dict[str, Any]]:
+        fired = []
+        for rule in self._rules:
+            while rule.next_due <= self.now():
+                event = _event(rule, rule.next_due, self._region)
+                rule.next_due += rule.every
+                self.changes += 1
+                for target in rule.targets:
+                    result = self._invoke(target.function, target.payload(event))
+                    fired.append({"rule": rule.name, "time": event["time"], "function": target.function})
+                    log.info("schedule fired", extra={"rule": rule.name, "result": str(result)[:200]})
         return fired
 
     # persistence --------------------------------------------------------------------------------
