@@ -5,6 +5,10 @@ feature, a category not allowed, a missing column): a bad row never fails the ch
 are captured like online traffic (``docs/capture.md``: ``role: "batch"``, one record per row,
 its request_id), so the monitor and the labels join them.
 
+Nothing is done per row in Python: the checks parse whole columns, the good rows are scored by one
+onnxruntime run, and the output columns and the capture lines are built by pyarrow's kernels
+(``conveyor.batch.records``); only the rows that fail a check are visited one by one.
+
 The worker runs in the training image (pandas, pyarrow, onnxruntime, the spec parser): the
 predict layer has no pyarrow to read CSV or Parquet, and a batch chunk of 64 MB pays an image's
 cold start once for minutes of work, where a request could not.
@@ -20,11 +24,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from conveyor import layout
+from conveyor.batch import records
 from conveyor.batch.plan import BatchJob, ChunkItem, read_chunk_bytes
 from conveyor.capture import captured
-from conveyor.contract import MASK, ServingContract, contract_from_spec
+from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectStore
 from conveyor.scoring import OnnxModel
@@ -56,10 +63,11 @@ class ScoredChunk:
     """The scored rows (the output table), their capture records, and counts."""
 
     table: pd.DataFrame
-    records: pd.DataFrame  # the capture records, one per sampled row (capture_lines writes them)
+    records: pa.Table  # the capture records, a row per sampled row (capture_lines writes them)
     rows: int
     errors: int
     seconds: float
+    timestamp: float  # when the chunk was scored: its capture object's hour
 
 
 def _row_problems(frame: pd.DataFrame, spec: ModelSpec) -> dict[int, list[str]]:
@@ -93,7 +101,7 @@ def _predict(scorer: Scorer, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
 def _predict_rows(scorer: Scorer, frame: pd.DataFrame, problems: dict[int, list[str]], good: np.ndarray) -> Any:
     """Predictions of the good rows; a row the model's input conversion refuses becomes an error."""
     try:
-        return good, *_predict(scorer, frame.iloc[good])
+        return good, *_predict(scorer, frame if len(good) == len(frame) else frame.iloc[good])
     except ConveyorError:  # isolate the row(s) at fault, one by one (rare)
         kept = []
         for position in good:
@@ -109,7 +117,8 @@ def _predict_rows(scorer: Scorer, frame: pd.DataFrame, problems: dict[int, list[
 def score_frame(
     frame: pd.DataFrame, scorer: Scorer, *, first_row: int, batch_id: str, now: float | None = None
 ) -> ScoredChunk:
-    """Score the rows of ``frame`` (rows ``first_row``... of the batch file)."""
+    """Score the rows of ``frame`` (rows ``first_row``... of the batch file): the checks column by
+    column, one onnxruntime run for the good rows, the output columns and capture lines built whole."""
     started = time.perf_counter()
     n = len(frame)
     problems = _row_problems(frame, scorer.spec)
@@ -120,32 +129,25 @@ def score_frame(
     probabilities: np.ndarray | None = None
     if good.size:
         good, labels, probabilities = _predict_rows(scorer, frame, problems, good)
-    prediction = np.full(n, None, dtype=object)
-    prediction[good] = labels.tolist()
-    shown = np.full(n, None, dtype=object)
-    classes = [str(c) for c in (scorer.model.classes or [])]
-    by_class: dict[int, list[float]] = {}  # row -> its rounded probabilities, for the capture records
-    if probabilities is not None and classes:
-        names = (json.dumps(c).replace("{", "{{").replace("}", "}}") for c in classes)
-        template = "{{" + ", ".join(f"{name}: {{!r}}" for name in names) + "}}"  # JSON, as json.dumps writes it
-        rounded = np.round(probabilities, 6).tolist()
-        shown[good] = [template.format(*row) for row in rounded]
-        by_class = dict(zip(good.tolist(), rounded, strict=True))
+    scored = np.zeros(n, dtype=bool)
+    scored[good] = True
     rows = np.arange(first_row, first_row + n)
     if REQUEST_ID in frame.columns:
-        request_ids = frame[REQUEST_ID].astype("string").fillna("").to_numpy(dtype=object)
+        request_ids = pa.array(frame[REQUEST_ID].astype("string").fillna(""), type=pa.string(), from_pandas=True)
     else:
-        request_ids = np.array([f"{batch_id}-{r}" for r in rows.tolist()], dtype=object)
+        request_ids = pc.binary_join_element_wise(f"{batch_id}-", pa.array(rows).cast(pa.string()), "")
+    shown = _probabilities_json(scorer, probabilities, good, n)
     errors = np.full(n, None, dtype=object)
     for position, reasons in problems.items():
         errors[position] = "; ".join(reasons)
+    error_text = pa.array(errors, pa.large_string()) if problems else pa.nulls(n, pa.large_string())
     table = pd.DataFrame(
         {
-            "request_id": pd.Series(request_ids, dtype="string"),
+            "request_id": pd.Series(pd.arrays.ArrowStringArray(request_ids.cast(pa.large_string()))),
             "model_version": np.full(n, scorer.version, dtype=np.int64),
-            "prediction": _typed_predictions(prediction, scorer.model),
-            "probabilities": pd.Series(shown, dtype="string"),
-            "error": pd.Series(errors, dtype="string"),
+            "prediction": _typed_predictions(labels, good, n, scorer.model),
+            "probabilities": pd.Series(pd.arrays.ArrowStringArray(shown.cast(pa.large_string()))),
+            "error": pd.Series(pd.arrays.ArrowStringArray(error_text)),
             ROW_COLUMN: rows,
         }
     )
@@ -153,100 +155,122 @@ def score_frame(
         if name in frame.columns and name not in table.columns:
             table[name] = frame[name].to_numpy()
     seconds = time.perf_counter() - started
-    records = _capture_records(
-        frame, table, scorer, batch_id, seconds, now if now is not None else time.time(), by_class
-    )
-    return ScoredChunk(table, records, n, len(problems), seconds)
+    timestamp = now if now is not None else time.time()
+    chunk = _Chunk(frame, request_ids, scored, labels, good, shown, batch_id, seconds, timestamp)
+    return ScoredChunk(table, _capture_records(chunk, scorer), n, len(problems), seconds, timestamp)
 
 
-def _typed_predictions(prediction: np.ndarray, model: OnnxModel) -> pd.Series:
+def _probabilities_json(scorer: Scorer, probabilities: np.ndarray | None, good: np.ndarray, n: int) -> pa.Array:
+    """``{"class": p, ...}`` per scored row (rounded to 6 places), null for the others and for regression."""
+    classes = [str(c) for c in (scorer.model.classes or [])]
+    if probabilities is None or not classes:
+        return pa.nulls(n, pa.string())
+    rounded = np.full((n, len(classes)), np.nan)
+    rounded[good] = np.round(probabilities, 6)
+    pieces: list[Any] = []
+    for j, name in enumerate(classes):
+        pieces += [("{" if j == 0 else ", ") + json.dumps(name) + ": ", pa.array(rounded[:, j], from_pandas=True)]
+    # a row without probabilities is NaN, so null: the whole object is null there
+    return pc.binary_join_element_wise(*[p if isinstance(p, str) else p.cast(pa.string()) for p in pieces], "}", "")
+
+
+def _typed_predictions(labels: np.ndarray, good: np.ndarray, n: int, model: OnnxModel) -> pd.Series:
     """One dtype whatever the chunk holds (every part of a job has the same schema): the classes'
     (integers or text), or float for regression; a missing prediction is null."""
+    missing = np.ones(n, dtype=bool)
+    missing[good] = False
     if model.task == "regression":
-        return pd.Series(prediction, dtype="Float64")
+        values = np.zeros(n, dtype=np.float64)
+        values[good] = labels
+        return pd.Series(pd.arrays.FloatingArray(values, missing))
     classes = model.classes or []
     if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
-        return pd.Series(prediction, dtype="Int64")
-    return pd.Series([None if p is None else str(p) for p in prediction], dtype="string")
+        integers = np.zeros(n, dtype=np.int64)
+        integers[good] = labels
+        return pd.Series(pd.arrays.IntegerArray(integers, missing))
+    text = np.full(n, None, dtype=object)
+    text[good] = [str(p) for p in labels.tolist()]
+    return pd.Series(text, dtype="string")
 
 
-def _capture_records(
-    frame: pd.DataFrame,
-    table: pd.DataFrame,
-    scorer: Scorer,
-    batch_id: str,
-    seconds: float,
-    now: float,
-    probabilities: dict[int, list[float]],
-) -> pd.DataFrame:
-    """One capture record per sampled row (``capture.sample_rate``, by request_id as online), a row
-    of a frame each (``capture_lines`` writes them as JSON lines): the format of ``docs/capture.md``."""
-    request_ids = table["request_id"].astype(object).tolist()
+@dataclass
+class _Chunk:
+    """What the capture lines of a scored chunk are made of."""
+
+    frame: pd.DataFrame
+    request_ids: pa.Array
+    scored: np.ndarray  # bool per row: it has a prediction
+    labels: np.ndarray  # the predictions of the scored rows, in order
+    good: np.ndarray  # the scored rows' positions
+    probabilities: pa.Array  # JSON objects (null where none)
+    batch_id: str
+    seconds: float
+    now: float
+
+
+def _capture_records(chunk: _Chunk, scorer: Scorer) -> pa.Table:
+    """One capture line per sampled row (``capture.sample_rate``, by request_id as online): the
+    format of ``docs/capture.md``, as the fragments of ``conveyor.batch.records`` (a row each)."""
     rate = scorer.contract.sample_rate
-    sampled = (
-        list(range(len(request_ids)))
-        if rate >= 1.0
-        else [i for i, rid in enumerate(request_ids) if captured(str(rid), rate)]
+    n = len(chunk.frame)
+    if rate <= 0.0 or n == 0:
+        return pa.table({})
+    keep = None
+    if rate < 1.0:
+        keep = np.array([captured(str(rid), rate) for rid in chunk.request_ids.to_pylist()], dtype=bool)
+        if not keep.any():
+            return pa.table({})
+    frame, failed = chunk.frame, pa.array(~chunk.scored)
+    any_failed = not chunk.scored.all()
+    head = {"model": scorer.spec.name, "model_version": scorer.version, "role": "batch", "served": True}
+    latency = round(chunk.seconds * 1000 / max(n, 1), 4)
+    tail = {"batch_id": chunk.batch_id, "timestamp": chunk.now, "latency_ms": latency}
+    ok = records.text('"status": 200, "error_code": null')
+    refused = records.text('"status": 400, "error_code": "invalid_input"')
+    prediction = _prediction_json(chunk, scorer.model, n)
+    probabilities = pc.binary_join_element_wise(
+        "[", pc.replace_substring(chunk.probabilities, '"', records.QUOTE), "]", "", null_handling="emit_null"
     )
-    if not sampled:
-        return pd.DataFrame()
-    classes = [str(c) for c in (scorer.model.classes or [])]
-    inputs = _masked_rows(frame.iloc[sampled], scorer.contract)
-    errors = table["error"].iloc[sampled].astype(object).where(lambda e: e.notna(), None).tolist()
-    labels = table["prediction"].iloc[sampled].astype(object).where(lambda p: p.notna(), None).tolist()
-    failed = [e is not None for e in errors]
-    return pd.DataFrame(
-        {
-            "model": scorer.spec.name,
-            "model_version": scorer.version,
-            "role": "batch",
-            "served": True,
-            "request_id": [str(request_ids[i]) for i in sampled],
-            "batch_id": batch_id,
-            "timestamp": now,
-            "latency_ms": round(seconds * 1000 / max(len(frame), 1), 4),
-            "status": [400 if bad else 200 for bad in failed],
-            "error_code": ["invalid_input" if bad else None for bad in failed],
-            "inputs": [[row] for row in inputs],
-            "predictions": [[] if bad else [label] for bad, label in zip(failed, labels, strict=True)],
-            "probabilities": [
-                [dict(zip(classes, probabilities[i], strict=True))] if i in probabilities else None for i in sampled
-            ],
-            "warnings": [[] for _ in sampled],
-        },
-        index=pd.RangeIndex(len(sampled)),
-    )
+    names = [str(name) for name in frame.columns]
+    inputs = [
+        records.json_column(frame[c], scorer.contract.masks(k)) for c, k in zip(frame.columns, names, strict=True)
+    ]
+    fragments = [
+        records.text(json.dumps(head)[:-1] + ', "request_id":'),
+        records.json_strings(chunk.request_ids),
+        records.text(", " + json.dumps(tail)[1:-1] + ","),
+        pc.if_else(failed, refused, ok) if any_failed else ok,
+        records.text(', "inputs": ['),
+        *records.object_fragments(names, inputs),
+        records.text('], "predictions": ['),
+        pc.if_else(failed, "", prediction) if any_failed else prediction,
+        records.text('], "probabilities":'),
+        probabilities,
+        records.text(', "warnings": []}'),
+    ]
+    lines = records.lines_table(fragments, n)
+    return lines if keep is None else lines.filter(pa.array(keep))
 
 
-def capture_lines(records: pd.DataFrame) -> bytes:
-    """The capture records as JSON lines (pandas' C writer: a chunk's rows in one call)."""
-    if records.empty:
-        return b""
-    return records.to_json(orient="records", lines=True, double_precision=15).encode()
+def _prediction_json(chunk: _Chunk, model: OnnxModel, n: int) -> pa.Array:
+    """Each row's prediction as a JSON fragment (text; anything where the row has none)."""
+    if model.task == "regression":
+        values = np.zeros(n)
+        values[chunk.good] = chunk.labels
+        return pa.array(values).cast(pa.string())
+    classes = model.classes or []
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        integers = np.zeros(n, dtype=np.int64)
+        integers[chunk.good] = chunk.labels
+        return pa.array(integers).cast(pa.string())
+    labels = np.full(n, "", dtype=object)
+    labels[chunk.good] = [str(p) for p in chunk.labels.tolist()]
+    return records.json_strings(pa.array(labels, pa.string()))
 
 
-def _masked_rows(rows: pd.DataFrame, contract: ServingContract) -> list[dict[str, Any]]:
-    """The rows as capture records them (``ServingContract.mask``): ``"***"`` for masked and unknown
-    columns, null for a missing or non-finite number, JSON scalars otherwise."""
-    columns: dict[str, list[Any]] = {}
-    for name in rows.columns:
-        key = str(name)
-        column = rows[name]
-        if contract.masks(key):
-            columns[key] = [MASK] * len(rows)
-        elif pd.api.types.is_float_dtype(column):
-            values = column.to_numpy(dtype=np.float64)
-            finite = np.isfinite(values)
-            columns[key] = [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
-        elif pd.api.types.is_bool_dtype(column) or pd.api.types.is_integer_dtype(column):
-            columns[key] = column.astype(object).where(column.notna(), None).tolist()
-        else:
-            columns[key] = [
-                v if v is None or isinstance(v, str | bool | int) else (None if pd.isna(v) else MASK)
-                for v in column.astype(object).where(column.notna(), None).tolist()
-            ]
-    keys = list(columns)
-    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+def capture_lines(lines: pa.Table) -> bytes:
+    """The capture records as JSON lines, one buffer."""
+    return records.lines_bytes(lines)
 
 
 def read_item(store: ObjectStore, item: ChunkItem) -> pd.DataFrame:
@@ -289,9 +313,9 @@ def score_item(store: ObjectStore, item: ChunkItem, scorer: Scorer, *, now: floa
     key = layout.scored_part_key(job.key, item["part"])
     store.put(job.bucket, key, table_bytes(scored.table, item["format"]))
     if len(scored.records) and job.capture_bucket:
-        timestamp = float(scored.records["timestamp"].iloc[0])
         body = capture_lines(scored.records)
-        store.put(job.capture_bucket, layout.capture_key(job.model, timestamp), body, "application/x-ndjson")
+        capture = layout.capture_key(job.model, scored.timestamp)
+        store.put(job.capture_bucket, capture, body, "application/x-ndjson")
     return {
         "part": item["part"],
         "key": key,
