@@ -39,7 +39,6 @@ Standard library only: the predict path (capture) and the CDK app import it.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 # Areas of the data bucket.
@@ -225,6 +224,8 @@ def capture_prefix(model: str, timestamp: float) -> str:
 
 def capture_key(model: str, timestamp: float) -> str:
     """``{model}/capture/YYYY/MM/DD/HH/{uuid}.jsonl``: the UTC hour of the file's first record."""
+    import uuid  # here, not at import: predict imports this module, and uuid imports platform
+
     return f"{capture_prefix(model, timestamp)}{uuid.uuid4()}{CAPTURE_EXTENSION}"
 
 

@@ -4,7 +4,6 @@ and the errors it is refused with (status and code of the API's error body). Sta
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from conveyor.errors import ConveyorError
@@ -51,7 +50,12 @@ def _header(headers: dict[str, str] | None, wanted: str) -> str | None:
 
 def request_id_from(headers: dict[str, str] | None) -> str:
     """Honour a client's X-Request-Id (any header case); otherwise make one."""
-    return _header(headers, "x-request-id") or str(uuid.uuid4())
+    found = _header(headers, "x-request-id")
+    if found:
+        return found
+    import uuid  # here, not at import: uuid imports platform, a cost at every cold start
+
+    return str(uuid.uuid4())
 
 
 def entity_key_from(headers: dict[str, str] | None) -> str | None:

@@ -10,7 +10,6 @@ the proxy response; ``JsonLog`` writes one JSON object per line (``level``, ``me
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -36,6 +35,8 @@ class ProxyRequest:
     def from_event(cls, event: dict[str, Any]) -> ProxyRequest:
         body = event.get("body")
         if body is not None and event.get("isBase64Encoded"):
+            import base64  # rare (API Gateway encodes binary bodies only): not at a cold start
+
             body = base64.b64decode(body).decode("utf-8", "replace")
         return cls(
             method=str(event.get("httpMethod") or "GET").upper(),

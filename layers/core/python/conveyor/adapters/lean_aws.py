@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import threading
@@ -22,6 +21,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from conveyor.adapters.lean_http import Connection
 from conveyor.errors import ConveyorError
 from conveyor.ports import ObjectMissing
 
@@ -80,11 +80,10 @@ class _Client:
         self.scheme, self.host = parts.scheme, parts.netloc
         self._local = threading.local()
 
-    def _connection(self, host: str) -> http.client.HTTPConnection:
-        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
+    def _connection(self, host: str) -> Connection:
+        connections: dict[str, Connection] = self._local.__dict__.setdefault("connections", {})
         if host not in connections:
-            kind = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-            connections[host] = kind(host, timeout=10)
+            connections[host] = Connection(host, secure=self.scheme == "https", timeout=10)
         return connections[host]
 
     def call(self, method: str, host: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
@@ -103,17 +102,15 @@ class _Client:
         for attempt in range(2):
             connection = self._connection(host)
             try:
-                connection.request(method, path, body=body or None, headers=signed)
-                response = connection.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException):
+                status, data = connection.request(method, path, signed, body)
+            except OSError:  # lean_http.HttpError included
                 connection.close()
                 self._local.connections.pop(host, None)
                 if attempt:
                     raise
                 continue
-            if response.status < 500 or attempt:
-                return response.status, data
+            if status < 500 or attempt:
+                return status, data
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
