@@ -8,14 +8,19 @@ response, in Lambda's after-response extension (``conveyor.afterwork``).
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import gc
 
-from conveyor.adapters.apigw import JsonLog, ProxyRequest, Route, respond
-from conveyor.afterwork import runner_from_env
-from conveyor.errors import ArtifactError
-from conveyor.request import RequestError, entity_key_from, request_id_from
-from conveyor.serving import ModelCache, PredictionService  # numpy and onnxruntime: in init, not a request
+_collecting = gc.isenabled()
+gc.disable()  # no cyclic collection while the imports build their objects (see the end of the module)
+
+import logging  # noqa: E402
+from typing import Any  # noqa: E402
+
+from conveyor.adapters.apigw import JsonLog, ProxyRequest, Route, respond  # noqa: E402
+from conveyor.afterwork import runner_from_env  # noqa: E402
+from conveyor.errors import ArtifactError  # noqa: E402
+from conveyor.request import RequestError, entity_key_from, request_id_from  # noqa: E402
+from conveyor.serving import ModelCache, PredictionService  # noqa: E402  numpy and onnxruntime: in init
 
 log = JsonLog(service="conveyor")
 logging.getLogger("conveyor").addHandler(log)
@@ -147,3 +152,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return _error(500, "internal", message, [], request.request_id)
     finally:
         after.finished()  # the response is built: what the request deferred may run
+
+
+# What init built lives as long as the container: moved out of the collector's generations, so no
+# later collection walks numpy's and onnxruntime's objects again; then collection resumes as before.
+gc.freeze()
+if _collecting:
+    gc.enable()

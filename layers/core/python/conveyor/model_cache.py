@@ -9,6 +9,7 @@ fail at once instead of downloading and checking it again, and the champion answ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -132,11 +133,29 @@ class ModelCache:
             raise failed.with_traceback(None)
         key = (str(ref["sha256"]), str(ref.get("contract_sha256") or ""))
         try:
+            fetching = self._fetch_document(ref) if str(ref["sha256"]) not in self._models else None
             onnx = self.get(str(ref["artifact_key"]), str(ref["sha256"]))
+            if fetching is not None:
+                fetching.join()
             return LoadedVersion(ref=ref, onnx=onnx, contract=self.contract(model_name, ref, onnx))
         except Exception as error:
             self._failures[key] = (self._clock(), error)
             raise
+
+    def _fetch_document(self, ref: dict[str, Any]) -> threading.Thread | None:
+        """Read the version's contract in a thread while its artifact downloads and loads (two reads
+        in one wait at a cold start); its failure is left to ``contract``, which reads it again."""
+        contract_sha = str(ref.get("contract_sha256") or "")
+        if not contract_sha or contract_sha in self._documents:
+            return None
+
+        def fetch() -> None:
+            with contextlib.suppress(Exception):  # contract() reads it again and raises the version's error
+                self._document(ref)
+
+        thread = threading.Thread(target=fetch, name="contract-read", daemon=True)
+        thread.start()
+        return thread
 
     def breaker_settings(self, ref: dict[str, Any]) -> BreakerSettings:
         """The version's ``serving.breaker`` from its contract, read even when its ONNX is broken;
