@@ -38,8 +38,7 @@ class Connection:
 
     def _open(self) -> BinaryIO:
         if self._reader is None:
-            # the name as bytes: as text, getaddrinfo imports the idna codec first
-            sock = socket.create_connection((self.name.encode("ascii"), self.port), timeout=self.timeout)
+            sock = socket.create_connection((self.name, self.port), timeout=self.timeout)
             if self.secure:
                 import ssl
 
