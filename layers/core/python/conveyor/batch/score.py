@@ -28,8 +28,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conveyor import layout
-from conveyor.batch import records
 from conveyor.batch.plan import BatchJob, ChunkItem, read_chunk_bytes
+from conveyor.batch.records import (
+    QUOTE,
+    json_column,
+    json_strings,
+    lines_bytes,
+    lines_table,
+    object_fragments,
+    text,
+)
 from conveyor.capture import captured
 from conveyor.contract import ServingContract, contract_from_spec
 from conveyor.errors import ConveyorError
@@ -225,30 +233,28 @@ def _capture_records(chunk: _Chunk, scorer: Scorer) -> pa.Table:
     head = {"model": scorer.spec.name, "model_version": scorer.version, "role": "batch", "served": True}
     latency = round(chunk.seconds * 1000 / max(n, 1), 4)
     tail = {"batch_id": chunk.batch_id, "timestamp": chunk.now, "latency_ms": latency}
-    ok = records.text('"status": 200, "error_code": null')
-    refused = records.text('"status": 400, "error_code": "invalid_input"')
+    ok = text('"status": 200, "error_code": null')
+    refused = text('"status": 400, "error_code": "invalid_input"')
     prediction = _prediction_json(chunk, scorer.model, n)
     probabilities = pc.binary_join_element_wise(
-        "[", pc.replace_substring(chunk.probabilities, '"', records.QUOTE), "]", "", null_handling="emit_null"
+        "[", pc.replace_substring(chunk.probabilities, '"', QUOTE), "]", "", null_handling="emit_null"
     )
     names = [str(name) for name in frame.columns]
-    inputs = [
-        records.json_column(frame[c], scorer.contract.masks(k)) for c, k in zip(frame.columns, names, strict=True)
-    ]
+    inputs = [json_column(frame[c], scorer.contract.masks(k)) for c, k in zip(frame.columns, names, strict=True)]
     fragments = [
-        records.text(json.dumps(head)[:-1] + ', "request_id":'),
-        records.json_strings(chunk.request_ids),
-        records.text(", " + json.dumps(tail)[1:-1] + ","),
+        text(json.dumps(head)[:-1] + ', "request_id":'),
+        json_strings(chunk.request_ids),
+        text(", " + json.dumps(tail)[1:-1] + ","),
         pc.if_else(failed, refused, ok) if any_failed else ok,
-        records.text(', "inputs": ['),
-        *records.object_fragments(names, inputs),
-        records.text('], "predictions": ['),
+        text(', "inputs": ['),
+        *object_fragments(names, inputs),
+        text('], "predictions": ['),
         pc.if_else(failed, "", prediction) if any_failed else prediction,
-        records.text('], "probabilities":'),
+        text('], "probabilities":'),
         probabilities,
-        records.text(', "warnings": []}'),
+        text(', "warnings": []}'),
     ]
-    lines = records.lines_table(fragments, n)
+    lines = lines_table(fragments, n)
     return lines if keep is None else lines.filter(pa.array(keep))
 
 
@@ -265,12 +271,12 @@ def _prediction_json(chunk: _Chunk, model: OnnxModel, n: int) -> pa.Array:
         return pa.array(integers).cast(pa.string())
     labels = np.full(n, "", dtype=object)
     labels[chunk.good] = [str(p) for p in chunk.labels.tolist()]
-    return records.json_strings(pa.array(labels, pa.string()))
+    return json_strings(pa.array(labels, pa.string()))
 
 
 def capture_lines(lines: pa.Table) -> bytes:
     """The capture records as JSON lines, one buffer."""
-    return records.lines_bytes(lines)
+    return lines_bytes(lines)
 
 
 def read_item(store: ObjectStore, item: ChunkItem) -> pd.DataFrame:
