@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -114,16 +115,31 @@ def repeated(value: str, rows: int) -> pa.Array:
     return pa.Array.from_buffers(kind, rows, [None, pa.py_buffer(offsets), pa.py_buffer(data * rows)])
 
 
-def lines_table(fragments: Sequence[Fragment], rows: int) -> pa.Table:
-    """The lines' fragments as a table (constant text repeated), one row per line."""
-    columns = [repeated(f, rows) if isinstance(f, str) else f for f in fragments]
-    return pa.table(columns, names=[f"f{i}" for i in range(len(columns))])
+@dataclass(frozen=True)
+class CaptureLines:
+    """A chunk's capture lines, unwritten: the records' fragments in order, a row per line."""
+
+    fragments: list[Fragment]
+    rows: int
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def filter(self, keep: np.ndarray) -> CaptureLines:
+        """The lines of the rows ``keep`` marks."""
+        mask = pa.array(keep)
+        kept = [f if isinstance(f, str) else f.filter(mask) for f in self.fragments]
+        return CaptureLines(kept, int(np.count_nonzero(keep)))
 
 
-def lines_bytes(lines: pa.Table) -> bytes:
-    """The lines as one buffer, each ending in a newline."""
-    if lines.num_rows == 0:
-        return b""
-    buffer = io.BytesIO()
-    pacsv.write_csv(lines, buffer, _OPTIONS)
-    return buffer.getvalue().replace(QUOTE.encode(), b'"')
+def lines_bytes(lines: CaptureLines, batch_rows: int = 65536) -> bytes:
+    """The lines as one buffer, each ending in a newline; written ``batch_rows`` at a time, so the
+    constant text is repeated for one batch only, and a chunk's lines are held about twice."""
+    parts = []
+    for start in range(0, lines.rows, batch_rows):
+        size = min(batch_rows, lines.rows - start)
+        columns = [repeated(f, size) if isinstance(f, str) else f.slice(start, size) for f in lines.fragments]
+        buffer = io.BytesIO()
+        pacsv.write_csv(pa.table(columns, names=[f"f{i}" for i in range(len(columns))]), buffer, _OPTIONS)
+        parts.append(buffer.getvalue().replace(QUOTE.encode(), b'"'))
+    return b"".join(parts)

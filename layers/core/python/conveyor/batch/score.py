@@ -31,10 +31,10 @@ from conveyor import layout
 from conveyor.batch.plan import BatchJob, ChunkItem, read_chunk_bytes
 from conveyor.batch.records import (
     QUOTE,
+    CaptureLines,
     json_column,
     json_strings,
     lines_bytes,
-    lines_table,
     object_fragments,
     text,
 )
@@ -71,7 +71,7 @@ class ScoredChunk:
     """The scored rows (the output table), their capture records, and counts."""
 
     table: pd.DataFrame
-    records: pa.Table  # the capture records, a row per sampled row (capture_lines writes them)
+    records: CaptureLines  # the capture records, one per sampled row (capture_lines writes them)
     rows: int
     errors: int
     seconds: float
@@ -216,18 +216,18 @@ class _Chunk:
     now: float
 
 
-def _capture_records(chunk: _Chunk, scorer: Scorer) -> pa.Table:
+def _capture_records(chunk: _Chunk, scorer: Scorer) -> CaptureLines:
     """One capture line per sampled row (``capture.sample_rate``, by request_id as online): the
     format of ``docs/capture.md``, as the fragments of ``conveyor.batch.records`` (a row each)."""
     rate = scorer.contract.sample_rate
     n = len(chunk.frame)
     if rate <= 0.0 or n == 0:
-        return pa.table({})
+        return CaptureLines([], 0)
     keep = None
     if rate < 1.0:
         keep = np.array([captured(str(rid), rate) for rid in chunk.request_ids.to_pylist()], dtype=bool)
         if not keep.any():
-            return pa.table({})
+            return CaptureLines([], 0)
     frame, failed = chunk.frame, pa.array(~chunk.scored)
     any_failed = not chunk.scored.all()
     head = {"model": scorer.spec.name, "model_version": scorer.version, "role": "batch", "served": True}
@@ -254,8 +254,8 @@ def _capture_records(chunk: _Chunk, scorer: Scorer) -> pa.Table:
         probabilities,
         text(', "warnings": []}'),
     ]
-    lines = lines_table(fragments, n)
-    return lines if keep is None else lines.filter(pa.array(keep))
+    lines = CaptureLines(fragments, n)
+    return lines if keep is None else lines.filter(keep)
 
 
 def _prediction_json(chunk: _Chunk, model: OnnxModel, n: int) -> pa.Array:
@@ -274,7 +274,7 @@ def _prediction_json(chunk: _Chunk, model: OnnxModel, n: int) -> pa.Array:
     return json_strings(pa.array(labels, pa.string()))
 
 
-def capture_lines(lines: pa.Table) -> bytes:
+def capture_lines(lines: CaptureLines) -> bytes:
     """The capture records as JSON lines, one buffer."""
     return lines_bytes(lines)
 
