@@ -8,7 +8,7 @@ as log lines, stdlib-signed reads: as the stack configures predict), and an empt
 a new container). stdout is the handler's log lines.
 
 The clock starts before the handler's module is imported and stops when its first response
-is back: import, then the first request (boto3 import and clients, routing record from
+is back: import, then the first request (the readers and their connections, routing record from
 DynamoDB, artifact from S3 and its sha256 check, model load, validation, scoring, JSON).
 Everything before the clock is the interpreter's own start and the standard library pieces
 the event is built with; the runner measures that part too (from spawning the process).
