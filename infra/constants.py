@@ -121,6 +121,8 @@ class Fn:
     ROLLBACK = "rollback"  # ends a failed trial
     CLAIM = "claim"  # one retrain per burst: owns the model's next training, or folds into it
     SETTLE = "settle"  # "Start retrain": trains once the burst settled (and wait_for's marker is there)
+    TRAIN_PLAN = "train_plan"  # "Choose compute": where the retrain runs (conveyor.compute), its input staged
+    TRAIN_RESULT = "train_result"  # "Read training result": a training container's result into the state
     FINISH = "finish"  # the end of a run: releases the retrain lease or queues the follow-up round
     PREDICT = "predict"
     ALARM_ACTION = "alarm_action"  # a per-model alarm changed state: the spec's on_alarm action
@@ -140,6 +142,7 @@ ZIP_FUNCTIONS = (
     Fn.BAKE,
     Fn.ROLLBACK,
     Fn.FINISH,
+    Fn.TRAIN_RESULT,
     Fn.PREDICT,
     Fn.ALARM_ACTION,
     Fn.BOARD_WIDGET,
@@ -154,6 +157,7 @@ IMAGE_FUNCTIONS = (
     Fn.PLAN,
     Fn.CLAIM,
     Fn.SETTLE,
+    Fn.TRAIN_PLAN,
     Fn.MONITOR,
     Fn.LABELS,
     Fn.BATCH_PLAN,
@@ -177,6 +181,8 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.CLAIM: (512, Duration.seconds(30)),
     Fn.SETTLE: (512, Duration.seconds(30)),
     Fn.FINISH: (512, Duration.seconds(30)),
+    Fn.TRAIN_PLAN: (1024, Duration.minutes(1)),
+    Fn.TRAIN_RESULT: (512, Duration.seconds(30)),
     # Below API Gateway's 29 s integration timeout: a slow answer is the function's timeout, not a 504.
     Fn.PREDICT: (1024, Duration.seconds(20)),
     Fn.ALARM_ACTION: (512, Duration.seconds(60)),
@@ -188,6 +194,11 @@ FUNCTION_SIZING: dict[str, tuple[int, Duration]] = {
     Fn.BATCH_SCORE: (3008, Duration.minutes(15)),
 }
 TRAIN_EPHEMERAL_STORAGE_MB = 2048
+# Training on Fargate / SageMaker (infra/constructs/training_compute.py): the task's and the job's disk,
+# and where SageMaker writes its (empty) model output in the artifact bucket (under staging/: expired).
+TRAINING_TASK_STORAGE_GIB = 100
+SAGEMAKER_VOLUME_GIB = 100
+SAGEMAKER_OUTPUT_PREFIX = f"{layout.STAGING_PREFIX}sagemaker"
 # Validate streams a drop to /tmp and reads it in chunks: its disk bounds the drop (max_file_mb).
 VALIDATE_EPHEMERAL_STORAGE_MB = 10240
 # Batch scoring: chunks scored at once by the Distributed Map, and the whole job's time limit.

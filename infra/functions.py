@@ -57,6 +57,11 @@ class FunctionFactory(Construct):
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """The environment every function gets (the training containers get it too)."""
+        return dict(self._environment)
+
     def zip_function(
         self,
         scope: Construct,

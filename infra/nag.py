@@ -247,3 +247,50 @@ def operator_roles(
             f"Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:<{logical_id(api)}>/*/*/*",
         ],
     )
+
+
+def training_compute(compute: IConstruct, artifact_bucket: s3.IBucket, sagemaker_output: str) -> None:
+    """The training task (Fargate) and job (SageMaker) of infra/constructs/training_compute.py."""
+    _suppress(
+        compute,
+        "AwsSolutions-ECS2",
+        "The training container's environment holds resource names only (buckets, table, topic): no secrets.",
+    )
+    _suppress(
+        compute,
+        "AwsSolutions-IAM5",
+        "ecr:GetAuthorizationToken supports no resource scoping (Resource::*) for pulling the training image; "
+        "the SageMaker job writes its own log streams under /aws/sagemaker/TrainingJobs (any job name) and "
+        "its (empty) model output under the artifact bucket's staging/sagemaker prefix.",
+        [
+            "Resource::*",
+            objects_in(artifact_bucket, f"{sagemaker_output}*"),
+            "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/TrainingJobs:*",
+        ],
+    )
+
+
+def training_compute_caller(role: iam.IRole, task_definition: IConstruct) -> None:
+    """The pipeline's role running the training task and job (aws-cdk's grants for the .sync integrations)."""
+    ref = f'{{"Ref":"{logical_id(task_definition)}"}}'
+
+    def part(index: int) -> str:
+        return f'{{"Fn::Select":[{index},{{"Fn::Split":[":",{ref}]}}]}}'
+
+    def family(index: int) -> str:
+        return f'{{"Fn::Select":[{index},{{"Fn::Split":["/",{part(5)}]}}]}}'
+
+    revisions = f"Resource::arn:{part(1)}:{part(2)}:{part(3)}:{part(4)}:{family(0)}/{family(1)}:*"
+    _suppress(
+        role,
+        "AwsSolutions-IAM5",
+        "ecs:runTask.sync and sagemaker:createTrainingJob.sync (aws-cdk's grants): run any revision of the "
+        "training task definition's own family; create, describe and stop training jobs (named per run, "
+        "so any name); stop and describe tasks and the managed EventBridge rules Step Functions uses to "
+        "learn that a task or job ended support no narrower scoping (Resource::*).",
+        [
+            revisions,
+            "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:training-job/*",
+            "Resource::*",
+        ],
+    )

@@ -2,7 +2,8 @@
 
 Run kind? -> (a resume: infra/resume_definition.py) (a drop) Validate -> Data accepted? -> Check drift ->
 [Alert drift] -> Retrain? -> Claim retrain -> (folded into the run that holds the model's retrain: "Folded into
-run") Wait for the burst -> Start retrain -> Burst settled? -> Train -> Evaluate -> Register -> Gates passed? ->
+run") Wait for the burst -> Start retrain -> Burst settled? -> Choose compute -> Training compute? -> Train (or
+Train on Fargate / Train on SageMaker -> Read training result: infra/compute_definition.py) -> Evaluate -> Register -> Gates passed? ->
 the deployment (infra/deployment_definition.py: plan, approval, canary/linear/shadow bakes, rollback, the
 promotion's compare-and-set) -> Finish run -> Retrain again? -> (drops joined meanwhile: Prepare follow-up ->
 Wait for the burst ...) Run outcome? -> the terminal state. A drop that the retrain policy does not act on is
@@ -21,16 +22,19 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from conveyor.workflow import ACCEPTED, DEPLOYABLE_STATUSES, FOLDED, NOT_CHECKED, REJECTED, Error, Key, State, path
+from infra.compute_definition import build_compute
 from infra.constants import Fn
+from infra.constructs.training_compute import TrainingCompute
 from infra.deployment_definition import build_deployment
 from infra.resume_definition import build_resume
 from infra.states import States
 
 
 def build_definition(
-    scope: Construct, functions: Mapping[str, lambda_.IFunction], alerts: sns.ITopic
+    scope: Construct, functions: Mapping[str, lambda_.IFunction], alerts: sns.ITopic, compute: TrainingCompute
 ) -> sfn.IChainable:
-    """The chain of states; `functions` maps each stage (infra.constants.Fn) to its function."""
+    """The chain of states; `functions` maps each stage (infra.constants.Fn) to its function; `compute`
+    is the Fargate task and SageMaker role training may run on beside the Train function."""
     states = States(scope, functions, alerts)
     pipeline_failed = states.fail(State.PIPELINE_FAILED, Error.PIPELINE_FAILED, Key.ERROR, "Cause")
     finish = _finish(states, pipeline_failed)
@@ -42,8 +46,10 @@ def build_definition(
     validate = states.task(State.VALIDATE, Fn.VALIDATE, Key.VALIDATION, on_error=failed)
     check_drift = states.task(State.CHECK_DRIFT, Fn.DRIFT, Key.DRIFT, on_error=failed)
     train = states.task(State.TRAIN, Fn.TRAIN, Key.TRAINING, on_error=failed)
-    claim, wait = _burst(states, train, failed)
-    _training(states, train, failed, finish)
+    read_result = states.task(State.READ_TRAINING_RESULT, Fn.TRAIN_RESULT, Key.TRAINING, on_error=failed)
+    choose = build_compute(states, compute, train=train, read_result=read_result, failed=failed)
+    claim, wait = _burst(states, choose, failed)
+    _training(states, (train, read_result), failed, finish)
     _after_finish(states, finish, wait, pipeline_failed)
     accepted = _after_validation(states, check_drift, claim)
     # A retrain request (`conveyor impact --retrain`: retrain without data under a deletion request)
@@ -125,8 +131,11 @@ def _after_finish(states: States, finish: sfn.TaskStateBase, wait: sfn.Wait, pip
     finish.next(again)  # every ending shares the finish task: it is chained once, here
 
 
-def _training(states: States, train: sfn.TaskStateBase, failed: sfn.IChainable, finish: sfn.IChainable) -> None:
-    """Train -> Evaluate -> Register -> Gates passed? -> the deployment, or the candidate's rejection."""
+def _training(
+    states: States, trained: tuple[sfn.TaskStateBase, ...], failed: sfn.IChainable, finish: sfn.IChainable
+) -> None:
+    """Train (or Read training result) -> Evaluate -> Register -> Gates passed? -> the deployment, or the
+    candidate's rejection."""
     scope = states.scope
     evaluate = states.task(State.EVALUATE, Fn.EVALUATE, Key.EVALUATION, on_error=failed)
     register = states.task(State.REGISTER, Fn.REGISTER, Key.REGISTRATION, on_error=failed)
@@ -147,7 +156,9 @@ def _training(states: States, train: sfn.TaskStateBase, failed: sfn.IChainable, 
         )
         .otherwise(candidate_rejected)
     )
-    train.next(evaluate).next(register).next(gates)
+    for state in trained:
+        state.next(evaluate)
+    evaluate.next(register).next(gates)
 
 
 def _after_validation(states: States, check_drift: sfn.TaskStateBase, claim: sfn.IChainable) -> sfn.IChainable:

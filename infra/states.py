@@ -66,7 +66,7 @@ class States:
             self.catch(task, on_error)
         return task
 
-    def catch(self, task: tasks.LambdaInvoke, handler: sfn.IChainable, error: str = Error.ALL) -> None:
+    def catch(self, task: sfn.TaskStateBase, handler: sfn.IChainable, error: str = Error.ALL) -> None:
         task.add_catch(handler, errors=[error], result_path=path(Key.ERROR))
 
     def notify(self, state_name: str, subject: str, message: sfn.TaskInput) -> tasks.SnsPublish:

@@ -19,6 +19,7 @@ from infra import constants as c
 from infra import nag
 from infra.constants import Fn
 from infra.constructs.registry import grant_model_items_write, grant_routing_write
+from infra.constructs.training_compute import TrainingCompute
 from infra.functions import FunctionFactory
 from infra.pipeline_definition import build_definition
 
@@ -61,7 +62,19 @@ class Pipeline(Construct):
             Fn.CLAIM: factory.image_function(self, Fn.CLAIM),
             Fn.SETTLE: factory.image_function(self, Fn.SETTLE),
             Fn.FINISH: factory.zip_function(self, Fn.FINISH),
+            Fn.TRAIN_PLAN: factory.image_function(self, Fn.TRAIN_PLAN),
+            Fn.TRAIN_RESULT: factory.zip_function(self, Fn.TRAIN_RESULT),
         }
+        # Training beyond the Train function: a Fargate task and a SageMaker job, the same image.
+        self.compute = TrainingCompute(
+            self,
+            "TrainingCompute",
+            image=factory.training_image,
+            environment=factory.environment,
+            data_bucket=data_bucket,
+            artifact_bucket=artifact_bucket,
+            table=table,
+        )
         self._grant_data_stages(data_bucket, artifact_bucket, table)
         self._grant_deployment(artifact_bucket, capture_bucket, table, alerts)
         self._grant_model_stages(data_bucket, artifact_bucket, capture_bucket)
@@ -69,7 +82,9 @@ class Pipeline(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, self.functions, alerts)),
+            definition_body=sfn.DefinitionBody.from_chainable(
+                build_definition(self, self.functions, alerts, self.compute)
+            ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=c.PIPELINE_TIMEOUT,
             tracing_enabled=True,
@@ -79,6 +94,7 @@ class Pipeline(Construct):
         )
         alerts.grant_publish(self.state_machine)  # also the KMS key of the encrypted topic
         nag.state_machine_role(self.state_machine.role, self.functions.values())
+        nag.training_compute_caller(self.state_machine.role, self.compute.task_definition)
 
     def _grant_data_stages(self, data_bucket: s3.IBucket, artifact_bucket: s3.IBucket, table: dynamodb.ITable) -> None:
         """Validate, drift, train and evaluate: the data, the artifacts, the registry.
@@ -112,6 +128,19 @@ class Pipeline(Construct):
             data_bucket.grant_read(fn)
             _grant_read_put(artifact_bucket, fn)
             table.grant_read_data(fn)
+        # Choose compute: the spec, the registry's records of the data (rows, sizes); stages the Train input.
+        # Read training result: the container's result, under staging/ only.
+        plan, result = self.functions[Fn.TRAIN_PLAN], self.functions[Fn.TRAIN_RESULT]
+        artifact_bucket.grant_read(plan)
+        artifact_bucket.grant_put(plan, c.STAGING_KEY_WILDCARD)
+        table.grant_read_data(plan)
+        artifact_bucket.grant_read(result, c.STAGING_KEY_WILDCARD)
+        nag.bucket_grants(
+            plan,
+            [(artifact_bucket, "*"), (artifact_bucket, c.STAGING_KEY_WILDCARD)],
+            "reads the spec, stages the training input.",
+        )
+        nag.bucket_grants(result, [(artifact_bucket, c.STAGING_KEY_WILDCARD)], "reads a training container's result.")
         _grant_read_put(artifact_bucket, self.functions[Fn.REGISTER])
         grant_model_items_write(table, self.functions[Fn.REGISTER])
 

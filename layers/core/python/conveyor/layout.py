@@ -76,6 +76,11 @@ CANDIDATE = "candidate.onnx"
 HOLDOUT = "holdout.parquet"
 DATA_MANIFEST = "data.json"  # staged by Train: the data objects it read (the lineage), never in the state
 GATES = "gates.json"
+# Train on Fargate or SageMaker (conveyor.compute): the stage's input, staged by "Choose compute" for the
+# container (its key is the task's override / the job's hyperparameter), and the container's result,
+# read back into the state by "Read training result". Both under staging_key(model, execution, ...).
+TRAINING_INPUT = "training-input.json"
+TRAINING_RESULT = "training-result.json"
 
 VALIDATION_REPORT_SUFFIX = ".report.json"
 DRIFT_REPORT_SUFFIX = ".drift.json"

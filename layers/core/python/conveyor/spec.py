@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from conveyor.compute import AUTO, ComputeSetting
 from conveyor.errors import SpecError
 
 # Sections that live in modules of their own, re-exported so that ``from conveyor.spec import X`` stays the way in.
@@ -251,9 +252,11 @@ class TrainingWindow(_Strict):
 
 
 class TrainingSettings(_Strict):
-    """How Train reads its data (``window``: none means every accepted, non-excluded object)."""
+    """How Train reads its data (``window``: none means every accepted, non-excluded object) and where it
+    runs (``compute``: ``auto`` picks by the rows and bytes to train on, see conveyor.compute)."""
 
     window: TrainingWindow | None = None
+    compute: ComputeSetting = AUTO
 
 
 class ModelSpec(_Strict):

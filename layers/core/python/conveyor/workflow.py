@@ -56,7 +56,14 @@ class State:
     PREPARE_FOLLOW_UP = "Prepare follow-up"
     RUN_OUTCOME = "Run outcome?"
     SUPERSEDED = "Superseded"
+    # Where the retrain runs (conveyor.compute): the Train Lambda, an ECS Fargate task or a SageMaker
+    # training job, all three the one training image; the containers' result is read back from S3.
+    CHOOSE_COMPUTE = "Choose compute"
+    TRAINING_COMPUTE = "Training compute?"
     TRAIN = "Train"
+    TRAIN_ON_FARGATE = "Train on Fargate"
+    TRAIN_ON_SAGEMAKER = "Train on SageMaker"
+    READ_TRAINING_RESULT = "Read training result"
     EVALUATE = "Evaluate"
     REGISTER = "Register"
     GATES_PASSED = "Gates passed?"
@@ -115,6 +122,8 @@ class Key:
     RESUME = "resume"  # an interrupted execution resumed at a state (`conveyor retry`): ResumeRequest
     VALIDATION = "validation"
     DRIFT = "drift"
+    COMPUTE = "compute"  # "Choose compute": TrainingPlan
+    COMPUTE_RUN = "compute_run"  # what the ECS task's / SageMaker job's .sync returned (its description)
     TRAINING = "training"
     EVALUATION = "evaluation"
     REGISTRATION = "registration"
@@ -389,6 +398,23 @@ class TrainingResult(TypedDict):
     seconds: dict[str, float]
 
 
+class TrainingPlan(TypedDict):
+    """``$.compute`` ("Choose compute"): where the retrain runs, and the pointers a container reads and writes."""
+
+    model: str
+    compute: str  # lambda | fargate | sagemaker (conveyor.compute.Compute)
+    requested: str  # the spec's training.compute (auto, or one of the three)
+    reason: str
+    rows: int
+    size_bytes: int
+    data_objects: int
+    estimated_mb: float
+    estimated_seconds: float
+    input_key: str  # artifact bucket: the Train stage's input, for the container
+    result_key: str  # artifact bucket: where the container writes its TrainingResult
+    job_name: str  # the SageMaker training job's name (unique per execution and round)
+
+
 class EvaluationResult(TypedDict):
     """``$.evaluation`` (Evaluate): conveyor.evaluation.Evaluation with every gate."""
 
@@ -426,6 +452,8 @@ class PipelineState(TypedDict, total=False):
     resume: ResumeRequest
     validation: ValidationResult
     drift: DriftResult
+    compute: TrainingPlan
+    compute_run: dict[str, Any]
     training: TrainingResult
     evaluation: EvaluationResult
     registration: RegistrationResult

@@ -1,12 +1,16 @@
 """Stage 2: train a candidate on every accepted data object of the model, export it to ONNX.
 
 The work itself is :func:`conveyor.training.build_candidate`, which ``conveyor train`` runs too.
+"Choose compute" (:func:`plan_training`) picks where it runs (conveyor.compute); on Fargate or SageMaker
+the training image's container (``functions/train/container.py``) runs :func:`train_from_pointer`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -14,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from conveyor import layout
+from conveyor.compute import choose_compute, training_load
 from conveyor.contract import contract_from_spec
 from conveyor.errors import TrainingError
 from conveyor.spec import load_spec
@@ -21,9 +26,9 @@ from conveyor.stages.context import PipelineContext, StageEvent
 from conveyor.tabular import read_table
 from conveyor.training import LIBRARIES, build_candidate, library_versions
 from conveyor.window import window_datasets, window_rows
-from conveyor.workflow import TrainingResult, TrainInput
+from conveyor.workflow import TrainingPlan, TrainingResult, TrainInput
 
-__all__ = ["LIBRARIES", "library_versions", "train_candidate"]
+__all__ = ["LIBRARIES", "library_versions", "plan_training", "train_candidate", "train_from_pointer"]
 
 # What Train stages for Evaluate and Register (conveyor.layout.staging_key).
 _STAGED = (layout.CANDIDATE, layout.HOLDOUT, layout.SPEC_FILE, layout.PROFILE, layout.DATA_MANIFEST)
@@ -91,6 +96,57 @@ def train_candidate(
         "size_bytes": len(candidate.onnx),
         "seconds": {name: round(value, 3) for name, value in candidate.seconds.items()},
     }
+
+
+def plan_training(
+    event: StageEvent[TrainInput], ctx: PipelineContext, *, clock: Callable[[], float] = time.time
+) -> TrainingPlan:
+    """ "Choose compute": where this retrain runs (``training.compute``; ``auto`` by the rows and bytes the
+    window selects, from the registry's records of the accepted objects). The stage's input is staged for
+    a container, which writes its result to ``result_key``: the state holds both keys, never the data."""
+    model = str(event.require("validation", "model"))
+    spec = load_spec(ctx.store.get(ctx.settings.artifact_bucket, layout.spec_key(model)))
+    datasets = window_datasets(ctx.registry.datasets(model), spec.training.window, clock())
+    load = training_load(datasets, window_rows(spec.training.window))
+    choice = choose_compute(spec.training.compute, load)
+    input_key = layout.staging_key(model, event.execution_name, layout.TRAINING_INPUT)
+    # Only what Train reads (conveyor.workflow.TrainInput), not the whole state.
+    ctx.put_json(
+        ctx.settings.artifact_bucket,
+        input_key,
+        {"state": {"validation": {"model": model}}, "execution_id": event.execution_id},
+    )
+    return {
+        "model": model,
+        "compute": choice.compute,
+        "requested": choice.requested,
+        "reason": choice.reason,
+        "estimated_mb": round(choice.estimated_mb, 1),
+        "estimated_seconds": round(choice.estimated_seconds, 1),
+        "rows": load.rows,
+        "size_bytes": load.size_bytes,
+        "data_objects": load.objects,
+        "input_key": input_key,
+        "result_key": layout.staging_key(model, event.execution_name, layout.TRAINING_RESULT),
+        # SageMaker job names are unique in the account and region, at most 63 characters.
+        "job_name": f"train-{model[:40]}-{uuid.uuid4().hex[:12]}",
+    }
+
+
+def train_from_pointer(input_key: str, ctx: PipelineContext) -> TrainingResult:
+    """The container's run (ECS task or SageMaker job): read the staged input, train, and write the result
+    beside it (layout.TRAINING_RESULT), where "Read training result" finds it."""
+    result_key = layout.beside(input_key, layout.TRAINING_RESULT)
+    try:
+        event = StageEvent.parse(json.loads(ctx.store.get(ctx.settings.artifact_bucket, input_key)))
+        result = train_candidate(event, ctx)
+    except Exception as error:
+        # The reader fails the state with the container's error (a stopped task's exit code says less).
+        failure = {"error": {"type": type(error).__name__, "message": str(error)}}
+        ctx.put_json(ctx.settings.artifact_bucket, result_key, failure)
+        raise
+    ctx.put_json(ctx.settings.artifact_bucket, result_key, result)
+    return result
 
 
 def _lineage(dataset: dict[str, Any]) -> dict[str, Any]:
