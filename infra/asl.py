@@ -2,12 +2,15 @@
 
 CDK writes the definition as {"Fn::Join": ["", [parts...]]} whose parts reference other
 resources; the caller's `resolve` turns each {"Ref": X} / {"Fn::GetAtt": [X, attr]} into a
-string (a test resolver, or the local cloud's physical ids and ARNs).
+string (a test resolver, or the local cloud's physical ids and ARNs). A {"Fn::Sub": "...${X}..."} part
+(an ECR repository's name in an image URI) has each ${X} resolved as {"Ref": X} (or ${A.B} as
+{"Fn::GetAtt": [A, B]}).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +40,15 @@ def _render(value: Any, resolve: Resolver) -> str:
             return str(separator).join(_render(part, resolve) for part in parts)
         if function in ("Ref", "Fn::GetAtt"):
             return resolve(value)
+        if function == "Fn::Sub" and isinstance(argument, str):
+            return re.sub(r"\$\{([^}!]+)\}", lambda match: _substitute(match.group(1), resolve), argument)
     raise ValueError(f"cannot render {value!r} in a state machine definition")
+
+
+def _substitute(token: str, resolve: Resolver) -> str:
+    if "." in token:
+        return resolve({"Fn::GetAtt": token.split(".", 1)})
+    return resolve({"Ref": token})
 
 
 def find_state_machines(template: dict[str, Any]) -> list[str]:

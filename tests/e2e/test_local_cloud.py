@@ -232,11 +232,23 @@ def test_the_state_machine_that_runs_locally_is_the_one_cdk_synthesizes(cloud: T
     logical_id = template["Outputs"]["StateMachineArn"]["Value"]["Ref"]
     assert logical_id in find_state_machines(template)
 
+    from conveyor.localcloud.resolver import Names
+
+    # The training task's network and cluster are not created locally, only named (conveyor.localcloud.resolver).
+    named_only = Names.for_template(template, region=cloud.region, endpoint="", stack=stack_name())
+
     def by_logical_id(reference: dict[str, Any]) -> str:
-        pseudo = {"AWS::Partition": "aws", "AWS::Region": cloud.region, "AWS::AccountId": "123456789012"}
+        pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": cloud.region,
+            "AWS::AccountId": "123456789012",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         if reference.get("Ref") in pseudo:
             return pseudo[reference["Ref"]]
         target = reference.get("Ref") or reference["Fn::GetAtt"][0]
+        if template["Resources"][target]["Type"].startswith(("AWS::EC2::", "AWS::ECS::")):
+            return str(named_only.resolve(reference))
         return f"<{target}>"
 
     synthesized = render_definition(template, logical_id, by_logical_id)

@@ -55,4 +55,11 @@ def test_rejects_other_resources_and_intrinsics() -> None:
     with pytest.raises(ValueError, match="not a state machine"):
         render_definition(template_with("{}"), "Queue", resolve)
     with pytest.raises(ValueError, match="cannot render"):
-        render_definition(template_with({"Fn::Sub": "x"}), "Machine", resolve)
+        render_definition(template_with({"Fn::ImportValue": "x"}), "Machine", resolve)
+
+
+def test_sub_parts_resolve_their_references() -> None:
+    """An image URI in the definition: the repository's name is a Fn::Sub of pseudo parameters."""
+    definition = {"Fn::Join": ["", ['{"Image": "', {"Fn::Sub": "repo-${AWS::Partition}-${Bucket.Arn}"}, '"}']]}
+    asl = render_definition(template_with(definition), "Machine", resolve)
+    assert asl == {"Image": "repo-aws-arn:Bucket:Arn"}

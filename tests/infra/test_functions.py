@@ -14,6 +14,7 @@ MONITORING = ("alarm_action",)
 BATCH = ("batch_plan", "batch_score")
 LIVE = ("monitor", "labels")
 BURSTS = ("claim", "settle", "finish")  # one retrain per burst (conveyor.bursts)
+COMPUTE = ("train_plan", "train_result")  # "Choose compute", "Read training result"
 FUNCTIONS = (
     "dispatch",
     "validate",
@@ -29,6 +30,7 @@ FUNCTIONS = (
     "board_widget",
     *BATCH,
     *BURSTS,
+    *COMPUTE,
 )
 ZIP = (
     "dispatch",
@@ -42,8 +44,9 @@ ZIP = (
     *MONITORING,
     "board_widget",
     "finish",
+    "train_result",
 )
-IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, *BATCH, "claim", "settle")
+IMAGE = ("validate", "drift", "train", "evaluate", "plan", *LIVE, *BATCH, "claim", "settle", "train_plan")
 COMMON_ENV_NAMES = (
     "DATA_BUCKET",
     "ARTIFACT_BUCKET",
@@ -122,6 +125,7 @@ def test_extra_environment_only_where_needed(synth: Synth) -> None:
                 "board_widget",
                 *BATCH,
                 *BURSTS,
+                *COMPUTE,
             )
         },
     }

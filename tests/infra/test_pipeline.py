@@ -23,6 +23,8 @@ LAMBDA_STATES = {
     "Claim retrain": ("claim", "$.claim"),
     "Start retrain": ("settle", "$.claim"),
     "Finish run": ("finish", "$.finish"),
+    "Choose compute": ("train_plan", "$.compute"),
+    "Read training result": ("train_result", "$.training"),
 }
 # Where each Lambda task goes when it fails: the pipeline's failure alert, except once traffic may have
 # moved to the new version: then the trial is rolled back first.
@@ -125,6 +127,10 @@ def test_the_states(asl: dict[str, Any]) -> None:
         "Superseded",
         "Champion unchanged?",
         "Promoted?",
+        # where the retrain runs (tests/infra/test_compute.py)
+        "Training compute?",
+        "Train on Fargate",
+        "Train on SageMaker",
     }
 
 
@@ -347,7 +353,7 @@ def test_a_drop_claims_the_retrain_or_is_folded_into_the_run_that_holds_it(asl: 
     }
     assert states["Start retrain"]["Next"] == "Burst settled?"
     settled = states["Burst settled?"]
-    assert settled["Choices"] == [{"Variable": "$.claim.ready", "BooleanEquals": True, "Next": "Train"}]
+    assert settled["Choices"] == [{"Variable": "$.claim.ready", "BooleanEquals": True, "Next": "Choose compute"}]
     assert settled["Default"] == "Wait for the burst"
 
 

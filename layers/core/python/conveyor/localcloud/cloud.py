@@ -22,6 +22,7 @@ from typing import Any
 
 from conveyor.localcloud.board_server import start_board
 from conveyor.localcloud.cloudwatch import LocalCloudWatch
+from conveyor.localcloud.compute_tasks import install_compute_tasks
 from conveyor.localcloud.creators import Creation, LocalCloudError, create_all
 from conveyor.localcloud.distributed_map import install_result_writer
 from conveyor.localcloud.fidelity import serialize_dynamodb_writes
@@ -118,13 +119,7 @@ class LocalCloud:
         requests.post(
             f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10
         )
-        install_moto_patch(self.runtime)
-        install_result_writer()  # moto's Distributed Map drops the ResultWriter's results
-        serialize_dynamodb_writes()
-        if self.persistence is not None:
-            from conveyor.localcloud.persist.snapshotter import install_change_counter
-
-            install_change_counter()
+        self._patch_moto()
         if str(self.root) not in sys.path:  # functions/ and infra/ are imported from the checkout
             sys.path.insert(0, str(self.root))
         names = Names.for_template(template, region=self.region, endpoint=endpoint, stack=STACK)
@@ -170,6 +165,17 @@ class LocalCloud:
             self.info.restored = self._after_restore(restored, outputs)
             self.persistence.start()
         return self.info
+
+    def _patch_moto(self) -> None:
+        """What moto leaves out, done in-process (each patch's module says what and why)."""
+        install_moto_patch(self.runtime)
+        install_result_writer()  # moto's Distributed Map drops the ResultWriter's results
+        install_compute_tasks()  # moto cannot run ecs:runTask.sync nor sagemaker:createTrainingJob.sync
+        serialize_dynamodb_writes()
+        if self.persistence is not None:
+            from conveyor.localcloud.persist.snapshotter import install_change_counter
+
+            install_change_counter()
 
     def _keep_local_state(self, persistence: Persistence, cloudwatch: LocalCloudWatch) -> None:
         """State outside moto that the data directory keeps: the clock and the rules' due times, and the

@@ -21,6 +21,14 @@ def _bucket_name(stack: str, logical_id: str) -> str:
     return name[:63].rstrip("-")
 
 
+# Resources the local cloud does not create but the state machine names (the training task's cluster and
+# security group): the attribute the definition reads, and its local value.
+_NAMED_ONLY = {
+    "AWS::EC2::SecurityGroup": ("GroupId", "{short}"),
+    "AWS::ECS::Cluster": ("Arn", "arn:aws:ecs:{r}:{a}:cluster/{short}"),
+}
+
+
 @dataclass
 class Names:
     """What each logical id is called locally: Ref value and attributes."""
@@ -75,7 +83,8 @@ class Names:
                 names.attrs[(logical_id, "Arn")] = f"arn:aws:events:{r}:{a}:rule/{short}"
             else:
                 names.refs[logical_id] = short
-                names.attrs[(logical_id, "Arn")] = f"arn:aws:cloudformation:{r}:{a}:local/{short}"
+                attribute, pattern = _NAMED_ONLY.get(kind, ("Arn", "arn:aws:cloudformation:{r}:{a}:local/{short}"))
+                names.attrs[(logical_id, attribute)] = pattern.format(r=r, a=a, short=short)
         return names
 
     def pseudo(self, name: str) -> str | None:
