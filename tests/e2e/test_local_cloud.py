@@ -234,27 +234,32 @@ def test_the_state_machine_that_runs_locally_is_the_one_cdk_synthesizes(cloud: T
 
     from conveyor.localcloud.resolver import Names
 
-    # The training task's network and cluster are not created locally, only named (conveyor.localcloud.resolver).
-    named_only = Names.for_template(template, region=cloud.region, endpoint="", stack=stack_name())
-
     def by_logical_id(reference: dict[str, Any]) -> str:
         pseudo = {
             "AWS::Partition": "aws",
             "AWS::Region": cloud.region,
             "AWS::AccountId": "123456789012",
             "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name(),
         }
         if reference.get("Ref") in pseudo:
             return pseudo[reference["Ref"]]
-        target = reference.get("Ref") or reference["Fn::GetAtt"][0]
-        if template["Resources"][target]["Type"].startswith(("AWS::EC2::", "AWS::ECS::")):
-            return str(named_only.resolve(reference))
-        return f"<{target}>"
+        return f"<{reference.get('Ref') or reference['Fn::GetAtt'][0]}>"
 
     synthesized = render_definition(template, logical_id, by_logical_id)
     deployed = cloud.sfn.describe_state_machine(stateMachineArn=cloud.output("StateMachineArn"))["definition"]
-    # Local ARNs end in the logical id they were made from; name them the same way.
-    normalized = re.sub(r"arn:aws:[a-z]+:[a-z0-9-]+:\d{12}:(?:function:)?([A-Za-z0-9]+)", r"<\1>", deployed)
+    # Every local name (ARN, bucket or table name, URL) is made from a logical id: name it by that id
+    # (longest names first, in one pass, so an ARN is not renamed inside out).
+    names = Names.for_template(template, region=cloud.region, endpoint=cloud.endpoint, stack=stack_name())
+    local = {value: f"<{lid}>" for lid, value in names.refs.items()}
+    local.update({value: f"<{lid}>" for (lid, _), value in names.attrs.items()})
+    pattern = "|".join(re.escape(value) for value in sorted(local, key=len, reverse=True))
+    normalized = re.sub(pattern, lambda match: local[match.group(0)], deployed)
+    # The training image's tag is its build context's content hash: any file changed since the local cloud's
+    # (cached) synthesis changes it, and nothing else.
+    image_tag = r"(container-assets-[0-9]+-[a-z0-9-]+):[0-9a-f]{64}"
+    normalized = re.sub(image_tag, r"\1:TAG", normalized)
+    synthesized = json.loads(re.sub(image_tag, r"\1:TAG", json.dumps(synthesized)))
     assert json.loads(normalized) == synthesized
     assert {"Validate", "Train", "Evaluate", "Register", "Deploy"} <= set(synthesized["States"])
 

@@ -197,7 +197,10 @@ RESUMABLE_STATES = (
     State.DRIFT_DETECTED,
     State.ALERT_DRIFT,
     State.RETRAIN,
+    State.CHOOSE_COMPUTE,  # not "Train on SageMaker" (nor the choice before it): a job name is used once
     State.TRAIN,
+    State.TRAIN_ON_FARGATE,
+    State.READ_TRAINING_RESULT,
     State.EVALUATE,
     State.REGISTER,
     State.GATES_PASSED,

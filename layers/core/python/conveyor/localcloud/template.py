@@ -33,7 +33,8 @@ def repo_root() -> Path:
 
 def _fingerprint(root: Path) -> str:
     digest = hashlib.sha256()
-    paths = sorted([*(root / "infra").rglob("*.py"), root / "cdk.json"])
+    # The definition reads the domain package too (state names, resumable states, compute limits).
+    paths = sorted([*(root / "infra").rglob("*.py"), *Path(conveyor.__file__).parent.rglob("*.py"), root / "cdk.json"])
     paths += sorted(p for p in (root / "functions").iterdir() if p.is_dir())
     for path in paths:
         digest.update(str(path.relative_to(root)).encode())
