@@ -84,3 +84,49 @@ def test_a_sagemaker_job_trains_from_its_hyperparameter_and_reports_a_failure(tm
 )
 def test_the_mode(argv: list[str], environ: dict[str, str], mode: str) -> None:
     assert container.mode_of(argv, environ) == mode
+
+
+def test_the_local_cloud_runs_the_task_with_its_overrides_and_describes_it_as_aws_does() -> None:
+    from conveyor.localcloud.compute_tasks import ContainerFailed, run_ecs_task
+
+    seen: list[tuple[list[str], str | None]] = []
+
+    def main(argv: list[str], environ: dict[str, str], **_: object) -> int:
+        seen.append((argv, environ.get(ECS_INPUT_ENV)))
+        return 0 if environ[ECS_INPUT_ENV] == "good" else 1
+
+    parameters = {
+        "Cluster": "arn:aws:ecs:us-east-1:1:cluster/c",
+        "TaskDefinition": "family",
+        "LaunchType": "FARGATE",
+        "Overrides": {
+            "ContainerOverrides": [{"Name": "train", "Environment": [{"Name": ECS_INPUT_ENV, "Value": "good"}]}]
+        },
+    }
+    task = run_ecs_task(parameters, "us-east-1", "1", main=main)
+    assert seen == [([], "good")]
+    assert task["LastStatus"] == "STOPPED" and task["StopCode"] == "EssentialContainerExited"
+    assert task["TaskArn"].startswith("arn:aws:ecs:us-east-1:1:task/c/") and task["Containers"][0]["ExitCode"] == 0
+    parameters["Overrides"]["ContainerOverrides"][0]["Environment"][0]["Value"] = "bad"  # type: ignore[index]
+    with pytest.raises(ContainerFailed) as failed:
+        run_ecs_task(parameters, "us-east-1", "1", main=main)
+    assert failed.value.description["Containers"][0]["ExitCode"] == 1
+
+
+def test_the_local_cloud_runs_the_job_with_its_hyperparameters_and_describes_it_as_aws_does() -> None:
+    from conveyor.localcloud.compute_tasks import ContainerFailed, run_training_job
+
+    def main(argv: list[str], environ: dict[str, str], *, sagemaker_root: Path) -> int:
+        return container.main(
+            argv, environ, train=Calls(fail=environ.get("FAIL") == "1").train, sagemaker_root=sagemaker_root
+        )
+
+    parameters = {"TrainingJobName": "train-m-1", "HyperParameters": {INPUT_HYPERPARAMETER: "k"}, "Environment": {}}
+    job = run_training_job(parameters, "us-east-1", "1", main=main)
+    assert job["TrainingJobStatus"] == "Completed" and job["TrainingJobName"] == "train-m-1"
+    assert job["TrainingJobArn"] == "arn:aws:sagemaker:us-east-1:1:training-job/train-m-1"
+    parameters["Environment"] = {"FAIL": "1"}
+    with pytest.raises(ContainerFailed) as failed:
+        run_training_job(parameters, "us-east-1", "1", main=main)
+    assert failed.value.description["TrainingJobStatus"] == "Failed"
+    assert failed.value.description["FailureReason"] == "RuntimeError: no data"

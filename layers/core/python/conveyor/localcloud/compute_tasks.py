@@ -37,12 +37,17 @@ class ContainerFailed(Exception):
         self.description = description
 
 
-def _container_main() -> Callable[..., int]:
-    main: Callable[..., int] = importlib.import_module(CONTAINER_MODULE).main
+def _container_main() -> Main:
+    main: Main = importlib.import_module(CONTAINER_MODULE).main
     return main
 
 
-def run_ecs_task(parameters: Mapping[str, Any], region: str, account: str) -> dict[str, Any]:
+Main = Callable[..., int]  # functions.train.container.main: (argv, environ, *, sagemaker_root=...) -> exit code
+
+
+def run_ecs_task(
+    parameters: Mapping[str, Any], region: str, account: str, *, main: Main | None = None
+) -> dict[str, Any]:
     """``ecs:runTask.sync``: the container runs to its end; the stopped task (DescribeTasks' ``tasks[0]``)."""
     cluster = str(parameters.get("Cluster", "default"))
     cluster_name = cluster.rsplit("/", 1)[-1]
@@ -52,7 +57,7 @@ def run_ecs_task(parameters: Mapping[str, Any], region: str, account: str) -> di
     override = overrides[0]
     environment = {item["Name"]: str(item["Value"]) for item in override.get("Environment", [])}
     started = time.time()
-    exit_code = _container_main()(list(override.get("Command", [])), {**os.environ, **environment})
+    exit_code = (main or _container_main())(list(override.get("Command", [])), {**os.environ, **environment})
     task = {
         "TaskArn": f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{uuid.uuid4().hex}",
         "ClusterArn": cluster_arn,
@@ -74,7 +79,9 @@ def run_ecs_task(parameters: Mapping[str, Any], region: str, account: str) -> di
     return task
 
 
-def run_training_job(parameters: Mapping[str, Any], region: str, account: str) -> dict[str, Any]:
+def run_training_job(
+    parameters: Mapping[str, Any], region: str, account: str, *, main: Main | None = None
+) -> dict[str, Any]:
     """``sagemaker:createTrainingJob.sync``: the job runs to its end; DescribeTrainingJob of the finished job."""
     name = str(parameters["TrainingJobName"])
     hyperparameters = {key: str(value) for key, value in (parameters.get("HyperParameters") or {}).items()}
@@ -84,7 +91,7 @@ def run_training_job(parameters: Mapping[str, Any], region: str, account: str) -
         config.mkdir(parents=True)
         (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
         environ = {**os.environ, **(parameters.get("Environment") or {})}
-        exit_code = _container_main()([SAGEMAKER_COMMAND], environ, sagemaker_root=Path(root))
+        exit_code = (main or _container_main())([SAGEMAKER_COMMAND], environ, sagemaker_root=Path(root))
         failure = Path(root) / "output" / "failure"
         reason = failure.read_text() if failure.exists() else f"AlgorithmError: exit code {exit_code}"
     output = str((parameters.get("OutputDataConfig") or {}).get("S3OutputPath", "")).rstrip("/")
@@ -109,7 +116,7 @@ def run_training_job(parameters: Mapping[str, Any], region: str, account: str) -
     return job
 
 
-RUNNERS: dict[str, Callable[[Mapping[str, Any], str, str], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
     "ecs": run_ecs_task,
     "sagemaker": run_training_job,
 }
