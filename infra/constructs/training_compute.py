@@ -49,7 +49,8 @@ class TrainingCompute(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.image = image
-        self.environment = dict(environment)
+        # Outside Lambda the SDK's region is not a given (SageMaker does not set one): name it.
+        self.environment = {**environment, "AWS_DEFAULT_REGION": cdk.Aws.REGION}
         self.artifact_bucket = artifact_bucket
         self.vpc = self._network()
         self.security_group = ec2.SecurityGroup(
