@@ -68,6 +68,9 @@ def _fargate(scope: Construct, compute: TrainingCompute) -> tasks.EcsRunTask:
         task_definition=compute.task_definition,
         launch_target=tasks.EcsFargateLaunchTarget(platform_version=ecs.FargatePlatformVersion.LATEST),
         assign_public_ip=True,  # public subnets, no NAT (infra/constructs/training_compute.py)
+        # The run's size: the smallest Fargate size that holds its estimate ("Choose compute").
+        cpu=sfn.JsonPath.string_at(path(Key.COMPUTE, "cpu")),
+        memory_mib=sfn.JsonPath.string_at(path(Key.COMPUTE, "memory_mib")),
         subnets=compute.subnets,
         security_groups=[compute.security_group],
         container_overrides=[

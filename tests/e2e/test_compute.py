@@ -88,6 +88,7 @@ def test_each_compute_trains_through_its_branch_and_serves(
     assert output["training"]["rows"] == output["compute"]["rows"] > 0
     if compute == "fargate":
         assert output["compute_run"]["LastStatus"] == "STOPPED"
+        assert (output["compute"]["cpu"], output["compute"]["memory_mib"]) == ("2048", "16384")
     if compute == "sagemaker":
         assert output["compute_run"]["TrainingJobStatus"] == "Completed"
         assert output["compute_run"]["TrainingJobName"] == output["compute"]["job_name"]

@@ -58,6 +58,8 @@ def test_fargate_runs_the_task_to_its_end_with_the_input_pointer(synth: Synth, s
     assert parameters["LaunchType"] == "FARGATE"
     network = parameters["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert network["AssignPublicIp"] == "ENABLED" and len(network["Subnets"]) == 2
+    assert parameters["Overrides"]["Cpu.$"] == "$.compute.cpu"  # the run's size ("Choose compute")
+    assert parameters["Overrides"]["Memory.$"] == "$.compute.memory_mib"
     override = parameters["Overrides"]["ContainerOverrides"][0]
     assert override["Environment"] == [{"Name": ECS_INPUT_ENV, "Value.$": "$.compute.input_key"}]
     (definition,) = synth.resources("AWS::ECS::TaskDefinition").values()

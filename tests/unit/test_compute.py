@@ -18,6 +18,7 @@ from conveyor.compute import (
     TrainingLoad,
     choose_compute,
     estimated_mb,
+    fargate_size,
     largest_fitting,
     training_load,
 )
@@ -71,6 +72,15 @@ def test_auto_sends_what_no_compute_holds_to_the_largest_and_the_spec_overrides_
     assert choose_compute("sagemaker", small).reason == "training.compute is sagemaker"
 
 
+def test_a_fargate_run_gets_the_smallest_task_that_holds_it() -> None:
+    assert fargate_size(TrainingLoad(5_000_000, 0, 1)) == (2048, 16384)  # 3,550 MB
+    at_limit = int((0.8 * 16384 - 300) / 650 * 1e6)
+    assert fargate_size(TrainingLoad(at_limit, 0, 1)) == (2048, 16384)
+    assert fargate_size(TrainingLoad(at_limit + 1000, 0, 1)) == (4096, 30720)
+    assert fargate_size(TrainingLoad(140_000_000, 0, 1)) == (16384, 122880)
+    assert fargate_size(TrainingLoad(10**10, 0, 1)) == (16384, 122880)  # the largest, whatever the estimate
+
+
 def test_the_load_is_what_the_window_reads() -> None:
     datasets: list[dict[str, Any]] = [{"rows": 1000, "size": 10_000}, {"rows": 3000, "size": 30_000}, {"rows": None}]
     assert training_load(datasets) == TrainingLoad(4000, 40_000, 3)
@@ -103,6 +113,7 @@ def test_choose_compute_stages_the_input_and_the_container_result_reaches_the_st
         "execution_id": event.execution_id,
     }
     assert len(plan["job_name"]) <= 63 and plan["job_name"].startswith(f"train-{MODEL}-")
+    assert (plan["cpu"], plan["memory_mib"]) == ("2048", "16384")
     trained = train_from_pointer(plan["input_key"], ctx)  # what the container runs
     read = read_training_result(StageEvent(state={"compute": plan}, execution_id=event.execution_id), ctx)
     assert read == json.loads(json.dumps(trained, default=str))

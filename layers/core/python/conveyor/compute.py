@@ -52,7 +52,10 @@ CAPACITY: Mapping[Compute, Capacity] = {
     FARGATE: Capacity(memory_mb=122880, seconds=None),
     SAGEMAKER: Capacity(memory_mb=524288, seconds=24 * 3600),
 }
-FARGATE_CPU: Final = 16384  # 16 vCPU: the only Fargate size with 120 GB
+FARGATE_CPU: Final = 16384  # 16 vCPU: the only Fargate size with 120 GB (the task definition's size)
+# Each run's task size (the task's cpu and memory overrides), smallest first: (vCPU units, MiB), Fargate
+# combinations; a run gets the smallest whose memory holds its estimate (within HEADROOM).
+FARGATE_SIZES: tuple[tuple[int, int], ...] = ((2048, 16384), (4096, 30720), (8192, 61440), (16384, 122880))
 SAGEMAKER_INSTANCE: Final = "r5.16xlarge"  # ml.r5.16xlarge
 
 # How the training image's container learns its input (functions/train/container.py reads, the state
@@ -69,6 +72,12 @@ class TrainingLoad:
     rows: int
     size_bytes: int
     objects: int
+
+
+def fargate_size(load: TrainingLoad) -> tuple[int, int]:
+    """The Fargate task size (cpu units, memory MiB) for ``load``: the smallest that holds it, else the largest."""
+    needed = estimated_mb(load)
+    return next(((cpu, mib) for cpu, mib in FARGATE_SIZES if needed <= HEADROOM * mib), FARGATE_SIZES[-1])
 
 
 @dataclass(frozen=True)

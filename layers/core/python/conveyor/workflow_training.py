@@ -50,4 +50,6 @@ class TrainingPlan(TypedDict):
     estimated_seconds: float
     input_key: str  # artifact bucket: the Train stage's input, for the container
     result_key: str  # artifact bucket: where the container writes its TrainingResult
+    cpu: str  # the Fargate task's size for this run (conveyor.compute.fargate_size), as ECS takes it
+    memory_mib: str
     job_name: str  # the SageMaker training job's name (unique per execution and round)

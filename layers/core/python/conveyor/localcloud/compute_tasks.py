@@ -63,6 +63,8 @@ def run_ecs_task(
         "ClusterArn": cluster_arn,
         "TaskDefinitionArn": f"arn:aws:ecs:{region}:{account}:task-definition/{family.split(':')[0]}:1",
         "LaunchType": parameters.get("LaunchType", "FARGATE"),
+        "Cpu": str((parameters.get("Overrides") or {}).get("Cpu", "")),
+        "Memory": str((parameters.get("Overrides") or {}).get("Memory", "")),
         "PlatformVersion": parameters.get("PlatformVersion", "LATEST"),
         "StartedBy": "AWS Step Functions",
         "LastStatus": "STOPPED",

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from conveyor import layout
-from conveyor.compute import choose_compute, training_load
+from conveyor.compute import choose_compute, fargate_size, training_load
 from conveyor.contract import contract_from_spec
 from conveyor.errors import TrainingError
 from conveyor.spec import load_spec
@@ -109,6 +109,7 @@ def plan_training(
     datasets = window_datasets(ctx.registry.datasets(model), spec.training.window, clock())
     load = training_load(datasets, window_rows(spec.training.window))
     choice = choose_compute(spec.training.compute, load)
+    cpu, memory = fargate_size(load)
     input_key = layout.staging_key(model, event.execution_name, layout.TRAINING_INPUT)
     # Only what Train reads (conveyor.workflow.TrainInput), not the whole state.
     ctx.put_json(
@@ -128,6 +129,9 @@ def plan_training(
         "data_objects": load.objects,
         "input_key": input_key,
         "result_key": layout.staging_key(model, event.execution_name, layout.TRAINING_RESULT),
+        # On Fargate: the task's size (overrides of the task definition's 16 vCPU / 120 GB), as strings.
+        "cpu": str(cpu),
+        "memory_mib": str(memory),
         # SageMaker job names are unique in the account and region, at most 63 characters.
         "job_name": f"train-{model[:40]}-{uuid.uuid4().hex[:12]}",
     }
