@@ -33,7 +33,7 @@ RESULTS = ROOT / ".conveyor" / "bench" / "compute.json"
 sys.path.insert(0, str(HERE))
 from training_data import bench_spec_text, resampled  # noqa: E402
 
-from conveyor.compute import CAPACITY, choose_compute, estimated_mb, training_load  # noqa: E402
+from conveyor.compute import CAPACITY, choose_compute, estimated_mb, fargate_size, training_load  # noqa: E402
 
 
 def test_training_at_scale_through_the_auto_compute(tmp_path: Path) -> None:
@@ -60,6 +60,7 @@ def test_training_at_scale_through_the_auto_compute(tmp_path: Path) -> None:
         "rows": ROWS,
         "csv_mb": round(load.size_bytes / 1e6, 1),
         "compute": choice.compute,
+        "fargate_task": "{} vCPU / {} GB".format(*(n // 1024 for n in fargate_size(load))),
         "reason": choice.reason,
         "estimated_mb": round(estimated_mb(load)),
         "seconds": round(seconds, 1),
