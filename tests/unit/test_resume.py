@@ -60,3 +60,12 @@ def test_only_an_execution_the_stop_interrupted_counts_as_interrupted() -> None:
     assert is_interrupted({"status": "ABORTED", "error": "Interrupted"})
     assert not is_interrupted({"status": "ABORTED"})
     assert not is_interrupted({"status": "FAILED", "error": "Interrupted"})
+
+
+@pytest.mark.parametrize("stopped_in", ["Train on SageMaker", "Training compute?"])
+def test_an_interrupted_sagemaker_job_resumes_at_choose_compute_which_names_a_new_job(stopped_in: str) -> None:
+    state = {"detail": {}, "compute": {"compute": "sagemaker", "job_name": "train-m-0123456789ab"}}
+    plan = plan_resumption("m-abc", DROP, [_entered(stopped_in, state)], {"m-abc"})
+    assert plan.state == "Choose compute" and plan.reached == stopped_in
+    assert "compute" not in plan.input  # Choose compute plans again, with a job name never used
+    assert plan.input["resume"] == {"state": "Choose compute", "execution": "m-abc"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.errors import ConveyorError
-from conveyor.workflow import RESUMABLE_STATES, Error, Key, State
+from conveyor.workflow import RESUMABLE_STATES, RESUME_EARLIER, Error, Key, State
 
 # Where a deployment waits (for a reviewer or a bake): the local cloud resumes these itself at restart.
 DEPLOYMENT_WAITS = (
@@ -89,10 +89,14 @@ def plan_resumption(name: str, original_input: str, events: list[dict[str, Any]]
     if state is None or state in BEFORE_VALIDATION:
         document = json.loads(original_input or "{}")
         return Resumption(new_name, document if isinstance(document, dict) else {}, None, state)
+    reached_state = state
+    if state in RESUME_EARLIER:
+        state = RESUME_EARLIER[state]
+        state_input.pop(Key.COMPUTE, None)
     if state not in RESUMABLE_STATES:
         raise CannotResume(
             f"{name} stopped in state {state!r}, where an execution cannot be resumed: "
             "drop the data again or start the step by hand"
         )
     state_input.pop(Key.RESUME, None)
-    return Resumption(new_name, {**state_input, Key.RESUME: {"state": state, "execution": name}}, state, state)
+    return Resumption(new_name, {**state_input, Key.RESUME: {"state": state, "execution": name}}, state, reached_state)

@@ -197,7 +197,7 @@ RESUMABLE_STATES = (
     State.DRIFT_DETECTED,
     State.ALERT_DRIFT,
     State.RETRAIN,
-    State.CHOOSE_COMPUTE,  # not "Train on SageMaker" (nor the choice before it): a job name is used once
+    State.CHOOSE_COMPUTE,  # also where "Training compute?" and "Train on SageMaker" resume (RESUME_EARLIER)
     State.TRAIN,
     State.TRAIN_ON_FARGATE,
     State.READ_TRAINING_RESULT,
@@ -230,6 +230,13 @@ RESUMABLE_STATES = (
     State.CHAMPION_UNCHANGED,
     State.PROMOTED,
 )
+
+# States resumed at an earlier one: a SageMaker training job's name is used once, so a job that was
+# interrupted is started again from "Choose compute", which names a new one.
+RESUME_EARLIER = {
+    State.TRAINING_COMPUTE: State.CHOOSE_COMPUTE,
+    State.TRAIN_ON_SAGEMAKER: State.CHOOSE_COMPUTE,
+}
 
 
 # --- the execution input ------------------------------------------------------------------------
