@@ -65,19 +65,28 @@ def reached_state(events: list[dict[str, Any]]) -> str | None:
 
 @dataclass
 class ExecutionCollector:
-    """Finished executions' histories are stored once: (arn -> blob) across snapshots."""
+    """A finished execution never changes: its record is encoded (and its history stored as a blob) once
+    more after it was first seen finished (moto sets the status before the output or error), then reused
+    across snapshots (arn -> (line, blob)); a running one is encoded at each snapshot."""
 
-    finished: dict[str, str] = field(default_factory=dict)
+    finished: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    _settling: set[str] = field(default_factory=set)  # seen finished once
 
-    def collect(self, data: DataDir, region: str) -> list[dict[str, Any]]:
-        found = []
+    def collect(self, data: DataDir, region: str) -> tuple[list[bytes], set[str]]:
+        """The section's lines and the blobs they name."""
+        lines, blobs = [], set()
         for machine in list(backend(region).state_machines):
             for execution in list(machine.executions):
-                found.append(self._record(data, machine.arn, execution))
-        return found
+                done = self.finished.get(execution.execution_arn)
+                if done is None or not data.has_blob(done[1]):
+                    done = self._encode(data, machine.arn, execution)
+                lines.append(done[0])
+                blobs.add(done[1])
+        return lines, blobs
 
-    def _record(self, data: DataDir, machine_arn: str, execution: Any) -> dict[str, Any]:
+    def _encode(self, data: DataDir, machine_arn: str, execution: Any) -> tuple[bytes, str]:
         status = execution.status
+        events = json.dumps(_encode(history(execution)), default=str).encode()
         record: dict[str, Any] = {
             "machine": machine_arn,
             "name": execution.name,
@@ -89,15 +98,16 @@ class ExecutionCollector:
             "output": json.dumps(execution.output) if execution.output is not None else None,
             "error": execution.error,
             "cause": execution.cause,
+            "history": data.put_blob(events),
         }
-        blob = self.finished.get(execution.execution_arn) if status != "RUNNING" else None
-        if blob is None or not data.has_blob(blob):
-            events = json.dumps(_encode(history(execution)), default=str).encode()
-            blob = data.put_blob(events)
-            if status != "RUNNING":
-                self.finished[execution.execution_arn] = blob
-        record["history"] = blob
-        return record
+        done = (json.dumps(record, separators=(",", ":"), allow_nan=False).encode(), record["history"])
+        arn = execution.execution_arn
+        if status != "RUNNING" and arn in self._settling:
+            self.finished[arn] = done
+            self._settling.discard(arn)
+        elif status != "RUNNING":
+            self._settling.add(arn)
+        return done
 
 
 @dataclass
@@ -143,15 +153,18 @@ def interrupted_cause(state: str | None, name: str) -> str:
     return f"the local cloud stopped while this execution was {where}; `conveyor retry {name}` resumes it there"
 
 
-def restore(data: DataDir, region: str, records: list[dict[str, Any]], collector: ExecutionCollector) -> list[str]:
-    """Executions back into their state machines; returns the names of the interrupted ones."""
+def restore(
+    data: DataDir, region: str, records: list[dict[str, Any]], lines: list[bytes], collector: ExecutionCollector
+) -> list[str]:
+    """Executions back into their state machines; returns the names of the interrupted ones. ``lines``: the
+    records as read, which the collector reuses for the finished ones."""
     from moto.stepfunctions.parser.api import ExecutionStatus
     from moto.stepfunctions.parser.backend.execution import Execution
 
     sfn = backend(region)
     machines = {m.arn: m for m in sfn.state_machines}
     interrupted = []
-    for saved in records:
+    for saved, line in zip(records, lines or [b""] * len(records), strict=True):
         machine = machines.get(saved["machine"])
         if machine is None:
             continue
@@ -180,8 +193,8 @@ def restore(data: DataDir, region: str, records: list[dict[str, Any]], collector
             execution.stop_date = _after_last_event(events, execution.start_date)
             events.append(_aborted_event(events, execution.stop_date, execution.cause))
             interrupted.append(saved["name"])
-        else:
-            collector.finished[saved["arn"]] = saved["history"]
+        elif line:
+            collector.finished[saved["arn"]] = (line, saved["history"])
         execution.exec_status = ExecutionStatus(status)
         execution.exec_worker = ArchivedWorker(ArchivedEnvironment(events))  # type: ignore[assignment]
         machine.executions.append(execution)

@@ -1,15 +1,25 @@
 """S3 in a snapshot: every bucket, every object with all its versions and delete markers, metadata and tags.
 
-Collecting copies references to moto's key objects (a dict copy per bucket, GIL-atomic) and their
-small attributes; bodies are read, hashed and stored only for versions not seen before (a moto key
-version never changes its body: a PUT makes a new one), so re-snapshotting 10,000 objects is cheap.
-Restoring builds moto's key objects directly in the backend: no HTTP, no notifications.
+A snapshot costs what changed since the last one, not what is stored. The collector keeps, per key, a
+copy of moto's version list as it was when the key's record was encoded, and the encoded record: a key
+whose list holds the same version objects (one C-level list comparison, no allocation) reuses its record.
+A moto key version never changes its body (a PUT makes a new one), so only new versions have their
+body hashed and stored. Object tags are a section of their own, copied from moto's tagger each time
+(every PUT over HTTP touches the tagger: tags inside the records would make every key look changed).
+
+Restoring builds moto's key objects directly in the backend (no HTTP, no notifications) with bodies
+read from their blobs on first use (:class:`LazyBody`), and seeds the collector with the records read,
+so the first snapshot after a start writes no more than the changes since.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import tempfile
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +28,8 @@ from conveyor.localcloud.resolver import ACCOUNT
 
 SECTION_BUCKETS = "s3_buckets"
 SECTION_OBJECTS = "s3_objects"
-# Identity of a key version: (bucket, key, version id, etag, size, last modified)
-VersionIdentity = tuple[str, str, str, str, int, str]
+SECTION_TAGS = "s3_tags"
+_OBJECT_ARN = "arn:aws:s3:::"
 
 
 def backend() -> Any:
@@ -33,100 +43,154 @@ def _time(value: Any) -> str:
 
 
 @dataclass
+class Encoded:
+    """One key as last written: its versions then (a copy of moto's list), their records, the line, its blobs."""
+
+    versions: list[Any]
+    records: list[dict[str, Any]]
+    line: bytes
+    blobs: tuple[str, ...]
+
+
+@dataclass
+class Collected:
+    """What ``S3Collector.collect`` copied: the bucket records, each bucket's key dict, the object tags."""
+
+    buckets: list[dict[str, Any]]
+    keys: list[tuple[str, dict[str, list[Any]]]]
+    tags: list[dict[str, Any]]
+
+
+@dataclass
 class S3Collector:
-    """Keeps, across snapshots, the sha256 of each key version stored and each key's encoded record.
+    """Keeps, across snapshots, each key's encoded record (see the module docstring)."""
 
-    A key whose versions are the same objects as last time reuses its line: a snapshot of 10,000
-    unchanged keys costs a dict copy and 10,000 identity comparisons. A change of any object's tags
-    (moto's tagger) drops the cache.
-    """
+    cache: dict[str, dict[str, Encoded]] = field(default_factory=dict)  # bucket -> key -> encoded
+    encoded = 0  # keys encoded since the collector was made (what a snapshot cost; read by tests)
 
-    known: dict[VersionIdentity, str] = field(default_factory=dict)
-    # (bucket, key) -> (the versions, held so their ids stay unique; their ids; the encoded record; its blobs)
-    _lines: dict[tuple[str, str], tuple[tuple[Any, ...], tuple[int, ...], bytes, frozenset[str]]] = field(
-        default_factory=dict
-    )
-    _tags_seen: tuple[int, int] = (0, 0)
-    _versions: dict[int, tuple[Any, dict[str, Any]]] = field(default_factory=dict)  # id -> (version, record)
-
-    def collect(self) -> tuple[list[dict[str, Any]], list[tuple[str, str, tuple[Any, ...]]]]:
-        """The bucket records and, per key, its versions (moto objects): the fast part, no body is read."""
-        buckets: list[dict[str, Any]] = []
-        keys: list[tuple[str, str, tuple[Any, ...]]] = []
+    def collect(self) -> Collected:
+        """The quick part: a copy of each bucket's key dict (C-level, atomic under the GIL) and of the tags."""
         s3 = backend()
+        buckets: list[dict[str, Any]] = []
+        keys: list[tuple[str, dict[str, list[Any]]]] = []
         for name, bucket in list(s3.buckets.items()):
             buckets.append({"bucket": name, "versioning": bucket.versioning_status, "region": bucket.region_name})
-            for key, versions in dict.copy(bucket.keys).items():  # dict.copy: atomic; moto's own copy is not
-                keys.append((name, key, tuple(versions)))
-        return buckets, keys
+            keys.append((name, dict.copy(bucket.keys)))  # moto's own copy() is not atomic
+        tags = [
+            {"arn": arn, "tags": dict(tags)}
+            for arn, tags in list(s3.tagger.tags.items())
+            if tags and arn.startswith(_OBJECT_ARN) and "/" in arn
+        ]
+        return Collected(buckets, keys, tags)
 
-    def lines(self, data: DataDir, keys: list[tuple[str, str, tuple[Any, ...]]]) -> tuple[list[bytes], set[str]]:
-        """One encoded record per key (bodies of new versions stored first, outside any lock); the blobs named."""
-        tagger = backend().tagger
-        tags_seen = (len(tagger.tags), sum(len(t) for t in list(tagger.tags.values())))
-        if tags_seen != self._tags_seen:
-            self._lines.clear()
-            self._versions.clear()
-            self._tags_seen = tags_seen
-        versions_seen: dict[int, tuple[Any, dict[str, Any]]] = {}
+    def lines(self, data: DataDir, collected: Collected) -> list[bytes]:
+        """One encoded record per key, re-encoded only where its versions changed (new bodies stored first)."""
         found: list[bytes] = []
-        blobs: set[str] = set()
-        current: dict[tuple[str, str], Any] = {}
-        for bucket, key, versions in keys:
-            ids = tuple(map(id, versions))
-            cached = self._lines.get((bucket, key))
-            if cached is None or cached[1] != ids:
-                records = []
-                for version in versions:
-                    known = self._versions.get(id(version))
-                    if known is None or known[0] is not version:
-                        known = (version, self._version(data, tagger, bucket, key, version))
-                    versions_seen[id(version)] = known
-                    records.append(known[1])
-                line = json.dumps({"bucket": bucket, "key": key, "versions": records}, separators=(",", ":")).encode()
-                cached = (versions, ids, line, frozenset(r["blob"] for r in records if "blob" in r))
-            else:
-                versions_seen.update((id(v), self._versions[id(v)]) for v in versions if id(v) in self._versions)
-            current[(bucket, key)] = cached
-            found.append(cached[2])
-            blobs |= cached[3]
-        self._lines = current
-        self._versions = versions_seen
-        return found, blobs
+        cache: dict[str, dict[str, Encoded]] = {}
+        for bucket, keys in collected.keys:
+            before = self.cache.get(bucket) or {}
+            now = cache[bucket] = {}
+            for key, versions in keys.items():
+                entry = before.get(key)
+                if entry is None or versions != entry.versions:  # list ==: identity of each version, in C
+                    entry = self._encode(data, bucket, key, list(versions), entry)
+                    if entry is None:
+                        continue  # deleted while this snapshot was taken
+                now[key] = entry
+                found.append(entry.line)
+        self.cache = cache
+        return found
 
-    def _version(self, data: DataDir, tagger: Any, bucket: str, key: str, version: Any) -> dict[str, Any]:
-        from moto.s3.models import FakeDeleteMarker
+    def _encode(
+        self, data: DataDir, bucket: str, key: str, versions: list[Any], before: Encoded | None
+    ) -> Encoded | None:
+        self.encoded += 1
+        known = {id(v): r for v, r in zip(before.versions, before.records, strict=True)} if before else {}
+        try:
+            records = [known.get(id(v)) or _version_record(data, v) for v in versions]
+        except ValueError:  # a body disposed of: the key was overwritten or deleted after the copy
+            return None
+        line = json.dumps({"bucket": bucket, "key": key, "versions": records}, separators=(",", ":")).encode()
+        return Encoded(versions, records, line, tuple(r["blob"] for r in records if "blob" in r))
 
-        modified = _time(version.last_modified)
-        if isinstance(version, FakeDeleteMarker):
-            return {"delete_marker": True, "version_id": version.version_id, "last_modified": modified}
-        etag = version.etag.strip('"')
-        identity: VersionIdentity = (bucket, key, version.version_id, etag, int(version.size), modified)
-        digest = self.known.get(identity)
-        if digest is None or not data.has_blob(digest):
-            body = version.value
-            digest = data.put_blob(body, sha256_hex(body))
-            self.known[identity] = digest
-        record: dict[str, Any] = {
-            "version_id": version.version_id,
-            "versioned": bool(version._is_versioned),
-            "last_modified": modified,
-            "etag": etag,
-            "size": int(version.size),
-            "blob": digest,
-            "metadata": dict(version._metadata),
-            "storage_class": version.storage_class,
-        }
-        for name in ("encryption", "kms_key_id", "bucket_key_enabled", "checksum_value", "checksum_type"):
-            value = getattr(version, name, None)
-            if value is not None:
-                record[name] = value
-        if version.checksum_algorithm:
-            record["checksum_algorithm"] = version.checksum_algorithm
-        tags = tagger.get_tag_dict_for_resource(version.arn)
-        if tags:
-            record["tags"] = tags
-        return record
+
+def _version_record(data: DataDir, version: Any) -> dict[str, Any]:
+    from moto.s3.models import FakeDeleteMarker
+
+    modified = _time(version.last_modified)
+    if isinstance(version, FakeDeleteMarker):
+        return {"delete_marker": True, "version_id": version.version_id, "last_modified": modified}
+    buffer = version._value_buffer
+    digest = buffer.digest if isinstance(buffer, LazyBody) and not buffer.loaded else None
+    if digest is None:
+        body = version.value
+        digest = data.put_blob(body, sha256_hex(body))
+    record: dict[str, Any] = {
+        "version_id": version.version_id,
+        "versioned": bool(version._is_versioned),
+        "last_modified": modified,
+        "etag": version.etag.strip('"'),
+        "size": int(version.size),
+        "blob": digest,
+        "metadata": dict(version._metadata),
+        "storage_class": version.storage_class,
+    }
+    for name in ("encryption", "kms_key_id", "bucket_key_enabled", "checksum_value", "checksum_type"):
+        value = getattr(version, name, None)
+        if value is not None:
+            record[name] = value
+    if version.checksum_algorithm:
+        record["checksum_algorithm"] = version.checksum_algorithm
+    return record
+
+
+class LazyBody:
+    """A restored object's body: read from its blob the first time moto touches it, then held in memory as
+    moto holds a body (a spooled temporary file). A start restores 10,000 objects without reading one."""
+
+    pending: weakref.WeakSet[LazyBody] = weakref.WeakSet()  # not read yet: their blobs must stay
+
+    def __init__(self, path: str, digest: str, max_size: int) -> None:
+        self.path, self.digest, self.max_size = path, digest, max_size
+        self._buffer: Any = None
+        self._lock = threading.Lock()
+        self.closed = False
+        LazyBody.pending.add(self)
+
+    @property
+    def loaded(self) -> bool:
+        return self._buffer is not None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self.closed:
+                raise ValueError("I/O operation on closed file")  # what moto's own buffer says once disposed of
+            if self._buffer is None:
+                buffer = tempfile.SpooledTemporaryFile(self.max_size)  # noqa: SIM115 (held, as moto holds it)
+                with open(self.path, "rb") as handle:
+                    buffer.write(handle.read())
+                self._buffer = buffer
+                LazyBody.pending.discard(self)
+            return self._buffer
+
+    def __getattr__(self, name: str) -> Any:  # seek, read, write, truncate, tell, ...: the loaded buffer's
+        return getattr(self._load(), name)
+
+    def close(self) -> None:
+        self.closed = True
+        LazyBody.pending.discard(self)
+        if self._buffer is not None:
+            self._buffer.close()
+
+
+def named_blobs(records: dict[str, dict[str, Encoded]]) -> set[str]:
+    """The blobs a snapshot's object records (``S3Collector.cache`` when it was written) name."""
+    return {blob for keys in records.values() for entry in keys.values() for blob in entry.blobs}
+
+
+def pending_blobs() -> set[str]:
+    """Blobs of restored bodies not read yet (kept by the garbage collection even when no snapshot names them)."""
+    return {body.digest for body in list(LazyBody.pending) if not body.closed}
 
 
 def blobs(objects: list[dict[str, Any]]) -> set[str]:
@@ -134,53 +198,64 @@ def blobs(objects: list[dict[str, Any]]) -> set[str]:
     return {v["blob"] for o in objects for v in o["versions"] if "blob" in v}
 
 
-def restore(data: DataDir, buckets: list[dict[str, Any]], objects: list[dict[str, Any]], collector: S3Collector) -> int:
-    """Put the buckets and key versions back into moto's backend; returns the number of versions."""
-    from moto.s3.models import FakeDeleteMarker, FakeKey
+def restore(data: DataDir, saved: dict[str, list[Any]], collector: S3Collector, *, seed: bool = True) -> int:
+    """Put the buckets, key versions and tags back into moto's backend; returns the number of versions.
 
+    ``saved``: the sections (``SECTION_BUCKETS``, ``SECTION_OBJECTS``, ``SECTION_TAGS``) and the object
+    records' lines as read (``"lines"``), which seed the collector unless ``seed`` is false.
+    """
     s3 = backend()
-    for record in buckets:
+    for record in saved.get(SECTION_BUCKETS, []):
         if record["bucket"] not in s3.buckets:
             s3.create_bucket(record["bucket"], record.get("region") or "us-east-1")
         if record.get("versioning"):
             s3.buckets[record["bucket"]].versioning_status = record["versioning"]
+    objects = saved.get(SECTION_OBJECTS, [])
+    lines = saved.get("lines") or [b""] * len(objects)
     count = 0
-    for record in objects:
-        bucket = s3.buckets[record["bucket"]]
-        versions: list[Any] = []
-        previous: Any = None
-        for saved in record["versions"]:
-            modified = dt.datetime.fromisoformat(saved["last_modified"])
-            if saved.get("delete_marker"):
-                marker: Any = FakeDeleteMarker.__new__(FakeDeleteMarker)
-                marker.key, marker.name, marker.last_modified = previous, record["key"], modified
-                marker._version_id = saved["version_id"]
-                versions.append(marker)
-                continue
-            key = _fake_key(FakeKey, s3, record, saved, data.read_blob(saved["blob"]))
-            key.last_modified = modified
-            if saved.get("tags"):
-                s3.tagger.tag_resource(key.arn, [{"Key": k, "Value": v} for k, v in saved["tags"].items()])
-            identity = (
-                record["bucket"],
-                record["key"],
-                key.version_id,
-                saved["etag"],
-                saved["size"],
-                saved["last_modified"],
-            )
-            collector.known[identity] = saved["blob"]
-            versions.append(key)
-            previous = key
-        bucket.keys.setlist(record["key"], versions)
+    for record, line in zip(objects, lines, strict=True):
+        versions, records = _restore_key(data, s3, record)
+        s3.buckets[record["bucket"]].keys.setlist(record["key"], versions)
         count += len(versions)
+        if seed and line and not any("tags" in r for r in records):  # format 1 kept tags in the line
+            blob_names = tuple(r["blob"] for r in records if "blob" in r)
+            collector.cache.setdefault(record["bucket"], {})[record["key"]] = Encoded(
+                list(versions), records, line, blob_names
+            )
+    for record in saved.get(SECTION_TAGS, []):
+        s3.tagger.delete_all_tags_for_resource(record["arn"])
+        s3.tagger.tag_resource(record["arn"], [{"Key": k, "Value": v} for k, v in record["tags"].items()])
     return count
 
 
-def _fake_key(fake_key: Any, s3: Any, record: dict[str, Any], saved: dict[str, Any], body: bytes) -> Any:
+def _restore_key(data: DataDir, s3: Any, record: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    from moto.s3.models import FakeDeleteMarker, FakeKey
+
+    versions: list[Any] = []
+    previous: Any = None
+    for saved in record["versions"]:
+        modified = dt.datetime.fromisoformat(saved["last_modified"])
+        if saved.get("delete_marker"):
+            marker: Any = FakeDeleteMarker.__new__(FakeDeleteMarker)
+            marker.key, marker.name, marker.last_modified = previous, record["key"], modified
+            marker._version_id = saved["version_id"]
+            versions.append(marker)
+            continue
+        key = _fake_key(FakeKey, s3, record, saved)
+        key._value_buffer = LazyBody(os.fspath(data.blob_path(saved["blob"])), saved["blob"], key._max_buffer_size)
+        key.contentsize = int(saved["size"])
+        key.last_modified = modified
+        if saved.get("tags"):  # format 1
+            s3.tagger.tag_resource(key.arn, [{"Key": k, "Value": v} for k, v in saved["tags"].items()])
+        versions.append(key)
+        previous = key
+    return versions, record["versions"]
+
+
+def _fake_key(fake_key: Any, s3: Any, record: dict[str, Any], saved: dict[str, Any]) -> Any:
     key = fake_key(
         name=record["key"],
-        value=body,
+        value=b"",
         account_id=s3.account_id,
         region_name=s3.buckets[record["bucket"]].region_name,
         storage=saved.get("storage_class") or "STANDARD",

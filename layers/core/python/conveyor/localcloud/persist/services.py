@@ -198,23 +198,31 @@ def _datum(datum: Any) -> dict[str, Any]:
 
 @dataclass
 class MetricChunks:
-    """moto's metric data only grows: each full chunk is stored once, as a blob; the tail each snapshot."""
+    """moto's metric data only grows: each full chunk is stored once, as a blob; the tail is rewritten each
+    snapshot, from lines encoded once (a data point is encoded when it is first seen, never again)."""
 
     chunks: list[tuple[int, str]] = field(default_factory=list)  # (data points, blob)
+    tail: list[bytes] = field(default_factory=list)  # the data points after the chunks, encoded
 
-    def collect(self, data: DataDir, region: str) -> list[dict[str, Any]]:
+    def collect(self, data: DataDir, region: str) -> list[bytes]:
+        """The section's lines: one per chunk, then one per data point of the tail."""
         metric_data = _backends("cloudwatch")[region].metric_data
         end = len(metric_data)
         done = sum(n for n, _ in self.chunks)
-        if done > end:  # the store was replaced: start over
-            self.chunks, done = [], 0
-        while end - done >= METRIC_CHUNK:
-            rows = [_datum(d) for d in metric_data[done : done + METRIC_CHUNK]]
-            self.chunks.append((len(rows), data.put_blob(json.dumps(rows, allow_nan=False).encode())))
-            done += METRIC_CHUNK
-        records: list[dict[str, Any]] = [{"chunk": blob, "count": n} for n, blob in self.chunks]
-        records.extend({"datum": _datum(d)} for d in metric_data[done:end])
-        return records
+        if done + len(self.tail) > end:  # the store was replaced: start over
+            self.chunks, self.tail, done = [], [], 0
+        start = done + len(self.tail)
+        self.tail.extend(_encode(_datum(d)) for d in metric_data[start:end])
+        while len(self.tail) >= METRIC_CHUNK:
+            rows, self.tail = self.tail[:METRIC_CHUNK], self.tail[METRIC_CHUNK:]
+            self.chunks.append((len(rows), data.put_blob(b"[" + b",".join(rows) + b"]")))
+        lines = [_encode({"chunk": blob, "count": n}) for n, blob in self.chunks]
+        lines.extend(b'{"datum":' + row + b"}" for row in self.tail)
+        return lines
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
 
 
 def collect_alarms(region: str) -> list[dict[str, Any]]:

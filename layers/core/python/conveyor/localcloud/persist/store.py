@@ -15,8 +15,10 @@ of the directory). A crash at any point leaves ``current`` naming a whole snapsh
 written again, so snapshotting 10,000 objects after one more arrived writes one blob.
 
 Reading refuses, before anything is loaded, a directory that is not Conveyor's, one written in
-another format version, and one whose current snapshot is incomplete or altered (checksums in the
-manifest): :class:`StateDirError`, which ``conveyor up`` reports with exit code 2.
+a format version this Conveyor does not read, and one whose current snapshot is incomplete or altered
+(checksums in the manifest): :class:`StateDirError`, which ``conveyor up`` reports with exit code 2.
+Format 2 (object tags in a section of their own) reads format 1 too; opening a format 1 directory
+marks it format 2, so an older Conveyor refuses it from then on.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from typing import IO, Any
 from conveyor.errors import ConveyorError
 
 FORMAT = "conveyor-local-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # format 1 kept object tags inside the object records
 MARKER = "conveyor-state.json"
 CURRENT = "current"
 MANIFEST = "manifest.json"
@@ -85,13 +88,19 @@ class Snapshot:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     created_at: float = 0.0
     name: str = ""
+    version: int = FORMAT_VERSION
+    lines: dict[str, list[bytes]] = field(default_factory=dict)  # each record as it was on disk
+
+    def section_lines(self, name: str) -> list[bytes]:
+        return self.lines.get(name, [])
 
     def section(self, name: str) -> list[dict[str, Any]]:
         return self.sections.get(name, [])
 
 
 class SnapshotWriter:
-    """Writes one snapshot's sections line by line (each line a small ``json.dumps``: no long hold of the GIL)."""
+    """Writes one snapshot's sections: each section's lines joined and written (and hashed) in one call,
+    which releases the GIL while the bytes go to the file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -106,11 +115,12 @@ class SnapshotWriter:
             handle: IO[bytes] = (self.directory / f"{section}.jsonl").open("wb")
             self._files[section] = (handle, hashlib.sha256(), 0)
         handle, digest, count = self._files[section]
-        for line in lines:
-            handle.write(line + b"\n")
-            digest.update(line + b"\n")
-            count += 1
-        self._files[section] = (handle, digest, count)
+        lines = lines if isinstance(lines, list) else list(lines)
+        if lines:
+            chunk = b"\n".join(lines) + b"\n"
+            handle.write(chunk)
+            digest.update(chunk)
+        self._files[section] = (handle, digest, count + len(lines))
 
     def close(self) -> dict[str, Any]:
         sections = {}
@@ -154,7 +164,7 @@ class DataDir:
             raise StateDirError(f"{marker} is unreadable ({error}): {self._advice()}") from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise StateDirError(f"{self.path} is not a Conveyor data directory ({MARKER} says otherwise)")
-        if header.get("version") != FORMAT_VERSION:
+        if header.get("version") not in READABLE_VERSIONS:
             raise StateDirError(
                 f"{self.path} holds state written by another version of Conveyor (state format "
                 f"{header.get('version')}, this Conveyor reads {FORMAT_VERSION}); nothing was loaded or changed. "
@@ -171,7 +181,7 @@ class DataDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         marker = self.path / MARKER
-        if not marker.exists():
+        if not marker.exists() or json.loads(marker.read_text()).get("version") != FORMAT_VERSION:
             write_durably(marker, json.dumps({"format": FORMAT, "version": FORMAT_VERSION}).encode())
         self.blobs.mkdir(exist_ok=True)
         self.snapshots.mkdir(exist_ok=True)
@@ -314,8 +324,8 @@ class DataDir:
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "created_at": time.time(),
-            "conveyor": _version("conveyor"),
-            "moto": _version("moto"),
+            "conveyor": _VERSIONS["conveyor"],
+            "moto": _VERSIONS["moto"],
             "sections": sections,
         }
         write_durably(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
@@ -356,17 +366,20 @@ class DataDir:
             raise StateDirError(
                 f"{self.path}: the current snapshot {name} is unreadable ({error}); nothing was loaded. {self._advice()}"
             ) from None
-        if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
+        if manifest.get("format") != FORMAT or manifest.get("version") not in READABLE_VERSIONS:
             raise StateDirError(
                 f"{self.path}: snapshot {name} has state format {manifest.get('version')}, this Conveyor reads "
-                f"{FORMAT_VERSION}; nothing was loaded. {self._advice()}"
+                f"{', '.join(map(str, READABLE_VERSIONS))}; nothing was loaded. {self._advice()}"
             )
         snapshot = Snapshot(created_at=float(manifest.get("created_at") or 0.0), name=name)
+        snapshot.version = int(manifest["version"])
         for section, entry in manifest.get("sections", {}).items():
-            snapshot.sections[section] = self._read_section(directory, name, section, entry)
+            lines = self._read_section(directory, name, section, entry)
+            snapshot.lines[section] = lines
+            snapshot.sections[section] = json.loads(b"[" + b",".join(lines) + b"]")  # one call: faster than per line
         return snapshot
 
-    def _read_section(self, directory: Path, name: str, section: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    def _read_section(self, directory: Path, name: str, section: str, entry: dict[str, Any]) -> list[bytes]:
         try:
             data = (directory / entry["file"]).read_bytes()
         except (OSError, KeyError) as error:
@@ -378,10 +391,22 @@ class DataDir:
                 f"{self.path}: snapshot {name}'s {section} does not match its checksum (altered or damaged); "
                 f"nothing was loaded. {self._advice()}"
             )
-        return [json.loads(line) for line in data.splitlines() if line]
+        return [line for line in data.splitlines() if line]
+
+    def stored_blobs(self) -> set[str]:
+        """The digests of every blob in the directory (one listing per prefix directory, no stat per blob)."""
+        if not self.blobs.exists():
+            return set()
+        found: set[str] = set()
+        for prefix in os.scandir(self.blobs):
+            if prefix.is_dir():
+                found.update(prefix.name + n for n in os.listdir(prefix.path) if not n.startswith("."))
+        return found
 
     def verify_blobs(self, digests: Iterable[str]) -> None:
-        missing = [d for d in digests if not self.has_blob(d)]
+        stored = self.stored_blobs()
+        self._known_blobs |= stored
+        missing = [d for d in digests if d not in stored]
         if missing:
             raise StateDirError(
                 f"{self.path}: {len(missing)} stored object bodies are missing (e.g. {missing[0][:12]}); nothing "
@@ -396,3 +421,14 @@ def _version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "?"
+
+
+class _Versions(dict[str, str]):
+    """Installed versions, looked up once (reading a distribution's metadata parses its headers)."""
+
+    def __missing__(self, distribution: str) -> str:
+        self[distribution] = _version(distribution)
+        return self[distribution]
+
+
+_VERSIONS = _Versions()
