@@ -21,7 +21,9 @@ VERSIONS_PER_MODEL = 10  # 200 versions
 OBJECTS = 10_000
 CAPTURE_RECORDS = 1_000_000
 CAPTURE_FILES = 2_000  # 500 records each
-SNAPSHOTS_UNDER_LOAD = 5
+ROUNDS = 8  # windows without snapshots and windows of snapshots back to back, alternated
+WINDOW_SECONDS = 1.0
+FIRST_READS = 200  # restored objects read twice: the first read loads the body from its blob
 
 
 def _outputs(info: Any, name: str) -> str:
@@ -63,57 +65,125 @@ def populate(info: Any) -> dict[str, int]:
     return {"objects": OBJECTS, "capture_records": CAPTURE_RECORDS, "versions": MODELS * VERSIONS_PER_MODEL}
 
 
-def latency_under_snapshots(cloud: Any, info: Any) -> dict[str, float]:
-    """Small S3 PUTs over HTTP, without snapshots and then while snapshots run back to back."""
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[max(int(len(ordered) * 0.99) - 1, 0)], 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+class Load:
+    """Small S3 PUTs over HTTP, one after the other, each with its start and end (perf_counter)."""
+
+    def __init__(self, info: Any) -> None:
+        import boto3
+
+        self.s3 = boto3.client("s3", endpoint_url=info.endpoint, region_name=info.region)
+        self.bucket = _outputs(info, "DataBucketName")
+        self.requests: list[tuple[float, float]] = []
+        self._running = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-load")
+
+    def __enter__(self) -> Load:
+        self._running.set()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running.clear()
+        self._thread.join()
+
+    def _run(self) -> None:
+        n = 0
+        while self._running.is_set():
+            started = time.perf_counter()
+            self.s3.put_object(Bucket=self.bucket, Key=f"bench/load/{n % 50}.csv", Body=b"a,b\n1,2\n")
+            self.requests.append((started, time.perf_counter()))
+            n += 1
+
+    def split(self, busy: list[tuple[float, float]], since: float) -> tuple[list[float], list[float]]:
+        """Latencies (ms) of the requests that overlapped a ``busy`` interval, and of the others."""
+        during: list[float] = []
+        without: list[float] = []
+        for started, ended in self.requests:
+            if started < since:
+                continue
+            overlaps = any(started < b_end and ended > b_start for b_start, b_end in busy)
+            (during if overlaps else without).append((ended - started) * 1000)
+        return during, without
+
+
+def latency_under_snapshots(cloud: Any, info: Any) -> dict[str, Any]:
+    """Windows without snapshots alternated with windows of snapshots back to back, under a steady load (the
+    background snapshots are off: the windows decide when one runs). A request that overlapped a snapshot
+    counts as during; every other request as without."""
+    busy: list[tuple[float, float]] = []
+    cpu: list[float] = []
+    with Load(info) as load:
+        time.sleep(1.0)  # the client's connections are warm
+        since = time.perf_counter()
+        for _ in range(ROUNDS):
+            time.sleep(WINDOW_SECONDS)
+            window_end = time.perf_counter() + WINDOW_SECONDS
+            while time.perf_counter() < window_end:
+                started, thread_started = time.perf_counter(), time.thread_time()
+                cloud.persistence.snapshot(force=True)
+                busy.append((started, time.perf_counter()))
+                cpu.append(time.thread_time() - thread_started)
+    during, without = load.split(busy, since)
+    seconds = [end - start for start, end in busy]
+    return {
+        "without_snapshots": summary(without),
+        "during_snapshots": summary(during),
+        "snapshots": len(busy),
+        "snapshot_seconds_p50": round(statistics.median(seconds), 3),
+        "snapshot_seconds_max": round(max(seconds), 3),
+        "snapshot_cpu_ms_p50": round(statistics.median(cpu) * 1000, 1),
+    }
+
+
+def first_snapshot_under_load(cloud: Any, info: Any) -> dict[str, Any]:
+    """The first snapshot of the populated state (every body new: hashed and written) under the same load."""
+    with Load(info) as load:
+        time.sleep(1.0)
+        since = time.perf_counter()
+        time.sleep(WINDOW_SECONDS)
+        started = time.perf_counter()
+        cloud.persistence.snapshot(force=True)
+        ended = time.perf_counter()
+        time.sleep(WINDOW_SECONDS)
+    during, without = load.split([(started, ended)], since)
+    return {"seconds": round(ended - started, 3), "during": summary(during), "without": summary(without)}
+
+
+def first_reads(info: Any) -> dict[str, Any]:
+    """GETs of restored capture files: the first read of each loads its body from the data directory."""
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=info.endpoint, region_name=info.region)
-    bucket = _outputs(info, "DataBucketName")
-    running = threading.Event()
-    samples: dict[str, list[float]] = {"idle": [], "snapshots": []}
-    phase = ["idle"]
-
-    def load() -> None:
-        n = 0
-        while running.is_set():
+    bucket = _outputs(info, "CaptureBucketName")
+    keys = [f"model-{f % MODELS:02d}/capture/2026/01/01/{f % 24:02d}/{f:06d}.jsonl" for f in range(FIRST_READS)]
+    result = {}
+    for name in ("first", "again"):
+        latencies = []
+        for key in keys:
             started = time.perf_counter()
-            s3.put_object(Bucket=bucket, Key=f"bench/load/{n % 50}.csv", Body=b"a,b\n1,2\n")
-            samples[phase[0]].append((time.perf_counter() - started) * 1000)
-            n += 1
-
-    running.set()
-    worker = threading.Thread(target=load)
-    worker.start()
-    time.sleep(3.0)
-    phase[0] = "snapshots"
-    durations = []
-    for _ in range(SNAPSHOTS_UNDER_LOAD):
-        started = time.perf_counter()
-        cloud.persistence.snapshot(force=True)
-        durations.append(time.perf_counter() - started)
-    running.clear()
-    worker.join()
-
-    def summary(values: list[float]) -> dict[str, float]:
-        ordered = sorted(values)
-        return {
-            "requests": len(ordered),
-            "p50_ms": round(statistics.median(ordered), 2),
-            "p99_ms": round(ordered[int(len(ordered) * 0.99) - 1], 2),
-            "max_ms": round(ordered[-1], 2),
-        }
-
-    return {
-        "idle": summary(samples["idle"]),  # type: ignore[dict-item]
-        "during_snapshots": summary(samples["snapshots"]),  # type: ignore[dict-item]
-        "incremental_snapshot_seconds": [round(d, 3) for d in durations],  # type: ignore[dict-item]
-    }
+            s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            latencies.append((time.perf_counter() - started) * 1000)
+        result[name] = summary(latencies)
+    return result
 
 
 def main(step: str, data_dir: Path) -> dict[str, Any]:
     from conveyor.localcloud.cloud import LocalCloud
 
     cloud = LocalCloud(data_dir=data_dir)
+    assert cloud.persistence is not None
+    if step == "populate":
+        cloud.persistence.interval = 3600.0  # no background snapshot: the benchmark decides when one runs
     started = time.perf_counter()
     info = cloud.start()
     result: dict[str, Any] = {"step": step, "start_seconds": round(time.perf_counter() - started, 3)}
@@ -121,11 +191,10 @@ def main(step: str, data_dir: Path) -> dict[str, Any]:
     try:
         if step == "populate":
             result["populated"] = populate(info)
-            assert cloud.persistence is not None
-            began = time.perf_counter()
-            cloud.persistence.snapshot(force=True)
-            result["first_snapshot_seconds"] = round(time.perf_counter() - began, 3)
+            result["first_snapshot"] = first_snapshot_under_load(cloud, info)
             result["latency"] = latency_under_snapshots(cloud, info)
+        if step == "restore":
+            result["reads"] = first_reads(info)
     finally:
         began = time.perf_counter()
         cloud.stop()

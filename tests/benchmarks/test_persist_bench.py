@@ -1,9 +1,10 @@
 """The local cloud's persistence at scale: 20 models, 200 versions, 10,000 objects, 1,000,000 capture records.
 
-Each step runs in a process of its own (persist_cloud.py): an empty start; a start that populates the
-state through moto's backends, snapshots it, and measures small S3 PUTs over HTTP while snapshots run
-back to back; then a start that restores it. Targets (issue 16): restore adds under 5 s over an empty
-start; a snapshot stalls no request by more than 50 ms (p99 latency during snapshots minus the idle p99).
+Each step runs in a process of its own (persist_cloud.py): a start that populates the state through moto's
+backends, snapshots it, and measures small S3 PUTs over HTTP in windows without snapshots alternated with
+windows of snapshots back to back; then empty starts and starts that restore it, alternated (the first
+step warmed the synthesis cache). Goals (issue 16): a start with restore adds under 5 s over an empty
+start; a snapshot stalls no request by more than 50 ms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
+
+STARTS = 2  # of each kind, alternated: the machine is shared, the fastest of each is compared
 
 
 def _step(step: str, data_dir: Path) -> dict[str, Any]:
@@ -31,27 +34,36 @@ def _step(step: str, data_dir: Path) -> dict[str, Any]:
 
 
 def test_restore_and_snapshot_at_scale(tmp_path: Path) -> None:
-    empty = _step("empty", tmp_path / "empty")
     populated = _step("populate", tmp_path / "data")
-    restored = _step("restore", tmp_path / "data")
-    latency = populated["latency"]
-    # The machine is shared (2 cores, several agents): single requests stall for hundreds of ms with no
-    # snapshot at all, so the stall a snapshot adds is measured on the 99th percentile.
-    stall = latency["during_snapshots"]["p99_ms"] - latency["idle"]["p99_ms"]
+    empties, restores = [], []
+    for n in range(STARTS):
+        empties.append(_step("empty", tmp_path / f"empty-{n}"))
+        restores.append(_step("restore", tmp_path / "data"))
+    empty = min(empties, key=lambda r: r["start_seconds"])
+    restored = min(restores, key=lambda r: r["start_seconds"])
     added = restored["start_seconds"] - empty["start_seconds"]
-    # What a restore adds to a start: reading and verifying the snapshot, then applying it (the rest of a
-    # start is the same work; on a shared machine two starts differ by seconds on their own).
     restore_work = restored["restored"]["read_seconds"] + restored["restored"]["seconds"]
+    latency, first = populated["latency"], populated["first_snapshot"]
+    without, during = latency["without_snapshots"], latency["during_snapshots"]
+    stall = during["p99_ms"] - without["p99_ms"]
     print(
         "\npersistence at scale (20 models, 200 versions, 10,000 objects, 1,000,000 capture records):"
-        f"\n  empty start {empty['start_seconds']:.2f} s; start with restore {restored['start_seconds']:.2f} s "
-        f"(reading and verifying {restored['restored']['read_seconds']:.2f} s, restore {restored['restored']['seconds']:.2f} s)"
-        f": +{added:.2f} s between the two starts, {restore_work:.2f} s of restore work"
-        f"\n  first snapshot {populated['first_snapshot_seconds']:.2f} s; incremental snapshots "
-        f"{latency['incremental_snapshot_seconds']} s; data dir {restored['data_dir_mb']} MB"
-        f"\n  S3 PUT latency idle {latency['idle']}; during snapshots {latency['during_snapshots']}"
-        f"\n  added by snapshots at p99: {stall:.1f} ms"
+        f"\n  starts: empty {[r['start_seconds'] for r in empties]} s, with restore "
+        f"{[r['start_seconds'] for r in restores]} s: +{added:.2f} s (fastest of each); restore work "
+        f"{restore_work:.2f} s (reading and verifying {restored['restored']['read_seconds']:.2f} s, applying "
+        f"{restored['restored']['seconds']:.2f} s); stop after restore {restored['stop_seconds']} s"
+        f"\n  restored objects read over HTTP: first read {restored['reads']['first']}, again {restored['reads']['again']}"
+        f"\n  first snapshot (every body new) {first['seconds']} s; PUTs during it {first['during']}, around it "
+        f"{first['without']}"
+        f"\n  {latency['snapshots']} snapshots back to back: {latency['snapshot_seconds_p50']} s each (p50; max "
+        f"{latency['snapshot_seconds_max']} s), {latency['snapshot_cpu_ms_p50']} ms of CPU each (p50)"
+        f"\n  S3 PUT latency without snapshots {without}; during snapshots {during}"
+        f"\n  added by snapshots: p99 {stall:+.1f} ms, max {during['max_ms'] - without['max_ms']:+.1f} ms;"
+        f" data dir {restored['data_dir_mb']} MB"
     )
     assert restored["restored"]["objects"] >= 10_000
+    assert added < 5.0, "a start with restore adds under 5 s over an empty start"
     assert restore_work < 5.0
-    assert stall < 50.0
+    # The machine is shared (2 cores, several agents): single requests stall for hundreds of ms with no
+    # snapshot at all, so the stall a snapshot adds is compared on the 99th percentile (the maximum is printed).
+    assert stall < 50.0, "a snapshot stalls no request by more than 50 ms"

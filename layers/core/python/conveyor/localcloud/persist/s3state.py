@@ -30,6 +30,8 @@ SECTION_BUCKETS = "s3_buckets"
 SECTION_OBJECTS = "s3_objects"
 SECTION_TAGS = "s3_tags"
 _OBJECT_ARN = "arn:aws:s3:::"
+LARGE_BODY = 8 * 1024 * 1024  # bodies from this size on are stored in chunks of CHUNK bytes
+CHUNK = 1024 * 1024
 
 
 def backend() -> Any:
@@ -123,8 +125,7 @@ def _version_record(data: DataDir, version: Any) -> dict[str, Any]:
     buffer = version._value_buffer
     digest = buffer.digest if isinstance(buffer, LazyBody) and not buffer.loaded else None
     if digest is None:
-        body = version.value
-        digest = data.put_blob(body, sha256_hex(body))
+        digest = _store_body(data, version)
     record: dict[str, Any] = {
         "version_id": version.version_id,
         "versioned": bool(version._is_versioned),
@@ -142,6 +143,24 @@ def _version_record(data: DataDir, version: Any) -> dict[str, Any]:
     if version.checksum_algorithm:
         record["checksum_algorithm"] = version.checksum_algorithm
     return record
+
+
+def _store_body(data: DataDir, version: Any) -> str:
+    """The body's blob: a small body read whole; a large one (moto keeps it in a temporary file) in chunks, each
+    read under the key's lock as moto reads it, so it is never whole in memory nor holds the GIL for long."""
+    if int(version.size) < LARGE_BODY:
+        body = version.value
+        return data.put_blob(body, sha256_hex(body))
+    buffer, position = version._value_buffer, [0]
+
+    def chunk() -> bytes:
+        with version.lock:
+            buffer.seek(position[0])
+            read = bytes(buffer.read(CHUNK))
+        position[0] += len(read)
+        return read
+
+    return data.put_blob_chunks(iter(chunk, b""))
 
 
 class LazyBody:
@@ -213,8 +232,9 @@ def restore(data: DataDir, saved: dict[str, list[Any]], collector: S3Collector, 
     objects = saved.get(SECTION_OBJECTS, [])
     lines = saved.get("lines") or [b""] * len(objects)
     count = 0
+    blob_root = os.path.abspath(data.blobs)  # absolute: a body may be read after a chdir
     for record, line in zip(objects, lines, strict=True):
-        versions, records = _restore_key(data, s3, record)
+        versions, records = _restore_key(blob_root, s3, record)
         s3.buckets[record["bucket"]].keys.setlist(record["key"], versions)
         count += len(versions)
         if seed and line and not any("tags" in r for r in records):  # format 1 kept tags in the line
@@ -228,7 +248,7 @@ def restore(data: DataDir, saved: dict[str, list[Any]], collector: S3Collector, 
     return count
 
 
-def _restore_key(data: DataDir, s3: Any, record: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+def _restore_key(blob_root: str, s3: Any, record: dict[str, Any]) -> tuple[list[Any], list[dict[str, Any]]]:
     from moto.s3.models import FakeDeleteMarker, FakeKey
 
     versions: list[Any] = []
@@ -242,7 +262,8 @@ def _restore_key(data: DataDir, s3: Any, record: dict[str, Any]) -> tuple[list[A
             versions.append(marker)
             continue
         key = _fake_key(FakeKey, s3, record, saved)
-        key._value_buffer = LazyBody(os.fspath(data.blob_path(saved["blob"])), saved["blob"], key._max_buffer_size)
+        digest = saved["blob"]  # the layout of DataDir.blob_path, without a Path per object
+        key._value_buffer = LazyBody(f"{blob_root}/{digest[:2]}/{digest[2:]}", digest, key._max_buffer_size)
         key.contentsize = int(saved["size"])
         key.last_modified = modified
         if saved.get("tags"):  # format 1

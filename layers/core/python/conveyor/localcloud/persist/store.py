@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ MARKER = "conveyor-state.json"
 CURRENT = "current"
 MANIFEST = "manifest.json"
 KEEP_SNAPSHOTS = 2  # the current one and the one before it
+INCOMING = ".incoming"  # under blobs/: a large blob while it is written, before it has its name
 
 
 class StateDirError(ConveyorError):
@@ -272,6 +274,27 @@ class DataDir:
             self._known_blobs.add(digest)
         return digest
 
+    def put_blob_chunks(self, chunks: Iterable[bytes]) -> str:
+        """Store a large value given in chunks, hashed as it is written (never whole in memory); its digest."""
+        incoming = self.blobs / INCOMING
+        incoming.mkdir(exist_ok=True)
+        tmp = incoming / f"{os.getpid()}-{threading.get_ident()}.tmp"
+        digest = hashlib.sha256()
+        with tmp.open("wb") as handle:
+            for chunk in chunks:
+                digest.update(chunk)
+                handle.write(chunk)
+        name = digest.hexdigest()
+        if self.has_blob(name):
+            tmp.unlink()
+            return name
+        path = self.blob_path(name)
+        path.parent.mkdir(exist_ok=True)
+        tmp.replace(path)
+        self._unsynced.append(path)
+        self._known_blobs.add(name)
+        return name
+
     def sync_blobs(self) -> None:
         """Make the blobs written since the last call durable (before a manifest names them): one fsync
         each, or one sync of the file system for many (the first snapshot of a big state)."""
@@ -345,6 +368,7 @@ class DataDir:
     def collect_garbage(self, referenced: set[str]) -> int:
         """Delete blobs no kept snapshot names (``referenced`` must cover every kept snapshot)."""
         removed = 0
+        shutil.rmtree(self.blobs / INCOMING, ignore_errors=True)  # left by a crash (blobs are written in this thread)
         for prefix in self.blobs.iterdir() if self.blobs.exists() else ():
             for blob in prefix.iterdir():
                 digest = prefix.name + blob.name
@@ -399,7 +423,7 @@ class DataDir:
             return set()
         found: set[str] = set()
         for prefix in os.scandir(self.blobs):
-            if prefix.is_dir():
+            if prefix.is_dir() and not prefix.name.startswith("."):
                 found.update(prefix.name + n for n in os.listdir(prefix.path) if not n.startswith("."))
         return found
 
