@@ -15,7 +15,7 @@ import requests
 
 from conveyor.localcloud.persist import s3state
 from conveyor.localcloud.persist.snapshotter import Persistence
-from conveyor.localcloud.persist.store import DataDir
+from conveyor.localcloud.persist.store import DataDir, StateDirError
 from tests.component.conftest import moto_server
 
 REGION = "us-east-1"
@@ -48,6 +48,14 @@ def _section(persistence: Persistence, name: str) -> bytes:
     return (data.snapshots / str(data.current_name()) / f"{name}.jsonl").read_bytes()
 
 
+def _objects(data: DataDir, section: bytes) -> list[dict[str, Any]]:
+    """The key records an objects section names (through its segments)."""
+    found = []
+    for reference in map(json.loads, section.splitlines()):
+        found.extend(map(json.loads, data.read_blob(reference["segment"]).splitlines()))
+    return found
+
+
 def _s3(endpoint: str) -> Any:
     client = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     client.create_bucket(Bucket=BUCKET)
@@ -61,12 +69,15 @@ def test_a_snapshot_encodes_only_the_keys_that_changed(endpoint: str, tmp_path: 
         s3.put_object(Bucket=BUCKET, Key=f"k/{n}", Body=f"body {n}".encode())
     persistence = _persistence(tmp_path / "data")
     assert persistence.snapshot(force=True)
-    assert persistence._s3.encoded == 30
+    assert persistence._s3.encoded == 30 and persistence._s3.segments_written == 1
     s3.put_object(Bucket=BUCKET, Key="k/1", Body=b"second version")  # a PUT over HTTP touches moto's tagger too
     s3.put_object_tagging(Bucket=BUCKET, Key="k/2", Tagging={"TagSet": [{"Key": "team", "Value": "ml"}]})
     assert persistence.snapshot(force=True)
     assert persistence._s3.encoded == 31, "one key re-encoded: the one with a new version"
-    records = {r["key"]: r for r in map(json.loads, _section(persistence, s3state.SECTION_OBJECTS).splitlines())}
+    assert persistence._s3.segments_written == 2
+    assert persistence.snapshot(force=True)
+    assert persistence._s3.encoded == 31 and persistence._s3.segments_written == 2, "nothing changed: nothing written"
+    records = {r["key"]: r for r in _objects(persistence.data, _section(persistence, s3state.SECTION_OBJECTS))}
     assert len(records) == 30 and len(records["k/1"]["versions"]) == 2
     tags = [json.loads(line) for line in _section(persistence, s3state.SECTION_TAGS).splitlines()]
     assert [t["tags"] for t in tags] == [{"team": "ml"}] and tags[0]["arn"].startswith(f"arn:aws:s3:::{BUCKET}/k/2/")
@@ -88,7 +99,7 @@ def test_objects_versions_and_tags_come_back_and_bodies_are_read_on_first_use(en
     version = s3state.backend().buckets[BUCKET].keys.getlist("a.csv")[-1]
     assert isinstance(version._value_buffer, s3state.LazyBody) and not version._value_buffer.loaded
     assert restored.snapshot(force=True)
-    assert restored._s3.encoded == 0, "the restored records are reused: the first snapshot encodes nothing"
+    assert restored._s3.encoded == restored._s3.segments_written == 0, "the first snapshot reuses what was read"
     assert _section(restored, s3state.SECTION_OBJECTS) == written
     assert s3.get_object(Bucket=BUCKET, Key="a.csv")["Body"].read() == b"v2"
     assert version._value_buffer.loaded
@@ -155,7 +166,7 @@ def _as_format_1(data: DataDir) -> None:
     manifest = json.loads((directory / "manifest.json").read_text())
     tags = {t["arn"]: t["tags"] for t in map(json.loads, (directory / "s3_tags.jsonl").read_bytes().splitlines())}
     lines = []
-    for record in map(json.loads, (directory / "s3_objects.jsonl").read_bytes().splitlines()):
+    for record in _objects(data, (directory / "s3_objects.jsonl").read_bytes()):
         for version in record["versions"]:
             arn = f"arn:aws:s3:::{record['bucket']}/{record['key']}/{version['version_id']}"
             if arn in tags:
@@ -187,3 +198,38 @@ def test_a_state_written_in_format_1_loads(endpoint: str, tmp_path: Path) -> Non
     restored.snapshot(force=True)
     assert json.loads(_section(restored, s3state.SECTION_TAGS))["tags"] == {"k": "v"}
     restored.stop()
+
+
+def test_a_large_bucket_rewrites_only_the_segment_of_a_changed_key(endpoint: str, tmp_path: Path) -> None:
+    from moto.s3.models import s3_backends
+
+    s3 = _s3(endpoint)
+    backend = s3_backends["123456789012"]["aws"]
+    for n in range(s3state.SMALL_BUCKET):
+        backend.put_object(BUCKET, f"many/{n}", b"x")
+    persistence = _persistence(tmp_path / "data")
+    assert persistence.snapshot(force=True)
+    references = [json.loads(line) for line in _section(persistence, s3state.SECTION_OBJECTS).splitlines()]
+    assert len(references) == s3state.LARGE_BUCKET_SEGMENTS == persistence._s3.segments_written
+    s3.delete_object(Bucket=BUCKET, Key="many/7")
+    s3.put_object(Bucket=BUCKET, Key="many/8", Body=b"y")
+    assert persistence.snapshot(force=True)
+    assert persistence._s3.segments_written == s3state.LARGE_BUCKET_SEGMENTS + 2, "the segments of many/7 and many/8"
+    restored = _restart(endpoint, persistence)
+    assert s3.get_object(Bucket=BUCKET, Key="many/8")["Body"].read() == b"y"
+    assert len(s3.list_object_versions(Bucket=BUCKET, Prefix="many/")["Versions"]) == 1000  # a page: all came back
+    listed = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="many/")
+    assert sum(page["KeyCount"] for page in listed) == s3state.SMALL_BUCKET - 1  # many/7 is behind a delete marker
+    restored.stop()
+
+
+def test_a_damaged_segment_is_refused_before_anything_is_loaded(endpoint: str, tmp_path: Path) -> None:
+    _s3(endpoint).put_object(Bucket=BUCKET, Key="a", Body=b"a")
+    persistence = _persistence(tmp_path / "data")
+    persistence.snapshot(force=True)
+    persistence.stop()
+    reference = json.loads(_section(persistence, s3state.SECTION_OBJECTS))
+    segment = persistence.data.blob_path(reference["segment"])
+    segment.write_bytes(segment.read_bytes().replace(b'"a"', b'"b"'))
+    with pytest.raises(StateDirError, match="damaged"):
+        Persistence(DataDir(tmp_path / "data"), REGION).open()

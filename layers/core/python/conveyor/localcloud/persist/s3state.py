@@ -4,8 +4,11 @@ A snapshot costs what changed since the last one, not what is stored. The collec
 copy of moto's version list as it was when the key's record was encoded, and the encoded record: a key
 whose list holds the same version objects (one C-level list comparison, no allocation) reuses its record.
 A moto key version never changes its body (a PUT makes a new one), so only new versions have their
-body hashed and stored. Object tags are a section of their own, copied from moto's tagger each time
-(every PUT over HTTP touches the tagger: tags inside the records would make every key look changed).
+body hashed and stored. The records are written in segments, blobs named by their sha256: one per bucket
+below ``SMALL_BUCKET`` keys, else ``LARGE_BUCKET_SEGMENTS`` (a key's segment: the crc32 of its name); only
+a segment holding a changed, new or removed key is written again, and the objects section lists the
+segments. Object tags are a section of their own, copied from moto's tagger each time (every PUT over
+HTTP touches the tagger: tags inside the records would make every key look changed).
 
 Restoring builds moto's key objects directly in the backend (no HTTP, no notifications) with bodies
 read from their blobs on first use (:class:`LazyBody`), and seeds the collector with the records read,
@@ -20,15 +23,21 @@ import os
 import tempfile
 import threading
 import weakref
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.localcloud.persist.store import DataDir, sha256_hex
+from conveyor.localcloud.persist.store import DataDir, Snapshot, StateDirError, sha256_hex
 from conveyor.localcloud.resolver import ACCOUNT
 
 SECTION_BUCKETS = "s3_buckets"
 SECTION_OBJECTS = "s3_objects"
 SECTION_TAGS = "s3_tags"
+SEGMENT_REFERENCES = "s3_segments"  # not a section on disk: the segment references, once read_segments expanded them
+SMALL_BUCKET = (
+    2048  # a bucket with fewer keys is one segment; a larger one, LARGE_BUCKET_SEGMENTS of them (by crc32 of the key)
+)
+LARGE_BUCKET_SEGMENTS = 64
 _OBJECT_ARN = "arn:aws:s3:::"
 LARGE_BODY = 8 * 1024 * 1024  # bodies from this size on are stored in chunks of CHUNK bytes
 CHUNK = 1024 * 1024
@@ -46,12 +55,34 @@ def _time(value: Any) -> str:
 
 @dataclass
 class Encoded:
-    """One key as last written: its versions then (a copy of moto's list), their records, the line, its blobs."""
+    """One key as last written: its versions then (a copy of moto's list), their records, the line, its blobs,
+    and the crc32 of its name (which of its bucket's segments holds it)."""
 
     versions: list[Any]
     records: list[dict[str, Any]]
     line: bytes
     blobs: tuple[str, ...]
+    crc: int
+
+
+@dataclass
+class BucketRecords:
+    """A bucket's keys as last written, and its segments: part -> (blob, number of keys)."""
+
+    keys: dict[str, Encoded] = field(default_factory=dict)
+    parts: int = 0
+    segments: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+    def section_lines(self, bucket: str) -> list[bytes]:
+        return [
+            _encode_line({"bucket": bucket, "segment": blob, "keys": n, "part": part, "parts": self.parts})
+            for part, (blob, n) in sorted(self.segments.items())
+        ]
+
+
+def segment_count(keys: int) -> int:
+    """How many segments a bucket of ``keys`` keys is written in (a change rewrites one of them)."""
+    return 1 if keys < SMALL_BUCKET else LARGE_BUCKET_SEGMENTS
 
 
 @dataclass
@@ -65,10 +96,11 @@ class Collected:
 
 @dataclass
 class S3Collector:
-    """Keeps, across snapshots, each key's encoded record (see the module docstring)."""
+    """Keeps, across snapshots, each key's encoded record and each bucket's segments (module docstring)."""
 
-    cache: dict[str, dict[str, Encoded]] = field(default_factory=dict)  # bucket -> key -> encoded
+    cache: dict[str, BucketRecords] = field(default_factory=dict)
     encoded = 0  # keys encoded since the collector was made (what a snapshot cost; read by tests)
+    segments_written = 0  # likewise, segments
 
     def collect(self) -> Collected:
         """The quick part: a copy of each bucket's key dict (C-level, atomic under the GIL) and of the tags."""
@@ -86,22 +118,51 @@ class S3Collector:
         return Collected(buckets, keys, tags)
 
     def lines(self, data: DataDir, collected: Collected) -> list[bytes]:
-        """One encoded record per key, re-encoded only where its versions changed (new bodies stored first)."""
+        """The objects section: per bucket, its segments; a key is re-encoded only where its versions changed
+        (new bodies stored first), and only the segments holding a changed, new or removed key are rewritten."""
         found: list[bytes] = []
-        cache: dict[str, dict[str, Encoded]] = {}
+        cache: dict[str, BucketRecords] = {}
         for bucket, keys in collected.keys:
-            before = self.cache.get(bucket) or {}
-            now = cache[bucket] = {}
+            before = self.cache.get(bucket) or BucketRecords()
+            now: dict[str, Encoded] = {}
+            changed: set[int] = set()  # crc32 of the keys encoded, added or removed
             for key, versions in keys.items():
-                entry = before.get(key)
+                entry = before.keys.get(key)
                 if entry is None or versions != entry.versions:  # list ==: identity of each version, in C
                     entry = self._encode(data, bucket, key, list(versions), entry)
                     if entry is None:
                         continue  # deleted while this snapshot was taken
+                    changed.add(entry.crc)
                 now[key] = entry
-                found.append(entry.line)
+            if changed or len(now) != len(before.keys):
+                changed.update(before.keys[k].crc for k in before.keys.keys() - now.keys())
+            cache[bucket] = self._segments(data, bucket, before, now, changed)
+            found.extend(cache[bucket].section_lines(bucket))
         self.cache = cache
         return found
+
+    def _segments(
+        self, data: DataDir, bucket: str, before: BucketRecords, now: dict[str, Encoded], changed: set[int]
+    ) -> BucketRecords:
+        parts = segment_count(len(now))
+        if parts == before.parts:
+            records = BucketRecords(now, parts, dict(before.segments))
+            todo = {crc % parts for crc in changed}
+        else:
+            records, todo = BucketRecords(now, parts), set(range(parts))
+        if not todo:
+            return records
+        lines: dict[int, list[bytes]] = {part: [] for part in todo}
+        for entry in now.values():
+            segment = lines.get(entry.crc % parts)
+            if segment is not None:
+                segment.append(entry.line)
+        for part, held in lines.items():
+            records.segments.pop(part, None)
+            if held:
+                records.segments[part] = (data.put_blob(b"\n".join(held) + b"\n"), len(held))
+                self.segments_written += 1
+        return records
 
     def _encode(
         self, data: DataDir, bucket: str, key: str, versions: list[Any], before: Encoded | None
@@ -112,8 +173,13 @@ class S3Collector:
             records = [known.get(id(v)) or _version_record(data, v) for v in versions]
         except ValueError:  # a body disposed of: the key was overwritten or deleted after the copy
             return None
-        line = json.dumps({"bucket": bucket, "key": key, "versions": records}, separators=(",", ":")).encode()
-        return Encoded(versions, records, line, tuple(r["blob"] for r in records if "blob" in r))
+        line = _encode_line({"bucket": bucket, "key": key, "versions": records})
+        blobs = tuple(r["blob"] for r in records if "blob" in r)
+        return Encoded(versions, records, line, blobs, zlib.crc32(key.encode()))
+
+
+def _encode_line(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
 def _version_record(data: DataDir, version: Any) -> dict[str, Any]:
@@ -202,9 +268,11 @@ class LazyBody:
             self._buffer.close()
 
 
-def named_blobs(records: dict[str, dict[str, Encoded]]) -> set[str]:
-    """The blobs a snapshot's object records (``S3Collector.cache`` when it was written) name."""
-    return {blob for keys in records.values() for entry in keys.values() for blob in entry.blobs}
+def named_blobs(records: dict[str, BucketRecords]) -> set[str]:
+    """The blobs a snapshot's object records (``S3Collector.cache`` when it was written) name: bodies, segments."""
+    found = {blob for bucket in records.values() for entry in bucket.keys.values() for blob in entry.blobs}
+    found.update(blob for bucket in records.values() for blob, _ in bucket.segments.values())
+    return found
 
 
 def pending_blobs() -> set[str]:
@@ -213,8 +281,36 @@ def pending_blobs() -> set[str]:
 
 
 def blobs(objects: list[dict[str, Any]]) -> set[str]:
-    """The blobs the object records of a snapshot read back name."""
+    """The blobs the object records of a snapshot read back name (after ``read_segments``)."""
     return {v["blob"] for o in objects for v in o["versions"] if "blob" in v}
+
+
+def read_segments(data: DataDir, snapshot: Snapshot) -> None:
+    """Replace the segment references of the snapshot's objects section by the key records they hold, each
+    segment read and checked against its name (its sha256); the references go to ``SEGMENT_REFERENCES``."""
+    records: list[dict[str, Any]] = []
+    lines: list[bytes] = []
+    segments = []
+    for record, line in zip(snapshot.section(SECTION_OBJECTS), snapshot.section_lines(SECTION_OBJECTS), strict=True):
+        if "segment" not in record:  # format 1: one line per key
+            records.append(record)
+            lines.append(line)
+            continue
+        try:
+            body = data.read_blob(record["segment"])
+        except OSError:
+            body = b""
+        if sha256_hex(body) != record["segment"]:
+            raise StateDirError(
+                f"{data.path}: snapshot {snapshot.name}'s objects segment {record['segment'][:12]} is missing or "
+                f"damaged; nothing was loaded. {data._advice()}"
+            )
+        held = body.splitlines()
+        lines.extend(held)
+        records.extend(json.loads(b"[" + b",".join(held) + b"]"))
+        segments.append(record)
+    snapshot.sections[SECTION_OBJECTS], snapshot.lines[SECTION_OBJECTS] = records, lines
+    snapshot.sections[SEGMENT_REFERENCES] = segments
 
 
 def restore(data: DataDir, saved: dict[str, list[Any]], collector: S3Collector, *, seed: bool = True) -> int:
@@ -239,9 +335,13 @@ def restore(data: DataDir, saved: dict[str, list[Any]], collector: S3Collector, 
         count += len(versions)
         if seed and line and not any("tags" in r for r in records):  # format 1 kept tags in the line
             blob_names = tuple(r["blob"] for r in records if "blob" in r)
-            collector.cache.setdefault(record["bucket"], {})[record["key"]] = Encoded(
-                list(versions), records, line, blob_names
-            )
+            bucket = collector.cache.setdefault(record["bucket"], BucketRecords())
+            crc = zlib.crc32(record["key"].encode())
+            bucket.keys[record["key"]] = Encoded(list(versions), records, line, blob_names, crc)
+    for segment in saved.get(SEGMENT_REFERENCES, []) if seed else []:
+        bucket = collector.cache.setdefault(segment["bucket"], BucketRecords())
+        bucket.parts = int(segment["parts"])
+        bucket.segments[int(segment["part"])] = (segment["segment"], int(segment["keys"]))
     for record in saved.get(SECTION_TAGS, []):
         s3.tagger.delete_all_tags_for_resource(record["arn"])
         s3.tagger.tag_resource(record["arn"], [{"Key": k, "Value": v} for k, v in record["tags"].items()])

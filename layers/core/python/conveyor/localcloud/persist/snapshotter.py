@@ -121,7 +121,7 @@ class Persistence:
         self._thread: threading.Thread | None = None
         self._seen: tuple[int, ...] = ()
         # per kept snapshot: (its S3 records, the other blobs it names); the S3 blobs are listed when needed
-        self._referenced: list[tuple[dict[str, dict[str, s3state.Encoded]], set[str]]] = []
+        self._referenced: list[tuple[dict[str, s3state.BucketRecords], set[str]]] = []
         self._usable = False  # False until the restore succeeded: a failed start never overwrites state
 
     # restore ------------------------------------------------------------------------------------
@@ -131,6 +131,7 @@ class Persistence:
         self.data.open()
         snapshot = self.data.read_current()
         if snapshot is not None:
+            s3state.read_segments(self.data, snapshot)
             needed = s3state.blobs(snapshot.section(s3state.SECTION_OBJECTS))
             needed |= {e["history"] for e in snapshot.section(executions.SECTION)}
             needed |= {m["chunk"] for m in snapshot.section("cloudwatch_metrics") if "chunk" in m}
@@ -170,10 +171,8 @@ class Persistence:
 
     def _apply(self, snapshot: Snapshot, report: RestoreReport) -> None:
         region, data = self.region, self.data
-        s3_sections = {
-            name: snapshot.section(name)
-            for name in (s3state.SECTION_BUCKETS, s3state.SECTION_OBJECTS, s3state.SECTION_TAGS)
-        }
+        names = (s3state.SECTION_BUCKETS, s3state.SECTION_OBJECTS, s3state.SECTION_TAGS, s3state.SEGMENT_REFERENCES)
+        s3_sections = {name: snapshot.section(name) for name in names}
         report.objects = s3state.restore(
             data, {**s3_sections, "lines": snapshot.section_lines(s3state.SECTION_OBJECTS)}, self._s3
         )
