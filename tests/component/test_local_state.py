@@ -70,7 +70,7 @@ def test_a_snapshot_cut_short_by_a_crash_is_never_read(data: DataDir) -> None:
     _write(data, [{"n": 1}])
     half = data.snapshots / ".tmp-000002"
     half.mkdir()
-    (half / "things.jsonl").write_text('{"n": 2')
+    (half / "sections.jsonl").write_text('{"n": 2')
     assert data.read_current().section("things") == [{"n": 1}]  # type: ignore[union-attr]
     _write(data, [{"n": 3}])
     assert data.read_current().section("things") == [{"n": 3}]  # type: ignore[union-attr]
@@ -112,7 +112,7 @@ def _damaged(tmp_path: Path) -> Path:
     data.open()
     _write(data, [{"n": 1}])
     data.close()
-    section = data.snapshots / "000001" / "things.jsonl"
+    section = data.snapshots / "000001" / "sections.jsonl"
     section.write_bytes(section.read_bytes().replace(b"1", b"2"))
     return data.path
 

@@ -44,13 +44,14 @@ def _restart(endpoint: str, persistence: Persistence) -> Persistence:
 
 
 def _section(persistence: Persistence, name: str) -> bytes:
-    data = persistence.data
-    return (data.snapshots / str(data.current_name()) / f"{name}.jsonl").read_bytes()
+    snapshot = persistence.data.read_current()
+    assert snapshot is not None
+    return b"".join(line + b"\n" for line in snapshot.section_lines(name))
 
 
 def _objects(data: DataDir, section: bytes) -> list[dict[str, Any]]:
     """The key records an objects section names (through its segments)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for reference in map(json.loads, section.splitlines()):
         found.extend(map(json.loads, data.read_blob(reference["segment"]).splitlines()))
     return found
@@ -161,23 +162,28 @@ def test_metric_data_points_are_encoded_once_and_come_back(endpoint: str, tmp_pa
 
 
 def _as_format_1(data: DataDir) -> None:
-    """Rewrite the current snapshot as Conveyor wrote it in format 1: object tags inside the version records."""
-    directory = data.snapshots / str(data.current_name())
-    manifest = json.loads((directory / "manifest.json").read_text())
-    tags = {t["arn"]: t["tags"] for t in map(json.loads, (directory / "s3_tags.jsonl").read_bytes().splitlines())}
-    lines = []
-    for record in _objects(data, (directory / "s3_objects.jsonl").read_bytes()):
+    """Rewrite the current snapshot as Conveyor wrote it in format 1: a file per section, one line per key
+    with the object tags inside its version records."""
+    snapshot = data.read_current()
+    assert snapshot is not None
+    directory = data.snapshots / snapshot.name
+    tags = {t["arn"]: t["tags"] for t in snapshot.section("s3_tags")}
+    sections = {name: b"".join(line + b"\n" for line in lines) for name, lines in snapshot.lines.items()}
+    records = []
+    for record in _objects(data, sections.pop("s3_objects")):
         for version in record["versions"]:
             arn = f"arn:aws:s3:::{record['bucket']}/{record['key']}/{version['version_id']}"
             if arn in tags:
                 version["tags"] = tags[arn]
-        lines.append(json.dumps(record, separators=(",", ":")))
-    objects = ("\n".join(lines) + "\n").encode()
-    (directory / "s3_objects.jsonl").write_bytes(objects)
-    (directory / "s3_tags.jsonl").unlink()
-    del manifest["sections"]["s3_tags"]
-    manifest["sections"]["s3_objects"]["sha256"] = hashlib.sha256(objects).hexdigest()
-    manifest["version"] = 1
+        records.append(json.dumps(record, separators=(",", ":")) + "\n")
+    sections["s3_objects"] = "".join(records).encode()
+    del sections["s3_tags"]
+    entries = {}
+    for name, content in sections.items():
+        (directory / f"{name}.jsonl").write_bytes(content)
+        entries[name] = {"file": f"{name}.jsonl", "sha256": hashlib.sha256(content).hexdigest()}
+    (directory / "sections.jsonl").unlink()
+    manifest = {"format": "conveyor-local-state", "version": 1, "created_at": 0, "sections": entries}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     (data.path / "conveyor-state.json").write_text(json.dumps({"format": "conveyor-local-state", "version": 1}))
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import gc
 import logging
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,6 @@ from conveyor.localcloud.persist.store import DataDir, Snapshot, StateDirError
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 2.0
-SWITCH_INTERVAL = 0.0005
 _READ_ACTION = re.compile(r"^(Get|List|Describe|Query|Scan|Receive|BatchGet|Head)")
 _changes = [0]  # requests that may have changed state (a list: bumped from moto's request threads)
 
@@ -219,14 +217,7 @@ class Persistence:
             if seen == self._seen and not force:
                 return False
             started = time.perf_counter()
-            # The copy is CPU-bound Python: hand the GIL back 10x more often than the default 5 ms, so a
-            # request thread waiting for it between its I/O calls is not held up by the snapshot.
-            interval = sys.getswitchinterval()
-            sys.setswitchinterval(SWITCH_INTERVAL)
-            try:
-                self._write()
-            finally:
-                sys.setswitchinterval(interval)
+            self._write()
             self._seen = seen
             self.snapshots += 1
             self.last_seconds = time.perf_counter() - started

@@ -4,7 +4,7 @@ Layout of ``DATA_DIR``::
 
     conveyor-state.json      what the directory is: {"format": "conveyor-local-state", "version": N}
     current                  the name of the current snapshot (one line), replaced by rename
-    snapshots/000042/        one snapshot: manifest.json + one JSON-lines file per section
+    snapshots/000042/        one snapshot: manifest.json + sections.jsonl (every section's JSON lines)
     blobs/ab/abcdef...       object bodies and other large values, named by their sha256
     lock                     held (flock) by the cloud that uses the directory
 
@@ -17,8 +17,9 @@ written again, so snapshotting 10,000 objects after one more arrived writes one 
 Reading refuses, before anything is loaded, a directory that is not Conveyor's, one written in
 a format version this Conveyor does not read, and one whose current snapshot is incomplete or altered
 (checksums in the manifest): :class:`StateDirError`, which ``conveyor up`` reports with exit code 2.
-Format 2 (object tags in a section of their own) reads format 1 too; opening a format 1 directory
-marks it format 2, so an older Conveyor refuses it from then on.
+Format 2 (every section in one file, object records in segments, object tags in a section of their own)
+reads format 1 too; opening a format 1 directory marks it format 2, so an older Conveyor refuses it from
+then on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ READABLE_VERSIONS = (1, 2)  # format 1 kept object tags inside the object record
 MARKER = "conveyor-state.json"
 CURRENT = "current"
 MANIFEST = "manifest.json"
+SECTIONS = "sections.jsonl"  # every section of a snapshot, one after the other (format 1: a file per section)
 KEEP_SNAPSHOTS = 2  # the current one and the one before it
 INCOMING = ".incoming"  # under blobs/: a large blob while it is written, before it has its name
 
@@ -101,36 +103,44 @@ class Snapshot:
 
 
 class SnapshotWriter:
-    """Writes one snapshot's sections: each section's lines joined and written (and hashed) in one call,
-    which releases the GIL while the bytes go to the file."""
+    """Collects one snapshot's sections, then writes them in one file (``SECTIONS``) with one write and one
+    fsync: each system call hands the GIL back and forth with the threads serving requests, so a snapshot
+    makes few. The manifest gives each section's offset, length, sha256 and number of records."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._files: dict[str, tuple[IO[bytes], Any, int]] = {}
+        self._sections: dict[str, tuple[list[bytes], int]] = {}  # name -> (chunks, records)
 
     def add(self, section: str, records: Iterable[dict[str, Any]]) -> None:
-        self.add_lines(section, (json.dumps(r, separators=(",", ":"), allow_nan=False).encode() for r in records))
+        self.add_lines(section, [json.dumps(r, separators=(",", ":"), allow_nan=False).encode() for r in records])
 
     def add_lines(self, section: str, lines: Iterable[bytes]) -> None:
         """Records already encoded (one JSON document each, no newline)."""
-        if section not in self._files:
-            handle: IO[bytes] = (self.directory / f"{section}.jsonl").open("wb")
-            self._files[section] = (handle, hashlib.sha256(), 0)
-        handle, digest, count = self._files[section]
         lines = lines if isinstance(lines, list) else list(lines)
+        chunks, count = self._sections.get(section, ([], 0))
         if lines:
-            chunk = b"\n".join(lines) + b"\n"
-            handle.write(chunk)
-            digest.update(chunk)
-        self._files[section] = (handle, digest, count + len(lines))
+            chunks.append(b"\n".join(lines) + b"\n")
+        self._sections[section] = (chunks, count + len(lines))
 
     def close(self) -> dict[str, Any]:
-        sections = {}
-        for name, (handle, digest, count) in self._files.items():
+        """Write the file (fsynced); the manifest's ``sections``."""
+        sections, parts, offset = {}, [], 0
+        for name, (chunks, count) in self._sections.items():
+            data = b"".join(chunks)
+            sections[name] = {
+                "file": SECTIONS,
+                "offset": offset,
+                "length": len(data),
+                "sha256": sha256_hex(data),
+                "records": count,
+            }
+            parts.append(data)
+            offset += len(data)
+        with (self.directory / SECTIONS).open("wb") as handle:
+            handle.write(b"".join(parts))
             handle.flush()
             os.fsync(handle.fileno())
-            handle.close()
-            sections[name] = {"file": f"{name}.jsonl", "sha256": digest.hexdigest(), "records": count}
+        self._sections.clear()
         return sections
 
 
@@ -397,16 +407,24 @@ class DataDir:
             )
         snapshot = Snapshot(created_at=float(manifest.get("created_at") or 0.0), name=name)
         snapshot.version = int(manifest["version"])
+        files: dict[str, bytes] = {}
         for section, entry in manifest.get("sections", {}).items():
-            lines = self._read_section(directory, name, section, entry)
+            lines = self._read_section(directory, name, section, entry, files)
             snapshot.lines[section] = lines
             snapshot.sections[section] = json.loads(b"[" + b",".join(lines) + b"]")  # one call: faster than per line
         return snapshot
 
-    def _read_section(self, directory: Path, name: str, section: str, entry: dict[str, Any]) -> list[bytes]:
+    def _read_section(
+        self, directory: Path, name: str, section: str, entry: dict[str, Any], files: dict[str, bytes]
+    ) -> list[bytes]:
+        """A section's lines, checked; ``files``: the files read so far (sections share one since format 2)."""
         try:
-            data = (directory / entry["file"]).read_bytes()
-        except (OSError, KeyError) as error:
+            if entry["file"] not in files:
+                files[entry["file"]] = (directory / entry["file"]).read_bytes()
+            data = files[entry["file"]]
+            if "offset" in entry:
+                data = data[int(entry["offset"]) : int(entry["offset"]) + int(entry["length"])]
+        except (OSError, KeyError, ValueError) as error:
             raise StateDirError(
                 f"{self.path}: snapshot {name} lacks its {section} ({error}). {self._advice()}"
             ) from None
