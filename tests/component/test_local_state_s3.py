@@ -239,3 +239,20 @@ def test_a_damaged_segment_is_refused_before_anything_is_loaded(endpoint: str, t
     segment.write_bytes(segment.read_bytes().replace(b'"a"', b'"b"'))
     with pytest.raises(StateDirError, match="damaged"):
         Persistence(DataDir(tmp_path / "data"), REGION).open()
+
+
+def test_an_unchanged_bucket_is_not_walked_and_an_overwrite_is_seen(endpoint: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    s3.create_bucket(Bucket="plain")  # not versioned: a PUT replaces the key's only version
+    s3.put_object(Bucket="plain", Key="spec.yaml", Body=b"one")
+    persistence = _persistence(tmp_path / "data")
+    assert persistence.snapshot(force=True)
+    compared = persistence._s3.buckets_compared
+    assert persistence.snapshot(force=True)
+    assert persistence._s3.buckets_compared == compared, "nothing changed: no key compared one by one"
+    s3.put_object(Bucket="plain", Key="spec.yaml", Body=b"two")
+    assert persistence.snapshot(force=True)
+    assert persistence._s3.buckets_compared == compared + 1
+    restored = _restart(endpoint, persistence)
+    assert s3.get_object(Bucket="plain", Key="spec.yaml")["Body"].read() == b"two"
+    restored.stop()
