@@ -65,6 +65,7 @@ class Encoded:
     line: bytes
     blobs: tuple[str, ...]
     crc: int
+    parts: list[bytes] | None = None  # each version's record encoded (None until needed, for a restored key)
 
 
 @dataclass
@@ -194,15 +195,31 @@ class S3Collector:
     def _encode(
         self, data: DataDir, bucket: str, key: str, versions: list[Any], before: Encoded | None
     ) -> Encoded | None:
+        """The key's record; a version already encoded (in ``before``) is not encoded again: a key PUT
+        many times re-encodes its newest version only."""
         self.encoded += 1
-        known = {id(v): r for v, r in zip(before.versions, before.records, strict=True)} if before else {}
+        known: dict[int, tuple[dict[str, Any], bytes]] = {}
+        if before is not None:
+            parts = before.parts if before.parts is not None else [_encode_line(r) for r in before.records]
+            known = {id(v): (r, e) for v, r, e in zip(before.versions, before.records, parts, strict=True)}
         try:
-            records = [known.get(id(v)) or _version_record(data, v) for v in versions]
+            pairs = [known.get(id(v)) or _encoded_version(data, v) for v in versions]
         except ValueError:  # a body disposed of: the key was overwritten or deleted after the copy
             return None
-        line = _encode_line({"bucket": bucket, "key": key, "versions": records})
+        records, encoded = [r for r, _ in pairs], [e for _, e in pairs]
+        # What _encode_line({"bucket": ..., "key": ..., "versions": records}) writes, from the encoded versions.
+        line = b'{"bucket":%s,"key":%s,"versions":[%s]}' % (
+            json.dumps(bucket).encode(),
+            json.dumps(key).encode(),
+            b",".join(encoded),
+        )
         blobs = tuple(r["blob"] for r in records if "blob" in r)
-        return Encoded(versions, records, line, blobs, zlib.crc32(key.encode()))
+        return Encoded(versions, records, line, blobs, zlib.crc32(key.encode()), encoded)
+
+
+def _encoded_version(data: DataDir, version: Any) -> tuple[dict[str, Any], bytes]:
+    record = _version_record(data, version)
+    return record, _encode_line(record)
 
 
 def _encode_line(record: dict[str, Any]) -> bytes:
