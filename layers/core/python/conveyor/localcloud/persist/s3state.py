@@ -199,21 +199,30 @@ class S3Collector:
         many times re-encodes its newest version only."""
         self.encoded += 1
         known: dict[int, tuple[dict[str, Any], bytes]] = {}
+        records: list[dict[str, Any]] = []
+        encoded: list[bytes] = []
+        versions_left, reused = versions, 0
         if before is not None:
             parts = before.parts if before.parts is not None else [_encode_line(r) for r in before.records]
-            known = {id(v): (r, e) for v, r, e in zip(before.versions, before.records, parts, strict=True)}
+            held = len(before.versions)
+            if versions[:held] == before.versions:  # versions appended (a PUT, a delete marker): in C
+                records, encoded, versions_left, reused = list(before.records), list(parts), versions[held:], held
+            else:
+                known = {id(v): (r, e) for v, r, e in zip(before.versions, before.records, parts, strict=True)}
         try:
-            pairs = [known.get(id(v)) or _encoded_version(data, v) for v in versions]
+            for version in versions_left:
+                record, line = known.get(id(version)) or _encoded_version(data, version)
+                records.append(record)
+                encoded.append(line)
         except ValueError:  # a body disposed of: the key was overwritten or deleted after the copy
             return None
-        records, encoded = [r for r, _ in pairs], [e for _, e in pairs]
         # What _encode_line({"bucket": ..., "key": ..., "versions": records}) writes, from the encoded versions.
         line = b'{"bucket":%s,"key":%s,"versions":[%s]}' % (
             json.dumps(bucket).encode(),
             json.dumps(key).encode(),
             b",".join(encoded),
         )
-        blobs = tuple(r["blob"] for r in records if "blob" in r)
+        blobs = (before.blobs if before and reused else ()) + tuple(r["blob"] for r in records[reused:] if "blob" in r)
         return Encoded(versions, records, line, blobs, zlib.crc32(key.encode()), encoded)
 
 
