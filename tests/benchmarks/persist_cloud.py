@@ -8,6 +8,7 @@ Prints one JSON line: what was measured.
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
@@ -105,16 +106,47 @@ class Load:
             self.requests.append((started, time.perf_counter()))
             n += 1
 
-    def split(self, busy: list[tuple[float, float]], since: float) -> tuple[list[float], list[float]]:
-        """Latencies (ms) of the requests that overlapped a ``busy`` interval, and of the others."""
-        during: list[float] = []
-        without: list[float] = []
-        for started, ended in self.requests:
-            if started < since:
-                continue
-            overlaps = any(started < b_end and ended > b_start for b_start, b_end in busy)
-            (during if overlaps else without).append((ended - started) * 1000)
-        return during, without
+
+def split(
+    requests: list[tuple[float, float]], busy: list[tuple[float, float]], since: float
+) -> tuple[list[float], list[float]]:
+    """Latencies (ms) of the requests that overlapped a ``busy`` interval, and of the others."""
+    during: list[float] = []
+    without: list[float] = []
+    for started, ended in requests:
+        if started < since:
+            continue
+        overlaps = any(started < b_end and ended > b_start for b_start, b_end in busy)
+        (during if overlaps else without).append((ended - started) * 1000)
+    return during, without
+
+
+class FullCollections:
+    """The process's full garbage collections (generation 2), each as a (start, end) interval: they hold the
+    GIL for as long as they walk moto's objects, snapshot or not, so a request they overlap is told apart."""
+
+    def __init__(self) -> None:
+        self.intervals: list[tuple[float, float]] = []
+        self._started = 0.0
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.intervals.append((self._started, time.perf_counter()))
+
+
+def _overlaps(request: tuple[float, float], intervals: list[tuple[float, float]]) -> bool:
+    return any(request[0] < end and request[1] > start for start, end in intervals)
 
 
 def latency_under_snapshots(cloud: Any, info: Any) -> dict[str, Any]:
@@ -124,7 +156,7 @@ def latency_under_snapshots(cloud: Any, info: Any) -> dict[str, Any]:
     request as without."""
     busy: list[tuple[float, float]] = []
     cpu: list[float] = []
-    with Load(info) as load:
+    with FullCollections() as collections, Load(info) as load:
         time.sleep(1.0)  # the client's connections are warm
         since = time.perf_counter()
         for _ in range(ROUNDS):
@@ -136,11 +168,18 @@ def latency_under_snapshots(cloud: Any, info: Any) -> dict[str, Any]:
                 busy.append((started, time.perf_counter()))
                 cpu.append(time.thread_time() - thread_started)
                 time.sleep(max(0.0, started + SNAPSHOT_EVERY - time.perf_counter()))
-    during, without = load.split(busy, since)
+    during, without = split(load.requests, busy, since)
+    clear = [r for r in load.requests if not _overlaps(r, collections.intervals)]  # no full collection in them
+    during_clear, without_clear = split(clear, busy, since)
     seconds = [end - start for start, end in busy]
+    pauses = [end - start for start, end in collections.intervals]
     return {
         "without_snapshots": summary(without),
         "during_snapshots": summary(during),
+        "without_snapshots_no_full_gc": summary(without_clear),
+        "during_snapshots_no_full_gc": summary(during_clear),
+        "full_collections": len(pauses),
+        "full_collection_ms_max": round(max(pauses, default=0.0) * 1000, 1),
         "snapshots": len(busy),
         "snapshot_seconds_p50": round(statistics.median(seconds), 3),
         "snapshot_seconds_max": round(max(seconds), 3),
@@ -158,7 +197,7 @@ def first_snapshot_under_load(cloud: Any, info: Any) -> dict[str, Any]:
         cloud.persistence.snapshot(force=True)
         ended = time.perf_counter()
         time.sleep(WINDOW_SECONDS)
-    during, without = load.split([(started, ended)], since)
+    during, without = split(load.requests, [(started, ended)], since)
     return {"seconds": round(ended - started, 3), "during": summary(during), "without": summary(without)}
 
 

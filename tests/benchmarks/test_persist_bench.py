@@ -60,10 +60,15 @@ def test_restore_and_snapshot_at_scale(tmp_path: Path) -> None:
         f"\n  S3 PUT latency without snapshots {without}; during snapshots {during}"
         f"\n  added by snapshots: p99 {stall:+.1f} ms, max {during['max_ms'] - without['max_ms']:+.1f} ms;"
         f" data dir {restored['data_dir_mb']} MB"
+        f"\n  full garbage collections in the windows: {latency['full_collections']} (longest "
+        f"{latency['full_collection_ms_max']} ms, snapshot or not); the requests none overlapped: without snapshots "
+        f"{latency['without_snapshots_no_full_gc']}, during {latency['during_snapshots_no_full_gc']}"
     )
     assert restored["restored"]["objects"] >= 10_000
     assert added < 5.0, "a start with restore adds under 5 s over an empty start"
     assert restore_work < 5.0
-    # The machine is shared (2 cores, several agents): single requests stall for hundreds of ms with no
-    # snapshot at all, so the stall a snapshot adds is compared on the 99th percentile (the maximum is printed).
+    # The machine is shared (2 cores, several agents): the 99th percentile is the robust comparison; the
+    # slowest request is held to the goal too (full garbage collections, which used to stall it for ~170 ms
+    # when a snapshot brought one on, no longer walk the frozen state).
     assert stall < 50.0, "a snapshot stalls no request by more than 50 ms"
+    assert during["max_ms"] - without["max_ms"] < 50.0, "the slowest request during snapshots, too"
