@@ -174,3 +174,18 @@ def test_spec_capture_section_is_validated():
     data["capture"] = {"sampel_rate": 0.5}
     with pytest.raises(spec_module.SpecError, match=r"capture\.sampel_rate: unknown key"):
         parse_spec(data)
+
+
+def test_the_documents_number_bounds_are_what_the_contract_accepts(contract):
+    """schemathesis's valid requests from the document were refused for their magnitude (a number
+    beyond float32 range): the document now states the bounds the contract checks."""
+    from conveyor.openapi import _instance_schema
+
+    properties = _instance_schema(contract)["properties"]
+    bounds = {name: (p.get("minimum"), p.get("maximum")) for name, p in properties.items() if p.get("type") == "number"}
+    assert bounds and set(bounds.values()) == {(-contract_module.FLOAT32_MAX, contract_module.FLOAT32_MAX)}
+    assert properties["visits"]["maximum"] == contract_module.FLOAT32_MAX
+    name = next(iter(bounds))
+    contract.columns([{**ROW, name: contract_module.FLOAT32_MAX}], 10)  # at the bound: accepted
+    with pytest.raises(ContractViolation):
+        contract.columns([{**ROW, name: 1e39}], 10)  # beyond it: refused, as the document says

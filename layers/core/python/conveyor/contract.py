@@ -43,7 +43,7 @@ FEATURE_TYPES = ("number", "integer", "boolean", "category", "datetime")
 # The same spellings conveyor.tabular reads as booleans (a unit test keeps the two equal).
 BOOLEAN_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 BOOLEAN_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
-_FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_MAX = 3.4028234663852886e38
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_DETAILS = 100
 
@@ -262,7 +262,7 @@ def _finite_float32(value: int | float) -> float | None:
         number = float(value)
     except OverflowError:
         return None
-    if -_FLOAT32_MAX <= number <= _FLOAT32_MAX:  # False for NaN and the infinities too
+    if -FLOAT32_MAX <= number <= FLOAT32_MAX:  # False for NaN and the infinities too
         return number
     return None
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conveyor.contract import ServingContract
+from conveyor.contract import FLOAT32_MAX, ServingContract
 
 MODEL_NAME_PATTERN = "^[a-z0-9-]{1,63}$"
 
@@ -87,6 +87,11 @@ _MODEL_STATE = {
 }
 
 
+# What the API accepts for a number (contract: finite and within float32 range, the ONNX input's type), so
+# a request the document allows is never refused for its magnitude.
+FLOAT32_BOUNDS = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+
+
 def predict_request_schema() -> dict[str, Any]:
     """The predict body as JSON Schema draft 4: what API Gateway validates before the function runs."""
     return {
@@ -113,13 +118,13 @@ def _feature_schema(kind: str, contract: ServingContract, name: str) -> dict[str
     elif kind == "boolean":
         schema = {"type": "boolean"}
     elif kind == "integer":
-        schema = {"type": "integer"}
+        schema = {"type": "integer", **FLOAT32_BOUNDS}
         if rule.allowed is not None:
             schema["enum"] = sorted(int(v) for v in rule.allowed)
     elif kind == "datetime":
         schema = {"type": "string", "format": "date-time"}
     else:
-        schema = {"type": "number"}
+        schema = {"type": "number", **FLOAT32_BOUNDS}
     if rule.range is not None:
         schema["description"] = (
             f"training range [{rule.range[0]:g}, {rule.range[1]:g}]; a value outside is scored with a warning"
