@@ -12,7 +12,7 @@ Only the standard library here: the CDK app, the CLI and the predict-free stages
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 from conveyor.workflow_deployment import (  # noqa: F401  (re-exported: the contract is read from conveyor.workflow)
     Approval,
@@ -168,16 +168,7 @@ Ending = Literal[
     "approval_expired",
     "failed",
 ]
-ENDINGS: tuple[Ending, ...] = (
-    "serving",
-    "candidate_rejected",
-    "superseded",
-    "rolled_back",
-    "interrupted",
-    "rejected_by_reviewer",
-    "approval_expired",
-    "failed",
-)
+ENDINGS: tuple[Ending, ...] = get_args(Ending)
 
 # Registration statuses that go on to the deployment (approved: auto approval; candidate: manual).
 DEPLOYABLE_STATUSES = ("approved", "candidate")

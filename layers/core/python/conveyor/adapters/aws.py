@@ -52,7 +52,11 @@ class S3ObjectStore:
         self._s3 = client or boto3.client("s3")
 
     def get(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        return self._read(bucket, key, version_id)
+
+    def _read(self, bucket: str, key: str, version_id: str | None, **extra: str) -> bytes:
+        """The object's bytes (``extra``: e.g. a ``Range``); ObjectMissing when it is not there."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **extra}
         if version_id:
             kwargs["VersionId"] = version_id
         try:
@@ -108,18 +112,12 @@ class S3ObjectStore:
             raise
 
     def get_range(self, bucket: str, key: str, start: int, end: int, version_id: str | None = None) -> bytes:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={start}-{end - 1}"}
-        if version_id:
-            kwargs["VersionId"] = version_id
         try:
-            body: bytes = self._s3.get_object(**kwargs)["Body"].read()
+            return self._read(bucket, key, version_id, Range=f"bytes={start}-{end - 1}")
         except ClientError as error:
-            if _is_missing(error):
-                raise ObjectMissing(bucket, key, version_id) from error
             if error.response["Error"]["Code"] == "InvalidRange":  # past the end
                 return b""
             raise
-        return body
 
     def tags(self, bucket: str, key: str, version_id: str | None = None) -> dict[str, str]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}

@@ -30,7 +30,7 @@ from conveyor.validation.quarantine import (
     quarantined_rows,
     still_failing,
 )
-from conveyor.validation.report import Check, Rows, ValidationReport, build_report
+from conveyor.validation.report import Check, Rows, ValidationReport, build_report, internal_error
 from conveyor.validation.stream import (
     CSV_BLOCK,
     PARQUET_BATCH_ROWS,
@@ -102,14 +102,7 @@ def validate_file(
         return _verdict(source, tally, checks, spec, context, filename, scan.sha256, parts_dir)
     except Exception as exc:  # the gate answers on any input: a bug must quarantine, not crash the pipeline
         logger.exception("validation failed", extra={"file": filename})
-        checks.append(
-            Check(
-                "internal_error",
-                "error",
-                False,
-                f"the validator failed on {filename} ({type(exc).__name__}); quarantined for a person to look at",
-            )
-        )
+        checks.append(internal_error(filename, exc))
         return build_report(checks, 0, [], filename, scan.sha256), None
 
 

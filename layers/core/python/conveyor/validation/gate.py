@@ -13,7 +13,7 @@ from conveyor.validation.context import ValidationContext
 from conveyor.validation.files import read_object
 from conveyor.validation.frame import FrameTally
 from conveyor.validation.quarantine import RowSplit, faulty_rows, mark_quarantined, quarantined_rows, still_failing
-from conveyor.validation.report import Check, Rows, ValidationReport, build_report
+from conveyor.validation.report import Check, Rows, ValidationReport, build_report, internal_error
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +50,7 @@ def validate_and_split(
         return _verdict(frame, rows, checks, spec, context, filename, digest)
     except Exception as exc:  # the gate answers on any input: a bug must quarantine, not crash the pipeline
         logger.exception("validation failed", extra={"file": filename})
-        checks.append(
-            Check(
-                "internal_error",
-                "error",
-                False,
-                f"the validator failed on {filename} ({type(exc).__name__}); quarantined for a person to look at",
-            )
-        )
+        checks.append(internal_error(filename, exc))
         return build_report(checks, 0, [], filename, digest), None
 
 

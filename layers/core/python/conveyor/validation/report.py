@@ -172,3 +172,13 @@ def row_examples(mask: pd.Series | np.ndarray, column: pd.Series, rows: Rows) ->
 def cite(examples: list[dict[str, Any]]) -> str:
     """Examples as text for a message: ``row 3: 'x', row 9: 'y'``."""
     return ", ".join(f"row {e['row']}: {e['value']!r}" for e in examples)
+
+
+def internal_error(filename: str, exc: Exception) -> Check:
+    """The check a gate answers with when it fails on an input itself: the file is quarantined, never lost."""
+    return Check(
+        "internal_error",
+        "error",
+        False,
+        f"the validator failed on {filename} ({type(exc).__name__}); quarantined for a person to look at",
+    )
