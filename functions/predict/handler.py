@@ -95,7 +95,8 @@ def predict(request: ProxyRequest) -> dict[str, Any]:
     response = _prediction_service().predict_json(model, request.body, request_id, entity_key_from(request.headers))
     failed = response.get("fallback_from")
     fields = {"model": model, "version": response["model_version"], "rows": len(response["predictions"])}
-    log.write("INFO", "scored", {**fields, "warnings": len(response["warnings"]), "fallback_from": failed})
+    line = log.line("INFO", "scored", {**fields, "warnings": len(response["warnings"]), "fallback_from": failed})
+    after.defer(lambda: log.put(line))  # written after the response: the client does not wait for it
     # The champion answered for a version that could not: the header names the version that failed.
     return _json(200, response, request_id, {"X-Conveyor-Fallback": str(failed)} if failed is not None else None)
 

@@ -131,7 +131,7 @@ def test_a_session_that_raises_or_a_malformed_output_falls_back(served, monkeypa
         def run(self, names, feed):
             raise RuntimeError("onnxruntime fell over")
 
-    monkeypatch.setattr(onnx, "_session", Raising())
+    monkeypatch.setattr(onnx, "_run", Raising().run)  # what OnnxModel.predict calls: the session's run
     answer = served.predict("raises")
     assert (answer["model_version"], answer["fallback"], answer["fallback_from"]) == (1, "champion", 2)
     assert served.records("raises")[0] == (2, "challenger", True, 500, "internal", None)
@@ -140,7 +140,7 @@ def test_a_session_that_raises_or_a_malformed_output_falls_back(served, monkeypa
         def run(self, names, feed):  # two rows of answers for one row of input
             return [np.array([0, 1]), np.array([[0.5, 0.5], [0.2, 0.8]], dtype=np.float32)]
 
-    monkeypatch.setattr(onnx, "_session", Malformed())
+    monkeypatch.setattr(onnx, "_run", Malformed().run)  # what OnnxModel.predict calls: the session's run
     answer = served.predict("malformed")
     assert (answer["model_version"], answer["fallback"]) == (1, "champion")
     assert served.records("malformed")[0] == (2, "challenger", True, 500, "malformed_output", None)
@@ -149,7 +149,7 @@ def test_a_session_that_raises_or_a_malformed_output_falls_back(served, monkeypa
         def run(self, names, feed):
             return [np.array([1]), np.array([[np.nan, 0.5]], dtype=np.float32)]
 
-    monkeypatch.setattr(onnx, "_session", NotFinite())
+    monkeypatch.setattr(onnx, "_run", NotFinite().run)  # what OnnxModel.predict calls: the session's run
     assert served.predict("nan")["fallback_from"] == 2
 
 
@@ -248,13 +248,13 @@ def test_the_breaker_opens_after_consecutive_failures_and_closes_after_a_good_tr
     served.registry.set_challenger(MODEL, 2, 1.0)
     ref = served.registry.routing(MODEL).challenger
     onnx = served.models.load(MODEL, ref).onnx
-    good_session = onnx._session
+    good_run = onnx._run  # what OnnxModel.predict calls: the session's run
 
     class Raising:
         def run(self, names, feed):
             raise RuntimeError("onnxruntime fell over")
 
-    onnx._session = Raising()
+    onnx._run = Raising().run
     with caplog.at_level(logging.WARNING, logger="conveyor.serving"):
         for i in range(3):
             assert served.predict(f"b-{i}")["fallback_from"] == 2
@@ -263,7 +263,7 @@ def test_the_breaker_opens_after_consecutive_failures_and_closes_after_a_good_tr
     state = served.service.describe(MODEL)["breakers"]
     assert state["2"]["state"] == "open" and state["2"]["failures"] == 3 and state["2"]["opened_at"] > 0
     # While open: the challenger is not tried; the request is recorded as its error, answered by v1.
-    onnx._session = good_session
+    onnx._run = good_run
     answer = served.predict("while-open")
     assert answer["model_version"] == 1 and answer["fallback_from"] == 2
     assert served.records("while-open") == [

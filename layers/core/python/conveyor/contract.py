@@ -24,6 +24,7 @@ time, sensitive, ignored...) may be sent and are ignored; any other field is ref
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -209,14 +210,15 @@ class ServingContract:
                 errors.append({"field": f"instances[{row_number}]", "message": "must be an object of feature: value"})
                 continue
             for name, rule in self.features.items():
-                field_path = f"instances[{row_number}].{name}"
                 value, problem, warning = _convert(rule, row.get(name))
                 if problem is not None:
-                    errors.append({"field": field_path, "message": problem})
+                    errors.append({"field": f"instances[{row_number}].{name}", "message": problem})
                 else:
                     columns[name].append(value)
                 if warning is not None:
                     warnings.append({"row": row_number, "field": name, "message": warning})
+            if row.keys() <= self.features.keys():  # the usual row: every field a feature
+                continue
             unknown = sorted(k for k in row if k not in self.features and k not in self.ignored)
             if unknown:
                 errors.append(
@@ -281,7 +283,13 @@ def _is_sentinel(rule: FeatureRule, value: Any) -> bool:
         number = _finite_float32(value)
     else:
         return False
-    return number is not None and any(_parsed_number(key) == number for key in rule.sentinels)
+    return number is not None and number in _sentinel_numbers(rule.sentinels)
+
+
+@functools.lru_cache(maxsize=256)
+def _sentinel_numbers(sentinels: frozenset[str]) -> frozenset[float]:
+    """The sentinels that read as numbers, as numbers (parsed once per set, not per request value)."""
+    return frozenset(number for key in sentinels if (number := _parsed_number(key)) is not None)
 
 
 def _sentinel(rule: FeatureRule, value: Any) -> tuple[Any, str | None, str | None] | None:
@@ -309,6 +317,12 @@ Converted = tuple[Any, str | None, str | None]  # (model value, error, warning) 
 def _convert(rule: FeatureRule, value: Any) -> Converted:
     """(model value, error, warning) for one field."""
     kind = rule.type
+    if not rule.sentinels:  # the usual values first, without the general rules' calls (a hot path)
+        cls = type(value)
+        if kind == "boolean" and (cls is bool or (cls is int and value in (0, 1))):
+            return (1.0 if value else 0.0), None, None
+        if (cls is float or cls is int) and kind == "number":
+            return _convert_number(rule, value)
     sentinel = _sentinel(rule, value)
     if sentinel is not None:
         return sentinel

@@ -14,6 +14,7 @@ heavier: this is the predict Lambda's cold start. A test checks the import graph
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,15 +62,15 @@ __all__ = [  # ModelCache and the request helpers: re-exported, they lived here
 
 
 def _model_arrays(scoring: Scoring, inputs: dict[str, str]) -> dict[str, np.ndarray]:
-    """ONNX input columns (n, 1): object arrays for string inputs, float32 for the rest."""
-    return {
-        name: (
-            np.asarray(scoring.columns[name], dtype=object)
-            if kind == "category"
-            else np.asarray(scoring.columns[name], dtype=np.float32)
-        ).reshape(-1, 1)
-        for name, kind in inputs.items()
-    }
+    """ONNX input columns (n, 1): object arrays for string inputs, float32 for the rest (the rows of
+    one float32 block: one conversion for all the numbers, not one per input)."""
+    numbers = [name for name, kind in inputs.items() if kind != "category"]
+    block = np.array([scoring.columns[name] for name in numbers], dtype=np.float32)
+    arrays = dict(zip(numbers, block.reshape(len(numbers), -1, 1), strict=True))  # (n, 1) views of the block
+    for name, kind in inputs.items():
+        if kind == "category":
+            arrays[name] = np.asarray(scoring.columns[name], dtype=object).reshape(-1, 1)
+    return arrays
 
 
 def _validated(contract: ServingContract, instances: Any, max_rows: int) -> Scoring:
@@ -105,16 +106,17 @@ def _positive_column(classes: list[Any]) -> int | None:
 def _fill(outcome: Outcome, prediction: Prediction, classes: list[Any] | None, task: str) -> None:
     """Put a prediction's labels, probabilities and mean score into ``outcome``."""
     outcome.predictions = [_json_value(v) for v in prediction.labels.tolist()]
+    # means of Python floats: numpy's reductions cost microseconds on the few rows of a request
     if prediction.probabilities is not None and classes is not None:
         labels = [str(c) for c in classes]
-        outcome.probabilities = [
-            {label: float(p) for label, p in zip(labels, row, strict=True)} for row in prediction.probabilities.tolist()
-        ]
+        rows = prediction.probabilities.tolist()
+        outcome.probabilities = [{label: p for label, p in zip(labels, row, strict=True)} for row in rows]
         positive = _positive_column(classes)
-        if positive is not None and len(prediction.probabilities):
-            outcome.score = float(np.mean(prediction.probabilities[:, positive]))
+        if positive is not None and rows:
+            outcome.score = math.fsum(row[positive] for row in rows) / len(rows)
     elif task == "regression" and len(prediction.labels):
-        outcome.score = float(np.mean(prediction.values))
+        values = prediction.values.tolist()
+        outcome.score = math.fsum(values) / len(values)
 
 
 def _elapsed_ms(started: float) -> float:

@@ -56,19 +56,28 @@ class Route:
     template: str  # "/models/<model>/predict": a <name> segment is a path parameter
     handler: Handler
 
+    def __post_init__(self) -> None:
+        # the template's segments, split once: (literal, None) or (None, parameter name)
+        segments = tuple(
+            (None, part[1:-1]) if part.startswith("<") and part.endswith(">") else (part, None)
+            for part in self.template.strip("/").split("/")
+        )
+        object.__setattr__(self, "_segments", segments)
+
     def match(self, request: ProxyRequest) -> dict[str, str] | None:
         if request.method != self.method:
             return None
-        parts, wanted = request.path.strip("/").split("/"), self.template.strip("/").split("/")
-        if len(parts) != len(wanted):
+        parts = request.path.strip("/").split("/")
+        segments: tuple[tuple[str | None, str | None], ...] = self._segments  # type: ignore[attr-defined]
+        if len(parts) != len(segments):
             return None
         params: dict[str, str] = {}
-        for part, template in zip(parts, wanted, strict=True):
-            if template.startswith("<") and template.endswith(">"):
+        for part, (literal, name) in zip(parts, segments, strict=True):
+            if name is not None:
                 if not part:
                     return None
-                params[template[1:-1]] = part
-            elif part != template:
+                params[name] = part
+            elif part != literal:
                 return None
         return params
 
@@ -110,14 +119,25 @@ class JsonLog(logging.Handler):
         self._cold = False
 
     def write(self, level: str, message: str, fields: dict[str, Any] | None = None, when: float | None = None) -> None:
-        line = {
+        self.put(self.line(level, message, fields, when))
+
+    def line(
+        self, level: str, message: str, fields: dict[str, Any] | None = None, when: float | None = None
+    ) -> dict[str, Any]:
+        """One line's fields, this invocation's included, stamped now: ``put`` writes it, now or after
+        the response (the predict handler's ``scored`` line: the client does not wait for its JSON)."""
+        return {
             "level": level,
             "message": message,
-            "timestamp": _timestamp(time.time() if when is None else when),
+            "timestamp": time.time() if when is None else when,
             **self._context,
             **(fields or {}),
         }
-        (self._stream or sys.stdout).write(json.dumps(line, default=str) + "\n")
+
+    def put(self, line: dict[str, Any]) -> None:
+        """Write a ``line`` (its ``timestamp`` in epoch seconds) as one JSON object."""
+        text = json.dumps({**line, "timestamp": _timestamp(line["timestamp"])}, default=str)
+        (self._stream or sys.stdout).write(text + "\n")
 
     def emit(self, record: logging.LogRecord) -> None:
         """The domain's log records (``logging.getLogger("conveyor...")``), as the same JSON lines."""
