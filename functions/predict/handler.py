@@ -4,6 +4,11 @@ Imports numpy and onnxruntime through the domain package and the standard librar
 no Powertools, no boto3 at import (the AWS clients are built at the first request). What the
 client does not wait for (capture, metrics, the shadow, the routing refresh) runs after the
 response, in Lambda's after-response extension (``conveyor.afterwork``).
+
+numpy and onnxruntime (most of a cold start's CPU) are imported in a thread started at the end of
+init: the first request reads its routing record, artifact and contract over the network meanwhile,
+and waits for the import only where it opens the ONNX session. Under provisioned concurrency or
+SnapStart, init waits for that thread (nothing is half-imported when the sandbox is frozen).
 """
 
 from __future__ import annotations
@@ -14,13 +19,16 @@ _collecting = gc.isenabled()
 gc.disable()  # no cyclic collection while the imports build their objects (see the end of the module)
 
 import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
 from conveyor.adapters.apigw import JsonLog, ProxyRequest, Route, respond  # noqa: E402
 from conveyor.afterwork import runner_from_env  # noqa: E402
 from conveyor.errors import ArtifactError  # noqa: E402
 from conveyor.request import RequestError, entity_key_from, request_id_from  # noqa: E402
-from conveyor.serving import ModelCache, PredictionService  # noqa: E402  numpy and onnxruntime: in init
+from conveyor.serving import ModelCache, PredictionService  # noqa: E402  numpy and onnxruntime: below
 
 log = JsonLog(service="conveyor")
 logging.getLogger("conveyor").addHandler(log)
@@ -155,8 +163,24 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         after.finished()  # the response is built: what the request deferred may run
 
 
-# What init built lives as long as the container: moved out of the collector's generations, so no
-# later collection walks numpy's and onnxruntime's objects again; then collection resumes as before.
-gc.freeze()
-if _collecting:
-    gc.enable()
+def _import_runtime() -> None:
+    """numpy and onnxruntime, then what init built moved out of the collector's generations (it lives
+    as long as the container: no later collection walks numpy's and onnxruntime's objects again) and
+    collection resumed as before."""
+    try:
+        import conveyor.scoring  # noqa: F401
+    finally:
+        sys.setswitchinterval(_switch_interval)
+        gc.freeze()
+        if _collecting:
+            gc.enable()
+
+
+# The first request hands the interpreter back and forth with this thread (it waits on the network,
+# then on the import): a short switch interval until the import ends, so it does not wait 5 ms each time.
+_switch_interval = sys.getswitchinterval()
+sys.setswitchinterval(0.0005)
+runtime = threading.Thread(target=_import_runtime, name="import-runtime", daemon=True)
+runtime.start()
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand") != "on-demand":
+    runtime.join()

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -49,6 +50,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         output = json.loads(execution.get("output") or "{}")
         plan = output.get("plan", {})
+        done = _chunk_results(s3, output)
+        capture = _objects(s3, info.outputs["CaptureBucketName"], layout.capture_model_prefix(model))
+        scored = _objects(s3, data, f"{model}/{layout.SCORED}/")
         print(
             json.dumps(
                 {
@@ -58,11 +62,50 @@ def main() -> None:
                     "bytes": csv_path.stat().st_size,
                     "seconds": round(seconds, 1),
                     "rows_per_s": round((plan.get("rows") or 0) / seconds),
+                    "chunks_succeeded": done["succeeded"],
+                    "chunks_failed": done["failed"],
+                    "rows_scored": done["rows"],
+                    "row_errors": done["errors"],
+                    "rows_captured": done["captured"],
+                    "scored_objects": scored[0],
+                    "scored_mb": round(scored[1] / 1e6, 1),
+                    "capture_objects": capture[0],
+                    "capture_mb": round(capture[1] / 1e6, 1),
                 }
             )
         )
     finally:
         cloud.stop()
+
+
+def _chunk_results(s3: Any, output: dict[str, Any]) -> dict[str, int]:
+    """What the Map's workers reported, summed from the files its ResultWriter wrote."""
+    details = output.get("scored", {}).get("ResultWriterDetails") or {}
+    totals = {"succeeded": 0, "failed": 0, "rows": 0, "errors": 0, "captured": 0}
+    if not details:
+        return totals
+    manifest = json.loads(s3.get_object(Bucket=details["Bucket"], Key=details["Key"])["Body"].read())
+    for status, files in manifest.get("ResultFiles", {}).items():
+        for entry in files:
+            for result in json.loads(s3.get_object(Bucket=details["Bucket"], Key=entry["Key"])["Body"].read()):
+                if status != "SUCCEEDED":
+                    totals["failed"] += 1
+                    continue
+                totals["succeeded"] += 1
+                chunk = json.loads(result["Output"])
+                for name in ("rows", "errors", "captured"):
+                    totals[name] += int(chunk[name])
+    return totals
+
+
+def _objects(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
+    """How many objects under ``prefix``, and their bytes."""
+    count = size = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            count += 1
+            size += int(item["Size"])
+    return count, size
 
 
 if __name__ == "__main__":

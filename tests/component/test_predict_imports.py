@@ -16,8 +16,10 @@ NOT_ON_PREDICT = ("aws_lambda_powertools", "jmespath")
 PROBE = """
 import json, sys, time
 started = time.perf_counter()
-import functions.{name}.handler
+import functions.{name}.handler as handler
 elapsed = time.perf_counter() - started
+if hasattr(handler, "runtime"):  # predict imports numpy and onnxruntime in a thread from init
+    handler.runtime.join()
 print(json.dumps({{"modules": sorted({{m.split('.')[0] for m in sys.modules}}), "seconds": elapsed}}))
 """
 

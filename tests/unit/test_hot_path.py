@@ -134,6 +134,14 @@ def test_capture_lines_are_the_records_one_per_line(trained_model):
     assert len(huge) < MAX_LOG_LINE_BYTES and json.loads(huge)["truncated"] is True
 
 
+def test_the_thread_runner_holds_a_requests_jobs_until_the_handler_has_returned():
+    runner, ran = ThreadRunner(), threading.Event()
+    runner.defer(ran.set)
+    assert runner._held == [ran.set] and runner._thread is None  # nothing runs beside the handler
+    runner.finished()
+    assert ran.wait(10) and runner.drain(10) and runner._held == []
+
+
 def test_the_thread_runner_drains():
     runner, ran = ThreadRunner(), []
     for i in range(20):

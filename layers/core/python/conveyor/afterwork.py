@@ -11,7 +11,8 @@ Three runners, one interface (``defer`` a job, ``finished`` at the end of each i
 ``drain`` to wait for the queue):
 
 - ``LambdaExtensionRunner`` on Lambda (``AWS_LAMBDA_RUNTIME_API`` is set);
-- ``ThreadRunner`` wherever the process is not frozen (the local cloud): a worker thread;
+- ``ThreadRunner`` wherever the process is not frozen (the local cloud): a worker thread, which also
+  waits for ``finished``;
 - ``ManualRunner`` for tests and benchmarks: jobs wait until ``drain`` runs them.
 
 A job's failure is logged and counted, never raised. Standard library only (the predict path).
@@ -91,24 +92,30 @@ class ManualRunner:
 
 
 class ThreadRunner:
-    """A daemon worker thread runs jobs as they come (a process that is never frozen)."""
+    """A daemon worker thread runs the jobs a request deferred once the handler has returned
+    (``finished``), as the extension does on Lambda: never while the handler runs, where the two
+    would share the interpreter's lock and the client would wait for both (a process that is never
+    frozen: the local cloud). ``drain`` releases what is held and waits for it."""
 
     def __init__(self) -> None:
         self.failures = 0
         self._queue: queue.Queue[Job] = queue.Queue()
         self._lock = threading.Lock()
+        self._held: list[Job] = []
         self._thread: threading.Thread | None = None
 
     def defer(self, job: Job) -> None:
-        self._queue.put(job)
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._work, name="after-response", daemon=True)
-                    self._thread.start()
+        with self._lock:
+            self._held.append(job)
 
     def finished(self) -> None:
-        return
+        with self._lock:
+            jobs, self._held = self._held, []
+            if jobs and self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="after-response", daemon=True)
+                self._thread.start()
+        for job in jobs:
+            self._queue.put(job)
 
     def _work(self) -> None:
         while True:
@@ -119,6 +126,7 @@ class ThreadRunner:
                 self._queue.task_done()
 
     def drain(self, timeout: float = 10.0) -> bool:
+        self.finished()
         done = threading.Event()
 
         def wait() -> None:

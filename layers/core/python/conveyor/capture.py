@@ -19,11 +19,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from conveyor.jsonsafe import json_safe  # noqa: F401  (re-exported: serving imports it from here)
 from conveyor.layout import capture_key
-from conveyor.ports import ObjectStore
+
+if TYPE_CHECKING:
+    from conveyor.ports import ObjectStore
 
 log = logging.getLogger(__name__)
 

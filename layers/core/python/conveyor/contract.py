@@ -29,7 +29,6 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor.breaker import BreakerSettings
@@ -45,7 +44,6 @@ FEATURE_TYPES = ("number", "integer", "boolean", "category", "datetime")
 BOOLEAN_TRUE = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 BOOLEAN_FALSE = frozenset({"false", "f", "no", "n", "0", "0.0"})
 FLOAT32_MAX = 3.4028234663852886e38
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_DETAILS = 100
 
 
@@ -387,6 +385,8 @@ _CONVERTERS = {"category": _convert_category, "boolean": _convert_boolean, "date
 
 
 def _epoch_seconds(text: str) -> float | None:
+    from datetime import UTC, datetime  # here: the predict path's cold start does not pay for it
+
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -396,7 +396,7 @@ def _epoch_seconds(text: str) -> float | None:
             return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH).total_seconds()
+    return moment.timestamp()  # an aware time: its seconds since the epoch, exactly
 
 
 def contract_from_spec(spec: ModelSpec) -> ServingContract:

@@ -44,3 +44,21 @@ class TrainingError(ConveyorError):
 
 class ArtifactError(ConveyorError):
     """A model artifact is missing, corrupt, or cannot be exported or loaded."""
+
+
+class MalformedOutput(ConveyorError):
+    """The model answered with something that is not a prediction of the rows it was given."""
+
+
+class ObjectMissing(ConveyorError):
+    """No such object, or no such version of it: S3's NoSuchKey / NoSuchVersion / 404, or a key whose
+    newest version is a delete marker."""
+
+    def __init__(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        where = f"s3://{bucket}/{key}" + (f" (version {version_id})" if version_id else "")
+        super().__init__(f"no object {where}", {"bucket": bucket, "key": key, "version_id": version_id})
+        self.bucket, self.key, self.version_id = bucket, key, version_id
+
+
+class ConditionFailed(ConveyorError):
+    """A conditional write lost a race: somebody else wrote first."""

@@ -16,14 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.breaker import BreakerSettings
 from conveyor.contract import ServingContract
 from conveyor.errors import ArtifactError
-from conveyor.ports import ObjectReader
 from conveyor.registry import load_verified, sha256_hex
-from conveyor.scoring import OnnxModel
+
+if TYPE_CHECKING:
+    from conveyor.ports import ObjectReader
+    from conveyor.scoring import OnnxModel
 
 FAILURE_SECONDS = 5.0
 
@@ -78,6 +80,8 @@ class ModelCache:
                 data = load_verified(self._store, self._bucket, artifact_key, sha256)
                 self._dir.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
+            from conveyor.scoring import OnnxModel  # onnxruntime: when first needed (see conveyor.serving)
+
             model = OnnxModel(data)
             self._models[sha256] = model
             return model

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from conveyor.errors import ConveyorError
+# ObjectMissing and ConditionFailed are these ports' errors, defined with the others (the predict
+# path raises and catches them without importing the ports): importable from here too
+from conveyor.errors import ConditionFailed, ConveyorError, ObjectMissing  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -35,16 +37,6 @@ class ObjectRef:
             "etag": self.etag,
             "size": self.size,
         }
-
-
-class ObjectMissing(ConveyorError):
-    """No such object, or no such version of it: S3's NoSuchKey / NoSuchVersion / 404, or a key whose
-    newest version is a delete marker."""
-
-    def __init__(self, bucket: str, key: str, version_id: str | None = None) -> None:
-        where = f"s3://{bucket}/{key}" + (f" (version {version_id})" if version_id else "")
-        super().__init__(f"no object {where}", {"bucket": bucket, "key": key, "version_id": version_id})
-        self.bucket, self.key, self.version_id = bucket, key, version_id
 
 
 class ObjectReader(Protocol):
@@ -99,10 +91,6 @@ class ObjectStore(Protocol):
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key under ``prefix``, in lexicographic order (S3's listing order)."""
         ...
-
-
-class ConditionFailed(ConveyorError):
-    """A conditional write lost a race: somebody else wrote first."""
 
 
 class Table(Protocol):

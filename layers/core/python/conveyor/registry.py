@@ -25,10 +25,12 @@ import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.errors import ArtifactError, ConveyorError
-from conveyor.ports import ConditionFailed, ItemReader, ObjectReader, Table
+from conveyor.errors import ArtifactError, ConditionFailed, ConveyorError
+
+if TYPE_CHECKING:
+    from conveyor.ports import ItemReader, ObjectReader, Table
 
 # superseded: the champion the candidate was evaluated against was replaced before it could be promoted.
 STATUSES = ("candidate", "approved", "rejected", "production", "archived", "superseded")

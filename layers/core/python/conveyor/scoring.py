@@ -14,17 +14,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from conveyor.errors import ArtifactError, ConveyorError
+from conveyor.errors import ArtifactError, MalformedOutput  # MalformedOutput: re-exported here
 
 META_TASK = "conveyor.task"
 META_CLASSES = "conveyor.classes"
 META_FEATURES = "conveyor.features"
 META_SPEC_HASH = "conveyor.spec_hash"
 META_TARGET = "conveyor.target"
-
-
-class MalformedOutput(ConveyorError):
-    """The model answered with something that is not a prediction of the rows it was given."""
 
 
 @dataclass(frozen=True)

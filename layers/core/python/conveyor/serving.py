@@ -8,7 +8,9 @@ scoring, capture records, metrics, and the routing record's refresh ahead of its
 the versions a new revision names before the cached routing switches to it (pre-warm).
 
 Imports numpy and onnxruntime (through ``conveyor.scoring``) and the standard library, nothing
-heavier: this is the predict Lambda's cold start. A test checks the import graph.
+heavier: this is the predict Lambda's cold start. A test checks the import graph. Both are imported
+when first used, not with this module: the predict handler imports them in a thread while its
+first request waits on the network (``functions/predict/handler.py``).
 """
 
 from __future__ import annotations
@@ -18,18 +20,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conveyor.afterwork import AfterResponse
 from conveyor.breaker import Breaker
 from conveyor.capture import captured
 from conveyor.contract import ContractViolation, Scoring, ServingContract, TooMany
-from conveyor.errors import ArtifactError
+from conveyor.errors import ArtifactError, MalformedOutput
 from conveyor.model_cache import LoadedVersion, ModelCache
 from conveyor.outcome import BREAKER_OPEN, Datapoint, Outcome, capture_record, datapoints
-from conveyor.ports import CaptureSink, MetricsSink
 from conveyor.registry import Routing
 from conveyor.request import (
     InvalidInput,
@@ -41,7 +40,12 @@ from conveyor.request import (
     parse_body,
     request_id_from,
 )
-from conveyor.scoring import MalformedOutput, Prediction
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from conveyor.ports import CaptureSink, MetricsSink
+    from conveyor.scoring import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ __all__ = [  # ModelCache and the request helpers: re-exported, they lived here
 def _model_arrays(scoring: Scoring, inputs: dict[str, str]) -> dict[str, np.ndarray]:
     """ONNX input columns (n, 1): object arrays for string inputs, float32 for the rest (the rows of
     one float32 block: one conversion for all the numbers, not one per input)."""
+    import numpy as np  # imported by now (see the module's note): a lookup
+
     numbers = [name for name, kind in inputs.items() if kind != "category"]
     block = np.array([scoring.columns[name] for name in numbers], dtype=np.float32)
     arrays = dict(zip(numbers, block.reshape(len(numbers), -1, 1), strict=True))  # (n, 1) views of the block
@@ -90,6 +96,8 @@ def columns_from_instances(instances: Any, features: dict[str, str], max_rows: i
 
 
 def _json_value(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     return value

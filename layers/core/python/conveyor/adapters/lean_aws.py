@@ -22,8 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from conveyor.adapters.lean_http import Connection
-from conveyor.errors import ConveyorError
-from conveyor.ports import ObjectMissing
+from conveyor.errors import ConveyorError, ObjectMissing
 
 
 class AwsCallFailed(ConveyorError):
