@@ -20,7 +20,6 @@ gc.disable()  # no cyclic collection while the imports build their objects (see 
 
 import logging  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -170,16 +169,11 @@ def _import_runtime() -> None:
     try:
         import conveyor.scoring  # noqa: F401
     finally:
-        sys.setswitchinterval(_switch_interval)
         gc.freeze()
         if _collecting:
             gc.enable()
 
 
-# The first request hands the interpreter back and forth with this thread (it waits on the network,
-# then on the import): a short switch interval until the import ends, so it does not wait 5 ms each time.
-_switch_interval = sys.getswitchinterval()
-sys.setswitchinterval(0.0005)
 runtime = threading.Thread(target=_import_runtime, name="import-runtime", daemon=True)
 runtime.start()
 if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand") != "on-demand":

@@ -14,6 +14,20 @@ MAX_LINE = 65536
 MAX_HEADERS = 200
 
 
+_TLS: Any = None
+
+
+def _tls() -> Any:
+    """One TLS context for the process: each ``create_default_context`` loads the trust store again,
+    and predict opens two connections (DynamoDB, S3) at a cold start."""
+    global _TLS  # noqa: PLW0603 - built once, at the first https connection
+    if _TLS is None:
+        import ssl
+
+        _TLS = ssl.create_default_context()
+    return _TLS
+
+
 class HttpError(OSError):
     """A response that is not HTTP/1.x as expected, or a connection that ended mid-response."""
 
@@ -38,11 +52,12 @@ class Connection:
 
     def _open(self) -> BinaryIO:
         if self._reader is None:
-            sock = socket.create_connection((self.name, self.port), timeout=self.timeout)
+            # an ASCII name as bytes: a str is encoded with the "idna" codec, whose import (stringprep,
+            # unicodedata) is a millisecond of a cold start
+            name = self.name.encode("ascii") if self.name.isascii() else self.name
+            sock = socket.create_connection((name, self.port), timeout=self.timeout)  # type: ignore[arg-type]
             if self.secure:
-                import ssl
-
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.name)
+                sock = _tls().wrap_socket(sock, server_hostname=self.name)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._socket, self._reader = sock, sock.makefile("rb")
         return self._reader
