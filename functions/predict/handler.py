@@ -63,7 +63,7 @@ def _aws(settings: Any) -> tuple[Any, Any]:
     ``CONVEYOR_LEAN_AWS=1`` (the stack sets it: no boto3 at a cold start), else boto3's."""
     import os
 
-    from conveyor.registry import RoutingReader
+    from conveyor.routing import RoutingReader
 
     if os.environ.get("CONVEYOR_LEAN_AWS") == "1":
         from conveyor.adapters.lean_aws import LeanDynamoReader, LeanS3

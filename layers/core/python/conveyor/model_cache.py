@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.breaker import BreakerSettings
 from conveyor.contract import ServingContract
 from conveyor.errors import ArtifactError
-from conveyor.registry import load_verified, sha256_hex
+from conveyor.routing import load_verified, sha256_hex
 
 if TYPE_CHECKING:
     from conveyor.ports import ObjectReader

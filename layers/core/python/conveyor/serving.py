@@ -29,7 +29,6 @@ from conveyor.contract import ContractViolation, Scoring, ServingContract, TooMa
 from conveyor.errors import ArtifactError, MalformedOutput
 from conveyor.model_cache import LoadedVersion, ModelCache
 from conveyor.outcome import BREAKER_OPEN, Datapoint, Outcome, capture_record, datapoints
-from conveyor.registry import Routing
 from conveyor.request import (
     InvalidInput,
     ModelNotFound,
@@ -40,6 +39,7 @@ from conveyor.request import (
     parse_body,
     request_id_from,
 )
+from conveyor.routing import Routing
 
 if TYPE_CHECKING:
     import numpy as np
