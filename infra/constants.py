@@ -201,6 +201,8 @@ SAGEMAKER_VOLUME_GIB = 100
 SAGEMAKER_OUTPUT_PREFIX = f"{layout.STAGING_PREFIX}sagemaker"
 # Validate streams a drop to /tmp and reads it in chunks: its disk bounds the drop (max_file_mb).
 VALIDATE_EPHEMERAL_STORAGE_MB = 10240
+# Drift streams the accepted drop to /tmp too (conveyor.drift.sample): the same disk.
+DRIFT_EPHEMERAL_STORAGE_MB = VALIDATE_EPHEMERAL_STORAGE_MB
 # Batch scoring: chunks scored at once by the Distributed Map, and the whole job's time limit.
 BATCH_MAX_CONCURRENCY = 100
 BATCH_TIMEOUT = Duration.hours(24)

@@ -146,7 +146,11 @@ class FunctionFactory(Construct):
 
 
 def _ephemeral_storage(name: str) -> cdk.Size | None:
-    sizes = {c.Fn.TRAIN: c.TRAIN_EPHEMERAL_STORAGE_MB, c.Fn.VALIDATE: c.VALIDATE_EPHEMERAL_STORAGE_MB}
+    sizes = {
+        c.Fn.TRAIN: c.TRAIN_EPHEMERAL_STORAGE_MB,
+        c.Fn.VALIDATE: c.VALIDATE_EPHEMERAL_STORAGE_MB,
+        c.Fn.DRIFT: c.DRIFT_EPHEMERAL_STORAGE_MB,
+    }
     return cdk.Size.mebibytes(sizes[name]) if name in sizes else None
 
 

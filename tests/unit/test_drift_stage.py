@@ -119,6 +119,25 @@ def test_drift_with_on_drift_retrains_and_says_which_feature() -> None:
     assert {name for _, name, _, _ in world.metrics.datapoints} >= {"FeaturePSI", "FeatureKS", "DriftedFeatures"}
 
 
+def test_a_drop_longer_than_the_sample_is_compared_on_a_sample_and_says_so(monkeypatch) -> None:
+    """Beyond conveyor.drift.sample.MAX_ROWS rows, the drop's rows are a uniform sample (bounded
+    memory); the verdict is the same as on the whole drop, and the report gives both row counts."""
+    import json
+
+    from conveyor.drift import sample as sampling
+
+    frame = _frame(6000, seed=2, shift=1.0)
+    first = _world(min_new_rows=10_000)
+    whole = check_drift(first.drop(frame, "a"), first.ctx, clock=_at(1))
+    monkeypatch.setattr(sampling, "MAX_ROWS", 1500)
+    world = _world(min_new_rows=10_000)
+    result = check_drift(world.drop(frame, "a"), world.ctx, clock=_at(1))
+    assert result["verdict"] == whole["verdict"] == "drift"
+    assert result["drifted_features"] == whole["drifted_features"] == ["x"]
+    report = json.loads(world.store.get(DATA, result["report_key"]))
+    assert report["rows_in_drop"] == 6000 and report["sampled"] is True and report["rows_current"] == 1500
+
+
 def test_drift_without_on_drift_is_recorded_only() -> None:
     world = _world(on_drift=False, min_new_rows=10_000)
     result = check_drift(world.drop(_frame(500, seed=2, shift=1.0), "a"), world.ctx, clock=_at(1))

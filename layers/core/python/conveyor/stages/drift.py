@@ -7,20 +7,21 @@ again. Drift results go beside the drop (``{data_key}.drift.json``) and to Cloud
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conveyor import layout
 from conveyor.bursts import DriftAlerts
 from conveyor.drift import drift_report
+from conveyor.drift import sample as sampling
 from conveyor.events import RegistryEvent
 from conveyor.profile import Profile
 from conveyor.spec import ModelSpec, load_spec
 from conveyor.stages.context import PipelineContext, StageEvent
-from conveyor.tabular import read_table
-from conveyor.workflow import DRIFT, DriftInput, DriftResult, ValidationResult
+from conveyor.workflow import DRIFT, DatasetRecord, DriftInput, DriftResult, ValidationResult
 
 
 def _new_rows_since_last_training(
@@ -83,6 +84,16 @@ def _retrain_decision(
     return reasons, action, new_rows
 
 
+def _current_rows(ctx: PipelineContext, dataset: DatasetRecord, spec: ModelSpec) -> sampling.Sample:
+    """The accepted drop's feature columns, in bounded memory: downloaded to local disk (the object
+    is never held whole in memory), streamed, and sampled beyond ``conveyor.drift.sample.MAX_ROWS``."""
+    filename = PurePosixPath(dataset["key"]).name
+    with tempfile.TemporaryDirectory(prefix="conveyor-drift-") as folder:
+        path = Path(folder) / filename
+        ctx.store.download(dataset["bucket"], dataset["key"], path, dataset.get("version_id"))
+        return sampling.read_sample(path, filename, spec.features, max_rows=sampling.MAX_ROWS)
+
+
 def check_drift(
     event: StageEvent[DriftInput], ctx: PipelineContext, *, clock: Callable[[], float] = time.time
 ) -> DriftResult:
@@ -106,9 +117,8 @@ def check_drift(
             "champion_version": None,
             "alert": False,
         }
-    frame = read_table(
-        ctx.store.get(dataset["bucket"], dataset["key"], dataset.get("version_id")), PurePosixPath(dataset["key"]).name
-    )
+    sample = _current_rows(ctx, dataset, spec)
+    frame = sample.frame
     profile = Profile.from_dict(
         json.loads(
             ctx.store.get(ctx.settings.artifact_bucket, layout.version_key(model, champion.version, layout.PROFILE))
@@ -116,6 +126,8 @@ def check_drift(
     )
     report = drift_report(profile, frame, spec)
     document = report.to_dict()
+    if sample.sampled:  # the tests ran on a uniform sample of the drop's rows (conveyor.drift.sample)
+        document = {**document, "rows_in_drop": sample.rows, "sampled": True}
     report_key = layout.drift_report_key(dataset["key"])
     ctx.put_json(dataset["bucket"], report_key, {**document, "reference_version": champion.version})
     ctx.metrics.publish(ctx.settings.metrics_namespace, report.metrics(model))
