@@ -55,24 +55,22 @@ class Route:
     method: str
     template: str  # "/models/<model>/predict": a <name> segment is a path parameter
     handler: Handler
+    # the template's segments, split once: (literal, None) or (None, parameter name)
+    segments: tuple[tuple[str | None, str | None], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # the template's segments, split once: (literal, None) or (None, parameter name)
-        segments = tuple(
-            (None, part[1:-1]) if part.startswith("<") and part.endswith(">") else (part, None)
-            for part in self.template.strip("/").split("/")
-        )
-        object.__setattr__(self, "_segments", segments)
+        parts = self.template.strip("/").split("/")
+        segments = tuple((None, p[1:-1]) if p.startswith("<") and p.endswith(">") else (p, None) for p in parts)
+        object.__setattr__(self, "segments", segments)  # a frozen dataclass's derived field
 
     def match(self, request: ProxyRequest) -> dict[str, str] | None:
         if request.method != self.method:
             return None
         parts = request.path.strip("/").split("/")
-        segments: tuple[tuple[str | None, str | None], ...] = self._segments  # type: ignore[attr-defined]
-        if len(parts) != len(segments):
+        if len(parts) != len(self.segments):
             return None
         params: dict[str, str] = {}
-        for part, (literal, name) in zip(parts, segments, strict=True):
+        for part, (literal, name) in zip(parts, self.segments, strict=True):
             if name is not None:
                 if not part:
                     return None

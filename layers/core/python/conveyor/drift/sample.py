@@ -11,7 +11,6 @@ samples a stream.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -22,8 +21,6 @@ import pandas as pd
 from conveyor.errors import DataError
 from conveyor.tabular import CSV_SUFFIXES, PARQUET_SUFFIXES, pandas_names
 from conveyor.validation.stream import CSV_BLOCK, CsvSource, Escalate, ParquetSource
-
-logger = logging.getLogger(__name__)
 
 MAX_ROWS = 1_000_000  # rows compared at most: the tests' power is flat long before this
 
@@ -70,28 +67,22 @@ def read_sample(
         except Escalate as wider:  # a later CSV block needs a wider type: read again with it
             if not isinstance(source, CsvSource):
                 raise
-            source.types[wider.column] = wider.to
-            logger.info("CSV column read again with a wider type", extra={"column": wider.column})
+            source.widen(wider)
 
 
 def _reservoir(source: CsvSource | ParquetSource, columns: Collection[str], max_rows: int, seed: int) -> Sample:
     rng = np.random.default_rng(seed)
     kept: pd.DataFrame | None = None
-    keys = np.zeros(0)
-    order = np.zeros(0, dtype=np.int64)  # each kept row's position in the file
+    keys = np.zeros(0)  # each kept row's random key; the kept rows stay in file order
     total = 0
     for chunk in source.chunks():
         frame = chunk.frame[[c for c in chunk.frame.columns if c in columns]]
-        positions = np.arange(total, total + len(frame), dtype=np.int64)
         total += len(frame)
-        chunk_keys = rng.random(len(frame))
         kept = frame if kept is None else pd.concat([kept, frame], ignore_index=True)
-        keys, order = np.concatenate([keys, chunk_keys]), np.concatenate([order, positions])
+        keys = np.concatenate([keys, rng.random(len(frame))])
         if len(kept) > max_rows:
-            best = np.argpartition(keys, max_rows - 1)[:max_rows]
-            best.sort()  # file order among the kept rows
-            kept = kept.iloc[best].reset_index(drop=True)
-            keys, order = keys[best], order[best]
+            best = np.sort(np.argpartition(keys, max_rows - 1)[:max_rows])
+            kept, keys = kept.iloc[best].reset_index(drop=True), keys[best]
     if kept is None:  # a header and no rows
         kept = pd.DataFrame(columns=[c for c in pandas_names(source.header) if c in columns])
     return Sample(kept, total)

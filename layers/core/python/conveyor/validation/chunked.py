@@ -130,10 +130,7 @@ def _tally(
         except Escalate as wider:
             if not isinstance(source, CsvSource):  # only CSV infers types
                 raise
-            source.types[wider.column] = wider.to
-            logger.info(
-                "CSV column read again with a wider type", extra={"column": wider.column, "type": str(wider.to)}
-            )
+            source.widen(wider)
         except Exception as exc:
             failure = read_failure(source, filename, exc)
             if failure is None:

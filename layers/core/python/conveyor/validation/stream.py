@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from conveyor.validation.files import (
     unreadable_parquet,
 )
 from conveyor.validation.report import Check, Rows
+
+logger = logging.getLogger(__name__)
 
 SCAN_BLOCK = 8 * 1024 * 1024
 CSV_BLOCK = 16 * 1024 * 1024  # pyarrow's block: a chunk of rows is about this many bytes of CSV
@@ -209,6 +212,11 @@ class CsvSource:
             if len(numbers):
                 next_row = int(numbers[-1]) + 1
             yield Chunk(frame, Rows(numbers))
+
+    def widen(self, wider: Escalate) -> None:
+        """Read ``wider.column`` as ``wider.to`` from now on (the caller reads the file again)."""
+        self.types[wider.column] = wider.to
+        logger.info("CSV column read again with a wider type", extra={"column": wider.column, "type": str(wider.to)})
 
     def _numbers(self, start: int, count: int) -> np.ndarray:
         """The file's row numbers of ``count`` rows read from row ``start`` on, bad lines skipped."""
